@@ -1,0 +1,349 @@
+"""The image data of the static task: MNIST, Fashion-MNIST and scikit-learn's digits.
+
+The paper's static task (Section 4.1, "p-SIREN: generating sparse binary neural networks") is MNIST
+classification with a 2-conv + 1-FC network on 28x28 grey images. Every dataset here is therefore
+handed out in the same form: ``uint8`` images of shape (n, 28, 28) and ``int64`` labels 0..9.
+
+Splits (the paper states none; the test set is never used to select anything):
+
+* mnist, fashion-mnist: train = the FIRST 50,000 images of the training file, validation = the
+  LAST 10,000 (``VALIDATION_SIZE``), test = the 10,000 images of the t10k file. No seed involved.
+* digits (scikit-learn's 1,797 8x8 digits, no download, for quick runs): each image is scaled from
+  0..16 to 0..255, resized to 20x20 by bilinear interpolation and pasted centred into a 28x28 zero
+  frame, the way MNIST centres its digits in a 20x20 box. The order is fixed by
+  ``np.random.default_rng(0).permutation(1797)``: the first 360 are test, the next 360
+  validation, the remaining 1,077 train.
+
+MNIST-style files are the four IDX files, gzipped (canonical names) or not, in ``<root>/<name>/``
+or in ``<root>`` itself. Where to look, in order: the ``data_dir`` argument (``--data-dir``),
+``$MINISENSE_DATA``, then the cache ``default_cache_dir()/<name>/``, into which the files are
+downloaded (MD5-checked, written atomically) when none of them holds the data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import pathlib
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from minisense.errors import MinisenseError
+
+DATASETS = ("digits", "mnist", "fashion-mnist")
+VALIDATION_SIZE = 10_000
+DOWNLOAD_TIMEOUT_SECONDS = 30
+
+# The four files of an MNIST-style dataset, without the ".gz".
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MIRRORS = {
+    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
+    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+}
+MD5 = {  # of the published .gz files
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
+EXPECTED_COUNTS = {"mnist": (60_000, 10_000), "fashion-mnist": (60_000, 10_000)}  # (train, test)
+
+# IDX header byte 3 -> big-endian element type.
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of a dataset.
+
+    Attributes
+    ----------
+    images : ndarray of shape (n, 28, 28), uint8 in 0..255, C-contiguous
+    labels : ndarray of shape (n,), int64 in 0..9
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset in three splits (the split rule is in the module docstring).
+
+    Attributes
+    ----------
+    name : one of ``DATASETS``
+    train, validation, test : Split
+    num_classes : 10
+    source : the folder the files were read from, or "scikit-learn digits"
+    """
+
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    num_classes: int
+    source: str
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (gzipped if its name ends in ``.gz``).
+
+    IDX layout: 2 zero bytes, a type code (``IDX_DTYPES``), the number of dims d, then d big-endian
+    uint32 sizes, then the elements, big-endian, row-major.
+
+    Returns
+    -------
+    ndarray of the file's shape and element type, native byte order, writable.
+    """
+    path = pathlib.Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise MinisenseError(f"file {path} is not a complete gzip file ({error}); re-download it") from None
+    except OSError as error:
+        raise MinisenseError(f"cannot read file {path} ({error.strerror or error}); check the path") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise MinisenseError(f"file {path} is not an IDX file (magic 0x{data[:4].hex()}; an IDX file starts "
+                             "with two zero bytes); check it is the right file or re-download it")
+    code, ndim, header = data[2], data[3], 4 + 4 * data[3]
+    if code not in IDX_DTYPES or not 1 <= ndim <= 4 or len(data) < header:
+        raise MinisenseError(f"file {path} has a bad IDX header (type code 0x{code:02x}, {ndim} dims, "
+                             f"{len(data)} bytes in all); re-download it")
+    shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(IDX_DTYPES[code])
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize  # Python ints: no overflow
+    found = len(data) - header
+    if found < expected:
+        raise MinisenseError(f"file {path} is truncated: expected {expected} bytes of data after the header, "
+                             f"found {found}; re-download it")
+    if found > expected:
+        raise MinisenseError(f"file {path} has {found - expected} trailing bytes after the {expected} bytes "
+                             "of data its header announces; re-download it")
+    array = np.frombuffer(data, dtype, count=expected // dtype.itemsize, offset=header)
+    return array.reshape(shape).astype(dtype.newbyteorder("="))  # astype copies: writable, native
+
+
+def default_cache_dir() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/minisense``, or ``~/.cache/minisense`` when that is not set."""
+    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "minisense"
+
+
+def _file_in(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
+    """The ``stem.gz`` or ``stem`` file in ``folder`` (gzipped preferred), or None."""
+    for path in (folder / (stem + ".gz"), folder / stem):
+        if path.is_file():
+            return path
+    return None
+
+
+def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
+    """Look for the four files (lookup order in the module docstring); -> (folder or None, where looked)."""
+    roots = [pathlib.Path(data_dir)] if data_dir is not None else []
+    env = os.environ.get("MINISENSE_DATA")
+    roots += [pathlib.Path(env)] if env else []
+    folders = [f for root in roots for f in (root / name, root)] + [default_cache_dir() / name]
+    notes = []
+    for folder in folders:
+        missing = [stem + ".gz" for stem in FILES if _file_in(folder, stem) is None]
+        if not missing:
+            return folder, ""
+        if len(missing) < len(FILES):
+            notes.append(f"{folder} lacks {', '.join(missing)}")
+    looked = ", ".join(str(f) for f in folders) + ("" if env else " ($MINISENSE_DATA is not set)")
+    return None, looked + "".join(f"; {note}" for note in notes)
+
+
+def find_dataset_files(name, data_dir=None) -> pathlib.Path:
+    """The folder holding the four IDX files of ``name`` ("mnist" or "fashion-mnist"), or raise."""
+    _check_name(name, downloadable=True)
+    folder, looked = _search(name, data_dir)
+    if folder is None:
+        raise MinisenseError(f"no {name} data found: looked in {looked}; "
+                             "copy the four IDX .gz files into one of these folders or pass --data-dir DIR")
+    return folder
+
+
+def _md5(path: pathlib.Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, target: pathlib.Path, md5: str) -> str | None:
+    """Download ``url`` to ``target`` via a temporary file, atomically; -> None, or why it failed."""
+    try:
+        tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
+                                          delete=False)
+    except OSError as error:
+        return f"cannot write in {target.parent}: {error.strerror or error}"
+    try:
+        with tmp, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                tmp.write(chunk)
+        actual = _md5(pathlib.Path(tmp.name))
+        if actual != md5:
+            return f"MD5 mismatch (got {actual}, expected {md5})"
+        os.replace(tmp.name, target)
+        return None
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code} {error.reason}"
+    except urllib.error.URLError as error:
+        return str(getattr(error.reason, "strerror", None) or error.reason)
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        return str(getattr(error, "strerror", None) or error) or type(error).__name__
+    finally:
+        if os.path.exists(tmp.name):
+            os.unlink(tmp.name)
+
+
+def _download(name: str, folder: pathlib.Path) -> str | None:
+    """Fetch the missing or damaged .gz files of ``name`` into ``folder``; -> None, or why it failed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot create {folder}: {error.strerror or error}"
+    for stem in FILES:
+        filename = stem + ".gz"
+        target, md5 = folder / filename, MD5[name][filename]
+        if target.is_file() and _md5(target) == md5:
+            continue
+        failures = []
+        for mirror in MIRRORS[name]:
+            why = _fetch(mirror + filename, target, md5)
+            if why is None:
+                break
+            failures.append(f"{mirror}{filename}: {' '.join(why.split())}")
+        else:
+            return "; ".join(failures) or f"no mirror is listed for {name}"
+    return None
+
+
+def download_dataset(name, cache_dir) -> pathlib.Path:
+    """Download the four .gz files of ``name`` into ``cache_dir/name`` (MD5-checked); -> that folder."""
+    _check_name(name, downloadable=True)
+    folder = pathlib.Path(cache_dir) / name
+    why = _download(name, folder)
+    if why is not None:
+        raise MinisenseError(f"downloading {name} into {folder} failed ({why}); check the network, "
+                             "or copy the four IDX .gz files there by hand")
+    return folder
+
+
+def _check_name(name, downloadable=False) -> None:
+    choices = DATASETS[1:] if downloadable else DATASETS
+    if name not in choices:
+        raise MinisenseError(f"unknown dataset {name!r}; choose one of {', '.join(choices)}")
+
+
+def _read_checked(name: str, path: pathlib.Path) -> np.ndarray:
+    """``read_idx``, after checking the MD5 of a file that has a canonical .gz name."""
+    expected = MD5[name].get(path.name)
+    if expected is not None and (actual := _md5(path)) != expected:
+        other = [n for n, sums in MD5.items() if sums.get(path.name) == actual and n != name]
+        hint = f"it is the {other[0]} file, point to the {name} folder instead" if other else \
+            "delete it and run again to re-download it"
+        raise MinisenseError(f"file {path} has MD5 {actual}, expected {expected} for {name}; {hint}")
+    return read_idx(path)
+
+
+def _read_part(name: str, folder: pathlib.Path, prefix: str, count: int) -> Split:
+    """Read and check ``<prefix>-images`` / ``<prefix>-labels`` in ``folder``: ``count`` 28x28 digits."""
+    image_path = _file_in(folder, f"{prefix}-images-idx3-ubyte")
+    label_path = _file_in(folder, f"{prefix}-labels-idx1-ubyte")
+    images, labels = _read_checked(name, image_path), _read_checked(name, label_path)
+    if images.dtype != np.uint8 or images.shape != (count, 28, 28):
+        raise MinisenseError(f"file {image_path} holds {images.dtype} images of shape {images.shape}, "
+                             f"expected uint8 ({count}, 28, 28) for {name}; re-download it")
+    if labels.dtype != np.uint8 or labels.shape != (count,) or labels.max(initial=0) > 9:
+        raise MinisenseError(f"file {label_path} holds {labels.dtype} labels of shape {labels.shape}, "
+                             f"expected {count} uint8 labels in 0..9 for {name}; re-download it")
+    return Split(images, labels.astype(np.int64))
+
+
+def load_dataset(name: str, data_dir=None, download: bool = True) -> Dataset:
+    """Load ``name`` (one of ``DATASETS``) split into train / validation / test (module docstring).
+
+    Looks in ``data_dir``, then ``$MINISENSE_DATA``, then the cache; downloads into the cache
+    when ``download`` is True and none of them holds the files. Raises MinisenseError otherwise.
+    """
+    _check_name(name)
+    if name == "digits":
+        return _load_digits()
+    folder, looked = _search(name, data_dir)
+    if folder is None:
+        folder = default_cache_dir() / name
+        why = _download(name, folder) if download else "downloading is turned off"
+        if why is not None:
+            raise MinisenseError(f"no {name} data found: looked in {looked}; the download from the mirror "
+                                 f"failed ({why}); copy the four IDX .gz files into one of these folders "
+                                 "or pass --data-dir DIR")
+    train_count, test_count = EXPECTED_COUNTS[name]
+    full_train = _read_part(name, folder, "train", train_count)
+    test = _read_part(name, folder, "t10k", test_count)
+    cut = train_count - VALIDATION_SIZE  # train = first 50,000, validation = last 10,000
+    train = Split(full_train.images[:cut], full_train.labels[:cut])
+    validation = Split(full_train.images[cut:], full_train.labels[cut:])
+    return Dataset(name, train, validation, test, num_classes=10, source=str(folder))
+
+
+def bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """Matrix M of shape (size_out, size_in) such that ``M @ v`` resizes ``v`` by linear interpolation.
+
+    Pixel centres are aligned (output pixel j sits at input coordinate (j + 0.5) * size_in / size_out
+    - 0.5, clamped to the edge pixels), so a 2-D image resizes as ``M @ image @ M.T``.
+    """
+    position = np.clip((np.arange(size_out) + 0.5) * size_in / size_out - 0.5, 0, size_in - 1)
+    left = np.floor(position).astype(int)
+    right = np.minimum(left + 1, size_in - 1)
+    weight_right = position - left
+    matrix = np.zeros((size_out, size_in))
+    np.add.at(matrix, (np.arange(size_out), left), 1 - weight_right)
+    np.add.at(matrix, (np.arange(size_out), right), weight_right)
+    return matrix
+
+
+def digits_to_mnist_frame(images: np.ndarray) -> np.ndarray:
+    """Turn scikit-learn digits, float (n, 8, 8) in 0..16, into MNIST-like uint8 (n, 28, 28) images."""
+    resize = bilinear_matrix(8, 20)
+    box = np.einsum("ij,njk,lk->nil", resize, images * (255 / 16), resize)  # (n, 20, 20)
+    frame = np.zeros((len(images), 28, 28))
+    frame[:, 4:24, 4:24] = box  # centred, like MNIST's 20x20 box in its 28x28 field
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits  # imported here: only digits needs scikit-learn
+
+    bunch = load_digits()
+    images, labels = digits_to_mnist_frame(bunch.images), bunch.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(images))  # fixed: test 360, validation 360, rest train
+    test, validation, train = order[:360], order[360:720], order[720:]
+
+    def split(index):
+        return Split(np.ascontiguousarray(images[index]), labels[index])
+
+    return Dataset("digits", split(train), split(validation), split(test), num_classes=10,
+                   source="scikit-learn digits")
