@@ -252,6 +252,12 @@ def download_dataset(name, cache_dir) -> pathlib.Path:
     return folder
 
 
+def architecture_for(name: str) -> str:
+    """The network a dataset is for (Section 3.1): every static-task dataset uses ``mnist``."""
+    _check_name(name)
+    return "mnist"
+
+
 def _check_name(name, downloadable=False) -> None:
     choices = DATASETS[1:] if downloadable else DATASETS
     if name not in choices:

@@ -1,0 +1,1 @@
+"""The ``minisense`` command line: a thin shell over the library (see ``cli.main``)."""

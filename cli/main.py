@@ -1,0 +1,175 @@
+"""The ``minisense`` command line: a thin shell over the library (parse, call, print).
+
+    minisense train   p-SIREN (Algorithm 1, Section 4.1) on a static-task dataset -> a run folder
+                      with model.npz + model.json (the checkpoint) and metrics.json
+    minisense eval    a checkpoint's validation and test accuracy, sparsity and family per layer
+
+Every command is one ``@main.command()`` function that parses its options, calls the library and
+prints; whatever it does is callable from Python too. Errors reach the user as ONE line
+``Error: ...`` and a non-zero exit code, never a traceback: ``MinisenseGroup`` turns the library's
+``MinisenseError`` (exit 1) and click's own usage errors (exit 2) into that line, so a new command
+gets this for free by being a ``@main.command()``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import click
+
+from minisense import __version__, checkpoint, psiren
+from minisense.data import DATASETS
+from minisense.errors import MinisenseError
+from minisense.psiren import PRUNING, PsirenConfig
+
+DEFAULTS = PsirenConfig()
+
+
+# -- errors: one line, no traceback ---------------------------------------------------------------
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+class MinisenseGroup(click.Group):
+    """A click group whose commands report every bad input as one ``Error: ...`` line.
+
+    * ``MinisenseError`` (the library's bad-input error) -> ``click.ClickException``, exit code 1.
+    * click's usage errors (bad option value, unknown option or command) -> the same one line,
+      with a pointer to ``--help`` instead of the usage block, exit code 2.
+    Other exceptions are bugs and keep their traceback.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # Parsing the group's own options (e.g. an unknown one before the command name).
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise _usage_error(e) from None
+
+    def invoke(self, ctx):
+        # Resolving the command, parsing its options and running it.
+        try:
+            return super().invoke(ctx)
+        except MinisenseError as e:
+            raise click.ClickException(_one_line(e)) from None
+        except click.UsageError as e:
+            raise _usage_error(e) from None
+
+
+def _usage_error(e: click.UsageError) -> click.ClickException:
+    no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+    if isinstance(e, no_args_is_help):
+        return e  # the help text itself, shown as click shows it
+    message = _one_line(e.format_message())
+    if e.ctx is not None:
+        message += f" (see '{e.ctx.command_path} --help')"
+    error = click.ClickException(message)
+    error.exit_code = e.exit_code
+    return error
+
+
+@click.group(name="minisense", cls=MinisenseGroup)
+@click.version_option(__version__, prog_name="minisense")
+def main():
+    """Architecture Agnostic Neural Networks: p-SIREN and SENSE for sparse binary networks."""
+
+
+# -- minisense train ------------------------------------------------------------------------------
+
+def default_out(dataset: str, sparsity: float, seed: int) -> pathlib.Path:
+    """The run folder when --out is not given: runs/<dataset>-p<sparsity>-s<seed>."""
+    return pathlib.Path("runs") / f"{dataset}-p{sparsity:g}-s{seed}"
+
+
+def _progressbar(iterable, label=""):
+    """A progress bar on stderr over one epoch's batches (the ``progress`` hook of ``psiren``)."""
+    return click.progressbar(iterable, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+
+
+@main.command()
+@click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True,
+              help="Static-task dataset; digits needs no download.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
+@click.option("--sparsity", type=click.FloatRange(0, 100, max_open=True), default=DEFAULTS.sparsity,
+              show_default=True, help="p: percent of weights that are zero, in [0, 100).")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Run folder  [default: runs/<dataset>-p<sparsity>-s<seed>]")
+@click.option("--epochs-dense", type=click.IntRange(min=0), default=DEFAULTS.epochs["dense"],
+              show_default=True, help="n1: epochs of step 1 (dense training).")
+@click.option("--epochs-prune", type=click.IntRange(min=0), default=DEFAULTS.epochs["prune"],
+              show_default=True, help="n2: epochs of step 2 (gradual pruning).")
+@click.option("--epochs-sparse", type=click.IntRange(min=0), default=DEFAULTS.epochs["sparse"],
+              show_default=True, help="n3: epochs of step 3 (sparse fine-tuning).")
+@click.option("--epochs-binary", type=click.IntRange(min=0), default=DEFAULTS.epochs["binary"],
+              show_default=True, help="n4: epochs of step 4 (binary fine-tuning).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
+              show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=DEFAULTS.lr,
+              show_default=True, help="Learning rate of steps 1-3.")
+@click.option("--lr-binary", type=click.FloatRange(0, min_open=True), default=DEFAULTS.lr_binary,
+              show_default=True, help="Learning rate of step 4.")
+@click.option("--pruning", type=click.Choice(PRUNING), default=DEFAULTS.pruning,
+              show_default=True, help="One magnitude ranking over all layers, or per layer.")
+def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
+          epochs_binary, batch_size, lr, lr_binary, pruning):
+    """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
+    config = PsirenConfig(
+        sparsity=sparsity,
+        epochs={"dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
+                "binary": epochs_binary},
+        batch_size=batch_size, lr=lr, lr_binary=lr_binary, momentum=DEFAULTS.momentum,
+        weight_decay=DEFAULTS.weight_decay, pruning=pruning, seed=seed)
+    out = out if out is not None else default_out(dataset, sparsity, seed)
+    summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
+                           command=list(sys.argv))
+    accuracy = summary["accuracy"]
+    click.echo(f"binary network: validation {100 * accuracy['validation']:.2f}%, "
+               f"test {100 * accuracy['test']:.2f}%, sparsity {summary['actual_sparsity']:.2f}%, "
+               f"{summary['wall_seconds']:.1f} s")
+    click.echo(f"checkpoint: {summary['checkpoint']}")
+
+
+# -- minisense eval -------------------------------------------------------------------------------
+
+@main.command(name="eval")
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(path_type=pathlib.Path))
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="Evaluate on this dataset  [default: the one in the checkpoint's metadata]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              help="Also write the results as JSON to this file.")
+def evaluate(checkpoint_path, dataset, data_dir, json_path):
+    """Accuracy, sparsity and family of a checkpoint (a run folder or its model.npz)."""
+    result = checkpoint.evaluate(checkpoint_path, dataset, data_dir)
+    click.echo(f"checkpoint {result['checkpoint']}: {result['architecture']} network, dataset "
+               f"{result['dataset']} from {result['source']}")
+    click.echo(f"validation accuracy {100 * result['validation_accuracy']:.2f}% "
+               f"({result['validation_images']} images), test accuracy "
+               f"{100 * result['test_accuracy']:.2f}% ({result['test_images']} images)")
+    layers = result["layers"]
+    total = sum(layer["weights"] for layer in layers.values())
+    zeros = sum(layer["family"]["0"] for layer in layers.values())
+    click.echo(f"sparsity {result['sparsity']:.2f}% ({zeros} of {total} weights are zero)")
+    click.echo(f"{'layer':<10} {'weights':>8} {'-1':>8} {'0':>8} {'+1':>8} {'sparsity':>9}")
+    for layer, row in layers.items():
+        f = row["family"]
+        click.echo(f"{layer:<10} {row['weights']:>8} {f['-1']:>8} {f['0']:>8} {f['+1']:>8} "
+                   f"{row['sparsity']:>8.2f}%")
+    if json_path is not None:
+        checkpoint.atomic_write_json(json_path, result)
+        click.echo(f"results: {json_path}")
+
+
+# -- later commands -------------------------------------------------------------------------------
+# search, bench, car, reproduce: one ``@main.command()`` function each, below this line, that
+# parses its options, calls one library function and prints. Bad input is raised by the library
+# as MinisenseError; MinisenseGroup turns it into the one-line "Error: ..." already.
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Checkpoints of binary networks: int8 ternary weights in ``.npz`` beside JSON metadata.
+
+A checkpoint is two files with one stem, ``model.npz`` and ``model.json``:
+
+* ``model.npz`` holds one int8 array per weighted layer, named as in the paper's figures
+  (``layer1.0``, ``layer2.0``, ``fc`` or ``fc1``/``fc2``), values in {-1, 0, +1}, in the layer's
+  own layout ((out, in, kh, kw) or (out, in)). It loads with ``allow_pickle=False``.
+* ``model.json`` holds what is needed to compute the network exactly (architecture, integer
+  thresholds T_l, the last layer's gain) and what a reader wants to know (dataset, requested and
+  actual sparsity, each layer's family of -1/0/+1 counts, seed, accuracies, command line,
+  package version). ``metadata`` passed to :func:`save` is merged in.
+
+Writes are atomic (a temporary file renamed over the old one), so an interrupted run never
+leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from minisense import __version__
+from minisense.errors import MinisenseError
+from minisense.network import ARCHITECTURES, Network, build_network
+
+FORMAT = "minisense-checkpoint"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: pathlib.Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def checkpoint_paths(path) -> tuple[pathlib.Path, pathlib.Path]:
+    """(npz, json) for a run folder (``model.*`` inside it; any path without a suffix counts as
+    one), or a checkpoint's .npz or .json."""
+    path = pathlib.Path(path)
+    if path.is_dir() or not path.suffix:        # a run folder, existing or about to be
+        path = path / "model.npz"
+    if path.suffix in (".npz", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".npz"), path.with_name(path.name + ".json")
+
+
+def sparsity_percent(net: Network) -> float:
+    family = net.family()
+    zeros = sum(f["0"] for f in family.values())
+    total = sum(sum(f.values()) for f in family.values())
+    return 100.0 * zeros / total
+
+
+def save(net: Network, path, metadata: dict | None = None) -> pathlib.Path:
+    """Save a binary network; returns the .npz path. ``path`` as in :func:`checkpoint_paths`."""
+    npz_path, json_path = checkpoint_paths(path)
+    weights = net.ternary_weights()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **weights)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "minisense_version": __version__,
+        "architecture": net.architecture,
+        "thresholds": net.thresholds,
+        "last_gain": float(list(net.weighted.values())[-1].gain),
+        "logit_scale": net.logit_scale,
+        "actual_sparsity": sparsity_percent(net),
+        "family": net.family(),
+        **(metadata or {}),
+    }
+    atomic_write_bytes(npz_path, buffer.getvalue())
+    atomic_write_json(json_path, meta)
+    return npz_path
+
+
+def load(path, architecture: str | None = None) -> tuple[Network, dict]:
+    """Load a checkpoint as a binary :class:`Network` and its metadata.
+
+    ``architecture``, if given, must match the checkpoint's: loading a car network where an MNIST
+    one is needed is an error, not a silently wrong result.
+    """
+    npz_path, json_path = checkpoint_paths(path)
+    for p in (npz_path, json_path):
+        if not p.is_file():
+            raise MinisenseError(f"checkpoint file {p} does not exist; pass a run folder or the "
+                                 "model.npz written by 'minisense train'")
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MinisenseError(f"checkpoint metadata {json_path} is unreadable ({e}); "
+                             "re-create the checkpoint") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise MinisenseError(f"{json_path} is not a minisense checkpoint (no "
+                             f"\"format\": \"{FORMAT}\"); pass the model.json written by "
+                             "'minisense train'")
+    arch = meta.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise MinisenseError(f"checkpoint {json_path} names unknown architecture {arch!r}")
+    if architecture is not None and arch != architecture:
+        raise MinisenseError(f"checkpoint {npz_path} is a {arch} network but the {architecture} "
+                             f"network is needed here; pass a {architecture} checkpoint")
+    net = build_network(arch, 0)
+    try:
+        with np.load(npz_path, allow_pickle=False) as f:
+            weights = {name: f[name] for name in f.files}
+    except Exception as e:  # zipfile/ValueError/OSError: all mean the same to a user
+        raise MinisenseError(f"checkpoint weights {npz_path} are unreadable ({type(e).__name__}: "
+                             f"{e}); re-create the checkpoint") from None
+    if set(weights) != set(net.weighted):
+        raise MinisenseError(f"checkpoint {npz_path} has layers {sorted(weights)} but the {arch} "
+                             f"network has {list(net.weighted)}; it is of another architecture")
+    for name, layer in net.weighted.items():
+        w = weights[name]
+        if w.shape != layer.weight.shape:
+            raise MinisenseError(f"checkpoint {npz_path}: layer {name} has shape {w.shape}, the "
+                                 f"{arch} network needs {layer.weight.shape}")
+        if w.dtype != np.int8 or not np.isin(w, (-1, 0, 1)).all():
+            raise MinisenseError(f"checkpoint {npz_path}: layer {name} is not int8 in "
+                                 "{-1, 0, +1}; only binary networks are checkpointed")
+    try:
+        net.set_ternary(weights, meta["thresholds"], meta["last_gain"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+        raise MinisenseError(f"checkpoint metadata {json_path} lacks valid thresholds or "
+                             f"last_gain ({e}); re-create the checkpoint") from None
+    return net, meta
+
+
+def evaluate(path, dataset: str | None = None, data_dir=None) -> dict:
+    """Validation and test accuracy, sparsity and per-layer family of a saved network.
+
+    ``dataset`` defaults to the one recorded in the checkpoint; the architecture the dataset needs
+    must be the checkpoint's (see :func:`load`).
+    """
+    from minisense.data import load_dataset, architecture_for
+
+    npz_path, _ = checkpoint_paths(path)
+    _, meta = load(path)
+    name = dataset or meta.get("dataset")
+    if name is None:
+        raise MinisenseError(f"checkpoint {npz_path} names no dataset; pass --dataset")
+    net, _ = load(path, architecture=architecture_for(name))
+    data = load_dataset(name, data_dir)
+    layers = {layer: {"weights": sum(counts.values()),
+                      "sparsity": 100.0 * counts["0"] / sum(counts.values()), "family": counts}
+              for layer, counts in net.family().items()}
+    return {"checkpoint": str(npz_path), "architecture": net.architecture, "dataset": data.name,
+            "source": data.source,
+            "validation_images": len(data.validation.labels),
+            "validation_accuracy": net.accuracy(data.validation.images, data.validation.labels),
+            "test_images": len(data.test.labels),
+            "test_accuracy": net.accuracy(data.test.images, data.test.labels),
+            "sparsity": sparsity_percent(net), "layers": layers}

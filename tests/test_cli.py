@@ -1,0 +1,157 @@
+"""Tests for the command line (cli.main): train -> eval round trip on digits, and one-line errors.
+
+Offline: digits only (scikit-learn), tiny epochs, so the whole file runs in well under a minute.
+"""
+
+import json
+import pathlib
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import default_out, main
+from minisense import __version__
+
+TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
+        "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_ok(result):
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def assert_one_line_error(result):
+    """Non-zero exit through click (no crash), one line 'Error: ...', no traceback."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def weights(run_dir: pathlib.Path) -> dict:
+    with np.load(run_dir / "model.npz", allow_pickle=False) as f:
+        return {name: f[name] for name in f.files}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run folder written by one tiny 'minisense train' (shared: training is the slow part)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = run("train", *TINY, "--out", out)
+    assert_ok(result)
+    return out, result.output
+
+
+@pytest.fixture
+def copy_of(trained, tmp_path):
+    """A private copy of the trained run folder, for tests that damage it."""
+    return pathlib.Path(shutil.copytree(trained[0], tmp_path / "run"))
+
+
+def test_version_prints_package_version():
+    result = run("--version")
+    assert_ok(result)
+    assert __version__ in result.output
+
+
+def test_train_writes_checkpoint_and_metrics(trained):
+    out, output = trained
+    for name in ("model.npz", "model.json", "metrics.json"):
+        assert (out / name).is_file()
+    assert "scikit-learn digits" in output and "1077 train" in output
+    assert f"checkpoint: {out / 'model.npz'}" in output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["dataset"] == "digits" and meta["requested_sparsity"] == 80
+    assert meta["pruning"] == "global" and meta["seed"] == 0
+    assert meta["config"]["epochs"] == {"dense": 1, "prune": 1, "sparse": 0, "binary": 0}
+    assert set(meta["steps"]) == {"dense", "prune", "sparse", "binary"}
+    assert meta["accuracy"]["test"] == meta["steps"]["binary"]["test_accuracy"]
+    assert isinstance(meta["command"], list) and meta["wall_seconds"] > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] == meta["accuracy"]
+    assert [r["step"] for r in metrics["history"] if r.get("done")] == list(meta["steps"])
+
+
+def test_checkpoint_is_int8_ternary_with_exact_global_zero_count(trained):
+    arrays = weights(trained[0])
+    assert set(arrays) == {"layer1.0", "layer2.0", "fc"}
+    for w in arrays.values():
+        assert w.dtype == np.int8 and np.isin(w, (-1, 0, 1)).all()
+    total = sum(w.size for w in arrays.values())
+    zeros = sum(int((w == 0).sum()) for w in arrays.values())
+    assert zeros == round(total * 0.8)
+
+
+def test_eval_prints_test_accuracy_recorded_at_training(trained, tmp_path):
+    out = trained[0]
+    test_accuracy = json.loads((out / "model.json").read_text())["accuracy"]["test"]
+    result = run("eval", out / "model.npz", "--json", tmp_path / "eval.json")
+    assert_ok(result)
+    assert re.search(rf"test accuracy {100 * test_accuracy:.2f}%", result.output), result.output
+    assert "sparsity 80.00%" in result.output and "layer2.0" in result.output
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["test_accuracy"] == test_accuracy and report["dataset"] == "digits"
+    assert report["sparsity"] == pytest.approx(80.0, abs=0.01)
+
+
+def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path):
+    assert_ok(run("train", *TINY, "--out", tmp_path / "again"))
+    first, second = weights(trained[0]), weights(tmp_path / "again")
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name].tobytes() == second[name].tobytes(), name
+
+
+def test_default_out_names_dataset_sparsity_and_seed():
+    assert default_out("digits", 90.0, 0) == pathlib.Path("runs/digits-p90-s0")
+    assert default_out("mnist", 92.5, 3) == pathlib.Path("runs/mnist-p92.5-s3")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--sparsity", "100"], "0<=x<100"),
+    (["--sparsity", "-1"], "0<=x<100"),
+    (["--dataset", "cifar"], "'cifar' is not one of"),
+    (["--pruning", "random"], "'random' is not one of"),
+    (["--epochs-prune", "0"], "epochs for step 'prune'"),  # the library's error, not click's
+])
+def test_train_bad_input_is_one_line_error(args, says, tmp_path):
+    line = assert_one_line_error(run("train", *args, "--out", tmp_path / "never"))
+    assert says in line
+    assert not (tmp_path / "never").exists()
+
+
+def test_eval_missing_path_is_one_line_error(tmp_path):
+    assert "does not exist" in assert_one_line_error(run("eval", tmp_path / "nothing"))
+
+
+def test_eval_corrupt_npz_is_one_line_error(copy_of):
+    (copy_of / "model.npz").write_bytes(b"this is not a zip file \x00\xff" * 10)
+    assert "unreadable" in assert_one_line_error(run("eval", copy_of / "model.npz"))
+
+
+def test_eval_car_checkpoint_on_digits_is_one_line_error(copy_of):
+    meta = json.loads((copy_of / "model.json").read_text())
+    meta["architecture"] = "car"
+    (copy_of / "model.json").write_text(json.dumps(meta))
+    line = assert_one_line_error(run("eval", copy_of, "--dataset", "digits"))
+    assert "car" in line
+
+
+@pytest.mark.parametrize("text", ['{"name": "some other model"}', "[1, 2, 3]", "not json {"])
+def test_eval_foreign_json_is_one_line_error(copy_of, text):
+    (copy_of / "model.json").write_text(text)
+    line = assert_one_line_error(run("eval", copy_of))
+    assert "model.json" in line
+
+
+def test_unknown_command_is_one_line_error():
+    assert "No such command" in assert_one_line_error(run("bogus"))

@@ -1,0 +1,184 @@
+"""Layers against independent oracles: finite differences and a direct nested-loop convolution."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minisense.layers import (SGD, Conv2d, Flatten, HardTanh, Linear, MaxPool2d, col2im,
+                              conv_input_grad, conv_weight_matrix, im2col, max_pool,
+                              softmax_cross_entropy)
+
+
+def direct_conv(x, weight, padding):
+    """The definition: y[n, a, b, o] = sum_{i, j, c} xpad[n, a+i, b+j, c] * weight[o, c, i, j]."""
+    n, h, w, c = x.shape
+    out, _, kh, kw = weight.shape
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
+    y = np.zeros((n, ho, wo, out))
+    for b in range(n):
+        for a in range(ho):
+            for bb in range(wo):
+                for o in range(out):
+                    y[b, a, bb, o] = sum(xp[b, a + i, bb + j, ch] * weight[o, ch, i, j]
+                                         for i in range(kh) for j in range(kw) for ch in range(c))
+    return y
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(3, 7), w=st.integers(3, 7), c=st.integers(1, 3),
+       out=st.integers(1, 3), k=st.integers(1, 3), padding=st.integers(0, 2),
+       seed=st.integers(0, 2**31 - 1))
+def test_im2col_convolution_equals_direct_loop(n, h, w, c, out, k, padding, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, h, w, c))
+    weight = rng.normal(size=(out, c, k, k))
+    ho = h + 2 * padding - k + 1
+    wo = w + 2 * padding - k + 1
+    y = (im2col(x, k, k, padding) @ conv_weight_matrix(weight)).reshape(n, ho, wo, out)
+    np.testing.assert_allclose(y, direct_conv(x, weight, padding), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(3, 8), c=st.integers(1, 3), out=st.integers(1, 3), k=st.integers(1, 3),
+       padding=st.integers(0, 2), seed=st.integers(0, 2**31 - 1))
+def test_fast_conv_input_grad_equals_col2im(h, c, out, k, padding, seed):
+    rng = np.random.default_rng(seed)
+    x_shape = (2, h, h + 1, c)
+    weight = rng.normal(size=(out, c, k, k))
+    ho, wo = h + 2 * padding - k + 1, h + 1 + 2 * padding - k + 1
+    dy = rng.normal(size=(2 * ho * wo, out))
+    np.testing.assert_allclose(conv_input_grad(dy, weight, x_shape, padding),
+                               col2im(dy @ conv_weight_matrix(weight).T, x_shape, k, k, padding),
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 6, 3))
+    cols = im2col(x, 3, 3, 1)
+    d = rng.normal(size=cols.shape)
+    assert np.isclose((cols * d).sum(), (x * col2im(d, x.shape, 3, 3, 1)).sum())
+
+
+def test_max_pool_routes_each_window_to_its_first_maximum():
+    x = np.zeros((1, 4, 4, 1))
+    x[0, 1, 1, 0] = 5.0
+    x[0, 2:, 2:, 0] = 3.0                       # a four-way tie: only the first wins
+    y, winners = max_pool(x, 2)
+    assert y[0, :, :, 0].tolist() == [[5.0, 0.0], [0.0, 3.0]]
+    assert sum(w.astype(int) for w in winners).max() == 1
+    assert winners[0][0, 1, 1, 0] and not winners[3][0, 1, 1, 0]
+
+
+def numeric_grad(f, array, eps=1e-6):
+    """Central finite differences of the scalar f() with respect to every entry of array."""
+    g = np.zeros_like(array)
+    it = np.nditer(array, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = array[i]
+        array[i] = old + eps
+        plus = f()
+        array[i] = old - eps
+        minus = f()
+        array[i] = old
+        g[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+def check_layer_grads(layer, x, rng, check_weight=True):
+    """Compare backward() with finite differences of the loss sum(y * r) for a random r."""
+    r = rng.normal(size=layer.forward(x).shape)
+
+    def loss():
+        return float((layer.forward(x) * r).sum())
+
+    layer.forward(x)
+    dx = layer.backward(r)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
+    if check_weight:
+        layer.forward(x)
+        layer.backward(r)
+        analytic = layer.grad.copy()
+        np.testing.assert_allclose(analytic, numeric_grad(loss, layer.weight), rtol=1e-5,
+                                   atol=1e-7)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+@pytest.mark.parametrize("gain", [1.0, 0.37])
+def test_conv2d_gradients_match_finite_differences(padding, gain):
+    rng = np.random.default_rng(padding)
+    layer = Conv2d("c", 2, 3, 3, padding, rng, dtype=np.float64)
+    layer.gain = gain
+    check_layer_grads(layer, rng.normal(size=(2, 5, 6, 2)), rng)
+
+
+@pytest.mark.parametrize("gain", [1.0, 2.5])
+def test_linear_gradients_match_finite_differences(gain):
+    rng = np.random.default_rng(1)
+    layer = Linear("fc", 7, 4, rng, dtype=np.float64)
+    layer.gain = gain
+    check_layer_grads(layer, rng.normal(size=(3, 7)), rng)
+
+
+def test_masked_weights_get_no_gradient_and_ternary_forward_uses_signs():
+    rng = np.random.default_rng(2)
+    layer = Linear("fc", 6, 3, rng, dtype=np.float64)
+    layer.mask = (rng.random(layer.weight.shape) < 0.5).astype(np.float64)
+    layer.ternary = True
+    assert set(np.unique(layer.effective_weight())) <= {-1.0, 0.0, 1.0}
+    assert np.array_equal(layer.effective_weight() == 0, layer.mask == 0)
+    x = rng.normal(size=(4, 6))
+    layer.forward(x)
+    layer.backward(rng.normal(size=(4, 3)))
+    assert np.all(layer.grad[layer.mask == 0] == 0)
+
+
+def test_hardtanh_gradient_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 2, size=(4, 5))
+    x[np.abs(np.abs(x) - 1) < 1e-3] = 0.5       # keep away from the kinks
+    check_layer_grads(HardTanh(), x, rng, check_weight=False)
+    assert HardTanh().forward(np.array([-3.0, -0.5, 0.2, 7.0])).tolist() == [-1, -0.5, 0.2, 1]
+
+
+@pytest.mark.parametrize("k,h", [(2, 6), (3, 9), (2, 7)])
+def test_maxpool_gradient_matches_finite_differences(k, h):
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(2, h, h, 3))           # distinct values: no ties
+    check_layer_grads(MaxPool2d(k), x, rng, check_weight=False)
+
+
+def test_flatten_is_channel_major_and_invertible():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 4, 5))
+    y = Flatten().forward(x)
+    assert np.array_equal(y, x.transpose(0, 3, 1, 2).reshape(2, -1))
+    check_layer_grads(Flatten(), x, rng, check_weight=False)
+
+
+def test_softmax_cross_entropy_gradient_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(4, 10))
+    labels = rng.integers(0, 10, size=4)
+    loss, d = softmax_cross_entropy(logits, labels)
+    np.testing.assert_allclose(d, numeric_grad(lambda: softmax_cross_entropy(logits, labels)[0],
+                                               logits), rtol=1e-6, atol=1e-8)
+    assert loss > 0
+
+
+def test_sgd_momentum_matches_hand_computation_and_keeps_pruned_weights_zero():
+    rng = np.random.default_rng(6)
+    layer = Linear("fc", 3, 2, rng, dtype=np.float64)
+    layer.mask = np.array([[1, 0, 1], [1, 1, 0]], dtype=np.float64)
+    layer.weight *= layer.mask
+    w0 = layer.weight.copy()
+    opt = SGD([layer], lr=0.1, momentum=0.9)
+    g = rng.normal(size=w0.shape) * layer.mask
+    layer.grad = g
+    opt.step()
+    opt.step()                                   # v1 = g, v2 = 0.9 g + g
+    np.testing.assert_allclose(layer.weight, (w0 - 0.1 * g - 0.1 * 1.9 * g) * layer.mask)
+    assert np.all(layer.weight[layer.mask == 0] == 0)

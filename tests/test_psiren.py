@@ -1,0 +1,87 @@
+"""p-SIREN (Algorithm 1) on a tiny dataset: exact zero counts, ternary weights, determinism."""
+
+import numpy as np
+import pytest
+
+from minisense.data import Dataset, Split
+from minisense.errors import MinisenseError
+from minisense.network import build_network
+from minisense.psiren import PsirenConfig, prune, psiren, target_zeros
+
+TINY_EPOCHS = {"dense": 1, "prune": 3, "sparse": 1, "binary": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """200 random 28x28 images whose class is the brightest of ten vertical stripes (learnable)."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, y in enumerate(labels):
+            images[i, 4:24, 2 + 2 * y:4 + 2 * y] = 250
+        return Split(images, labels.astype(np.int64))
+
+    return Dataset("tiny", split(200), split(60), split(60), 10, "test fixture")
+
+
+@pytest.mark.parametrize("pruning", ["global", "layer"])
+@pytest.mark.parametrize("sparsity", [0, 50, 87, 95])
+def test_psiren_gives_exactly_the_documented_zeros_and_ternary_weights(tiny, pruning, sparsity):
+    config = PsirenConfig(sparsity=sparsity, epochs=TINY_EPOCHS, pruning=pruning, batch_size=50)
+    net, history = psiren(tiny, config)
+    weights = net.ternary_weights()
+    sizes = {name: w.size for name, w in weights.items()}
+    zeros = {name: int((w == 0).sum()) for name, w in weights.items()}
+    for w in weights.values():
+        assert w.dtype == np.int8 and set(np.unique(w)) <= {-1, 0, 1}
+    if pruning == "global":
+        assert sum(zeros.values()) == round(sum(sizes.values()) * sparsity / 100)
+    else:
+        assert zeros == {name: round(n * sparsity / 100) for name, n in sizes.items()}
+    steps = [h["step"] for h in history if h.get("done")]
+    assert steps == ["dense", "prune", "sparse", "binary"]
+
+
+def test_gradual_pruning_reaches_k_over_n2_of_the_target_after_epoch_k(tiny):
+    net = build_network("mnist", 0)
+    total = sum(layer.weight.size for layer in net.weighted.values())
+    for k in range(1, 5):
+        prune(net, target_zeros(net, 90, "global", k / 4))
+        zeros = sum(int((layer.effective_weight() == 0).sum()) for layer in net.weighted.values())
+        assert zeros == round(total * 0.9 * k / 4)
+
+
+def test_pruning_removes_the_lowest_magnitudes_and_masks_only_grow():
+    net = build_network("mnist", 1)
+    before = np.concatenate([np.abs(layer.weight).ravel() for layer in net.weighted.values()])
+    prune(net, target_zeros(net, 50, "global"))
+    kept = np.concatenate([layer.mask.ravel() for layer in net.weighted.values()]) == 1
+    assert before[kept].min() >= before[~kept].max()
+    first = {n: layer.mask.copy() for n, layer in net.weighted.items()}
+    prune(net, target_zeros(net, 80, "global"))
+    for n, layer in net.weighted.items():
+        assert np.all(layer.mask <= first[n])
+
+
+def test_same_seed_same_weights_bit_for_bit(tiny):
+    config = PsirenConfig(sparsity=80, epochs=TINY_EPOCHS, batch_size=50, seed=7)
+    a, _ = psiren(tiny, config)
+    b, _ = psiren(tiny, config)
+    for name, w in a.ternary_weights().items():
+        assert np.array_equal(w, b.ternary_weights()[name])
+    assert a.thresholds == b.thresholds
+
+
+def test_psiren_learns_the_tiny_task(tiny):
+    config = PsirenConfig(sparsity=80, epochs={"dense": 4, "prune": 2, "sparse": 2, "binary": 4},
+                          batch_size=20)
+    net, history = psiren(tiny, config)
+    assert net.accuracy(tiny.test.images, tiny.test.labels) > 0.5   # chance is 0.1
+
+
+@pytest.mark.parametrize("sparsity", [100, -1, 150])
+def test_sparsity_outside_0_100_is_a_one_line_error(tiny, sparsity):
+    with pytest.raises(MinisenseError, match=r"outside \[0, 100\)"):
+        psiren(tiny, PsirenConfig(sparsity=sparsity))
