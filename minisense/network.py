@@ -193,10 +193,13 @@ def binarize(net: Network) -> None:
             layer.gain = alpha
 
 
-def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000,
+                 stop_after: str | None = None) -> np.ndarray:
     """The binary network's integer outputs Z (n, num_classes) int64, computed without rounding.
 
     See the module docstring for the arithmetic: H_0 = u, H_l = clip(W_l H_{l-1}, -T_l, T_l).
+    With ``stop_after`` a layer name, returns that layer's integer pre-activations instead
+    (before pooling and clip), e.g. (n, h, w, out) for a convolution.
     """
     weights = net.ternary_weights()
     names = list(net.weighted)
@@ -211,7 +214,7 @@ def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000) -> np
     matrices = {name: (conv_weight_matrix(w) if w.ndim == 4 else w.T).astype(dtype)
                 for name, w in weights.items()}
 
-    out = np.empty((len(images), net.num_classes), dtype=np.int64)
+    outputs = []
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size, :, :, None].astype(dtype)
         limit = None
@@ -222,15 +225,17 @@ def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000) -> np
                 wo = w_ + 2 * m.padding - m.kernel + 1
                 x = (im2col(x, m.kernel, m.kernel, m.padding) @ matrices[m.name]).reshape(
                     n, ho, wo, -1)
-                limit = net.thresholds.get(m.name)
             elif isinstance(m, Linear):
                 x = x @ matrices[m.name]
-                limit = net.thresholds.get(m.name)
             elif isinstance(m, HardTanh):
                 x = np.clip(x, -limit, limit)
             elif isinstance(m, MaxPool2d):
                 x = max_pool(x, m.k)[0]
             else:
                 x = m.forward(x)
-        out[start:start + batch_size] = np.rint(x).astype(np.int64)
-    return out
+            if isinstance(m, Weighted):
+                if m.name == stop_after:
+                    break
+                limit = net.thresholds.get(m.name)
+        outputs.append(np.rint(x).astype(np.int64))
+    return np.concatenate(outputs)
