@@ -18,7 +18,7 @@ import sys
 
 import click
 
-from minisense import __version__, checkpoint, psiren
+from minisense import __version__, checkpoint, psiren, sense
 from minisense.data import DATASETS
 from minisense.errors import MinisenseError
 from minisense.psiren import PRUNING, PsirenConfig
@@ -169,6 +169,87 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 # search, bench, car, reproduce: one ``@main.command()`` function each, below this line, that
 # parses its options, calls one library function and prints. Bad input is raised by the library
 # as MinisenseError; MinisenseGroup turns it into the one-line "Error: ..." already.
+
+
+@main.command()
+@click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
+              help="Start from this p-SIREN checkpoint (Algorithm 2 'with backprop').")
+@click.option("--init", type=click.Choice(["random"]),
+              help="Start from a random sparse ternary network ('without backprop').")
+@click.option("--sparsity", type=float, help="With --init random: percent of zeros per layer.")
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="[default: the checkpoint's dataset, else digits]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--schedule", type=click.Choice(sense.SCHEDULES), default="random",
+              show_default=True, help="alternate (Fig. 6), fc only (Fig. 7), random (Fig. 8).")
+@click.option("--fitness", type=click.Choice(sense.FITNESSES), default="margin",
+              show_default=True, help="Selection on training images; accuracy is reported.")
+@click.option("--neighbours", type=int, default=100, show_default=True,
+              help="K: first neighbours sampled per step.")
+@click.option("--steps-per-layer", type=int, default=3, show_default=True,
+              help="E: steps in a layer before the schedule moves on.")
+@click.option("--repeats", type=int, default=3, show_default=True,
+              help="R: rounds of the alternate schedule.")
+@click.option("--layer", "layers", multiple=True, help="Only these layers (repeatable).")
+@click.option("--budget-minutes", type=click.FloatRange(0, min_open=True), default=10.0,
+              show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=0), default=0,
+              help="Stop after this many steps (reproducible, unlike the time budget).")
+@click.option("--train-images", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Fitness on the first N training images.")
+@click.option("--anneal", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Simulated-annealing start temperature (0: hill climbing).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Continue the search in this folder (after a crash or kill).")
+def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
+           steps_per_layer, repeats, layers, budget_minutes, max_steps, train_images, anneal,
+           seed, out, resume):
+    """SENSE (Algorithm 2): hill-climb the architecture manifold by bit swaps, no backprop."""
+    if resume is not None:
+        run = sense.resume(resume, data_dir=data_dir)
+    else:
+        if init == "random" and sparsity is None:
+            raise click.UsageError("--init random needs --sparsity")
+        config = sense.SenseConfig(
+            schedule=schedule, neighbours=neighbours, fitness=fitness,
+            steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers),
+            budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
+            anneal_temperature=anneal, seed=seed)
+        if from_checkpoint is None and init is None:
+            raise click.UsageError("start from --checkpoint CKPT or --init random --sparsity P")
+        dataset = dataset or (None if from_checkpoint else "digits")
+        out = out or pathlib.Path("runs") / f"search-{dataset or 'ckpt'}-s{seed}"
+        run = sense.start(config, out, dataset, from_checkpoint,
+                          sparsity if init == "random" else None, data_dir)
+    first = run.accuracies()
+    click.echo(f"start: validation {100 * first['validation_accuracy']:.2f}%, test "
+               f"{100 * first['test_accuracy']:.2f}%, fitness on {run.n_train} training images "
+               f"({run.config.fitness}); {run.fit.cache_bytes / 2**20:.0f} MiB cache per "
+               "evaluator; writing to " + str(run.out))
+    last = [0.0]
+
+    def status(record):
+        now = record["seconds"]
+        if now - last[0] >= 1.0:
+            last[0] = now
+            click.echo(f"\rstep {record['step']:>7} {record['layer']:<9} fitness "
+                       f"{record['fitness']:.4f} train {100 * record['train_accuracy']:.2f}% "
+                       f"val {100 * record['validation_accuracy']:.2f}% "
+                       f"{record['evals_per_second']:,.0f} evals/s {now:,.0f} s", nl=False,
+                       err=True)
+
+    summary = run.run(on_step=status)
+    click.echo("", err=True)
+    best = summary["best"]
+    click.echo(f"{summary['steps']} steps, {summary['accepted']} moves accepted, "
+               f"{summary['evaluations']:,} neighbours in {summary['seconds']:.0f} s "
+               f"({summary['evals_per_second']:,.0f} evals/s); best (step {best['step']}, by "
+               f"validation): validation {100 * best['validation_accuracy']:.2f}%, test "
+               f"{100 * best['test_accuracy']:.2f}%")
+    checkpoint.atomic_write_json(run.out / "summary.json", summary)
+    click.echo(f"records: {run.out / sense.LOG_FILE}, best network: {run.out / 'best'}")
 
 
 @main.group()

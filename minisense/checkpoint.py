@@ -32,24 +32,28 @@ FORMAT = "minisense-checkpoint"
 FORMAT_VERSION = 1
 
 
-def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The rename alone survives a killed process; ``sync`` also flushes to disk (power loss).
+    """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_json(path: pathlib.Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+def atomic_write_json(path: pathlib.Path, obj, sync: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode(), sync)
 
 
 def checkpoint_paths(path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -70,7 +74,7 @@ def sparsity_percent(net: Network) -> float:
     return 100.0 * zeros / total
 
 
-def save(net: Network, path, metadata: dict | None = None) -> pathlib.Path:
+def save(net: Network, path, metadata: dict | None = None, sync: bool = True) -> pathlib.Path:
     """Save a binary network; returns the .npz path. ``path`` as in :func:`checkpoint_paths`."""
     npz_path, json_path = checkpoint_paths(path)
     weights = net.ternary_weights()
@@ -86,8 +90,8 @@ def save(net: Network, path, metadata: dict | None = None) -> pathlib.Path:
         "family": net.family(),
         **(metadata or {}),
     }
-    atomic_write_bytes(npz_path, buffer.getvalue())
-    atomic_write_json(json_path, meta)
+    atomic_write_bytes(npz_path, buffer.getvalue(), sync)
+    atomic_write_json(json_path, meta, sync)
     return npz_path
 
 

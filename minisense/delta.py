@@ -6,26 +6,35 @@ nonzero weight moved, sign and all, to a zero position of the same layer. The ne
 arithmetic (``minisense.network``) makes a neighbour's outputs a small, exact correction of the
 current network's. For fixed evaluation images we keep the current network's integers::
 
-    z1  pre-pool conv sums of layer 1     h1  = clip(pool(z1), T1)   (zero-padded for layer 2)
-    z2  pre-pool conv sums of layer 2     h2  = clip(pool(z2), T2)   (flattened, channel-major)
-    z3, h3  the hidden fc layer (car)     logits Z
+    z1  pre-pool sums of layer 1        h1 = clip(pool(z1), T1)   (zero-padded for layer 2)
+    z2  pre-pool sums of layer 2        h2 = clip(pool(z2), T2)   (the fc input, channel-major)
+    z3, h3  the hidden fc layer (car)   logits Z
 
 A swap in layer l changes only the pre-activations of the output channel(s) or unit(s) whose
-weights moved: at most two, the one at ``src`` and the one at ``dst``. Their new sums are the old
-ones minus w * (input under src) plus w * (input under dst). Only those are pushed through
-pooling and clip; an entry of H_l that does not change (its window's winner still clips to the
-same value, or it saturates) stops there; the entries that do change are pushed through the next
-layer as "a list of changed entries with their deltas", and so on to the logits. A swap in the
-output layer changes two logits by one product each.
+weights moved: two at most, the one at ``src`` and the one at ``dst``. Their new sums are the old
+ones minus w * (input under src) plus w * (input under dst). Only those go through pooling and
+clip; an entry of H_l that does not change (its window's max still clips to the same value, or it
+saturates) stops there; the entries that do change are pushed through the next layer as "changed
+entries and their deltas", and so on to the logits. A swap in the output layer moves two logits.
 
-Layout: images are processed in blocks of ``LANES`` and every cached array keeps the image index
-last, ``(block, ..., LANES)``, so each kernel's innermost loop runs over the 32 images of a block
-in SIMD, and a block's integers stay in cache while all K candidate swaps are scored on it
-(``prange`` over blocks, the candidates inside). Padding lanes hold blank images labelled -1 and
-are never counted. Everything is int16/int32 integer arithmetic (wrapped in np.int32 so Numba does
-not widen it to int64), so the scores are exact and the same for any thread count.
-``score_full_forward`` is the slow, obvious twin used as the oracle: apply the swap, run
-``network.exact_logits``.
+Layout. Images go in blocks of ``LANES``; every cached array keeps the image last,
+``(block, ..., LANES)``, so each kernel's innermost loop runs over a block's 32 images in SIMD,
+and a block's integers stay in cache while all K candidate swaps are scored on it (``prange``
+over blocks, the candidates inside). Padding lanes hold blank images labelled -1 and never count.
+
+Polyphase planes. A k x k convolution followed by q x q max-pooling reads its zero-padded input X
+at (q*py + dy + i, q*px + dx + j) for pooled output (py, px), window offset (dy, dx) and tap
+(i, j). Split X into its q*q phases X_s[a, b] = X[q*a + ry, q*b + rx], s = ry*q + rx: the read is
+phase ((dy+i) % q)*q + (dx+j) % q at (py + (dy+i)//q, px + (dx+j)//q), so for fixed (dy, dx)
+and (i, j) a shifted copy of one phase plane. Conv inputs are therefore stored as their phases
+and pre-pool sums as their q*q window offsets, each a plane (rows, cols * LANES): every hot loop
+runs along a contiguous row, and pooling is an elementwise max over the q*q offset planes.
+
+Arithmetic is exact int32 (images and layer-1 sums, at most 49 * 255, are stored as int16),
+wrapped in np.int32 so Numba does not widen it to int64; indices are np.uint64 so Numba drops its
+negative-index wraparound, which would stop LLVM from vectorizing. Scores are integers, the same
+for any thread count. ``score_full_forward`` is the slow, obvious twin used as the oracle: apply
+the swap, run ``network.exact_logits``.
 """
 
 from __future__ import annotations
@@ -37,18 +46,161 @@ from numba import njit, prange
 
 from minisense.errors import MinisenseError
 from minisense.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
-from minisense.network import Network, exact_logits
+from minisense.network import INPUT_SCALE, Network, exact_logits
 
 LANES = 32                 # images per block: the SIMD width of every kernel's inner loop
 KEY = 16                   # a logit's rank key is KEY * Z[k] + (KEY - 1 - k): ties go to the lower k
 KEY_BITS = 4               # log2(KEY)
 NO_KEY = -2 ** 31          # below every key
-MAX_THRESHOLD = 2 ** 15 - 1  # activations are int16; with fan-ins <= 1568 every sum fits int32
+INT32_LIMIT = 2 ** 31
 
 
 # ----------------------------------------------------------------------------------------------
-# Small building blocks. Shapes are per block: a "plane" is (rows, cols, LANES).
+# Building blocks. A plane is (rows, cols * LANES) int; a phase stack is (q*q, rows, cols*LANES).
 # ----------------------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _tap_source(t, i, j, q):
+    """(input phase, row offset, col offset) that window offset t reads through tap (i, j)."""
+    dy, dx = t // q, t % q
+    return ((dy + i) % q) * q + (dx + j) % q, (dy + i) // q, (dx + j) // q
+
+
+@njit(cache=True)
+def _add_tap(acc, x, oy, ox, w):
+    """acc (R, C*LANES) += w * x[oy + r, ox*LANES + m]: one conv tap read from one phase plane."""
+    u64 = np.uint64
+    oy, off, width = u64(oy), u64(ox * LANES), acc.shape[1]
+    for r in range(acc.shape[0]):
+        ur = u64(r)
+        if w == 1:
+            for m in range(width):
+                acc[ur, u64(m)] = np.int32(acc[ur, u64(m)] + x[ur + oy, u64(m) + off])
+        elif w == -1:
+            for m in range(width):
+                acc[ur, u64(m)] = np.int32(acc[ur, u64(m)] - x[ur + oy, u64(m) + off])
+        else:
+            for m in range(width):
+                acc[ur, u64(m)] = np.int32(acc[ur, u64(m)] + w * x[ur + oy, u64(m) + off])
+
+
+@njit(cache=True)
+def _start_tap(acc, z, x, oy, ox, w):
+    """acc = z + w * x[oy + r, ox*LANES + m]: a copy of the cached sums z plus their first tap."""
+    u64 = np.uint64
+    oy, off = u64(oy), u64(ox * LANES)
+    for r in range(acc.shape[0]):
+        ur = u64(r)
+        for m in range(acc.shape[1]):
+            acc[ur, u64(m)] = np.int32(z[ur, u64(m)] + w * x[ur + oy, u64(m) + off])
+
+
+@njit(cache=True)
+def _max_into(mx, z, first):
+    """mx = z if first else max(mx, z), planes of the same shape: pooling over window offsets."""
+    for r in range(mx.shape[0]):
+        for m in range(mx.shape[1]):
+            mx[r, m] = z[r, m] if first else max(mx[r, m], np.int32(z[r, m]))
+
+
+@njit(cache=True)
+def _swap_pool(z, xa, ia, ja, wa, xb, ib, jb, wb, q, mx, commit):
+    """Pooled pre-activations of one output channel whose weights moved.
+
+    The channel's window-offset planes z (q*q, Hp, Wp*LANES) gain wa * (input under tap ia, ja)
+    + wb * (input under tap ib, jb); xa, xb are phase stacks of the layer's input, either weight
+    may be 0. Writes mx (Hp, Wp*LANES), the max over the offsets; ``commit`` stores the new z.
+    """
+    u64 = np.uint64
+    if wa == 0:
+        xa, ia, ja, wa, wb = xb, ib, jb, wb, 0
+    rows, width = mx.shape
+    for t in range(q * q):
+        sa, oya, oxa = _tap_source(t, ia, ja, q)
+        sb, oyb, oxb = _tap_source(t, ib, jb, q)
+        zt, pa, pb = z[t], xa[sa], xb[sb]
+        oya, offa, oyb, offb = u64(oya), u64(oxa * LANES), u64(oyb), u64(oxb * LANES)
+        for r in range(rows):
+            ur = u64(r)
+            if wb == 0:
+                for m in range(width):
+                    um = u64(m)
+                    v = np.int32(zt[ur, um] + wa * pa[ur + oya, um + offa])
+                    mx[ur, um] = v if t == 0 else max(mx[ur, um], v)
+            else:
+                for m in range(width):
+                    um = u64(m)
+                    v = np.int32(zt[ur, um] + wa * pa[ur + oya, um + offa]
+                                 + wb * pb[ur + oyb, um + offb])
+                    mx[ur, um] = v if t == 0 else max(mx[ur, um], v)
+            if commit:
+                for m in range(width):
+                    um = u64(m)
+                    zt[ur, um] += wa * pa[ur + oya, um + offa] + wb * pb[ur + oyb, um + offb]
+
+
+@njit(cache=True, inline="always")
+def _push_column(columns, f, dh, base, acc, touched):
+    """A changed input entry f with deltas dh[base:base+LANES] through a fc layer:
+    acc[r] += W[r, f] * delta for every unit r it connects to. ``columns`` = (start, rows,
+    values) lists W's nonzeros column by column (``fc_columns``)."""
+    start, rows, values = columns
+    for p in range(start[f], start[f + 1]):
+        r, wr = rows[p], values[p]
+        touched[r] = True
+        for n in range(LANES):
+            acc[r, n] = np.int32(acc[r, n] + wr * dh[base + n])
+
+
+@njit(cache=True)
+def _clip_push(mx, t, h, dh, columns, f0, acc, touched, commit):
+    """Layer 2's pooled sums mx (Hp, Wp*LANES) -> clip -> H2 changes dh against the cached plane
+    h; every window (fc input f0 + py*Wp + px) that changed for any image is pushed through
+    the next fc layer (its ``columns``) into acc. Returns whether any changed; ``commit``
+    stores the new h."""
+    changed = False
+    cols = mx.shape[1] // LANES
+    for py in range(mx.shape[0]):
+        for px in range(cols):
+            base = px * LANES
+            anyd = np.int32(0)
+            for n in range(LANES):
+                d = np.int32(min(max(mx[py, base + n], -t), t) - h[py, base + n])
+                dh[py, base + n] = d
+                anyd |= d
+            if anyd != 0:
+                changed = True
+                _push_column(columns, f0 + py * cols + px, dh[py], base, acc, touched)
+                if commit:
+                    for n in range(LANES):
+                        h[py, base + n] += dh[py, base + n]
+    return changed
+
+
+@njit(cache=True)
+def _clip_to_phases(mx, t, h, off, q, dh, rows, commit):
+    """Layer 1's pooled sums mx (Hp, Wp*LANES) -> clip -> changes against the cached h1 channel
+    h, a phase stack of the padded plane (position (py, px) sits at (py+off, px+off)). Writes dh
+    in h's layout and rows[s, a] = whether phase row (s, a) changed; returns whether any did."""
+    rows[:] = False
+    changed = False
+    for py in range(mx.shape[0]):
+        ry, a = (py + off) % q, (py + off) // q
+        for px in range(mx.shape[1] // LANES):
+            s, b = ry * q + (px + off) % q, ((px + off) // q) * LANES
+            anyd = np.int32(0)
+            for n in range(LANES):
+                d = np.int32(min(max(mx[py, px * LANES + n], -t), t) - h[s, a, b + n])
+                dh[s, a, b + n] = d
+                anyd |= d
+            if anyd != 0:
+                rows[s, a] = True
+                changed = True
+                if commit:
+                    for n in range(LANES):
+                        h[s, a, b + n] += dh[s, a, b + n]
+    return changed
+
 
 @njit(cache=True)
 def _tally(z, dz, labels, margin_clip, keys):
@@ -81,128 +233,13 @@ def _tally(z, dz, labels, margin_clip, keys):
 
 
 @njit(cache=True)
-def _pool_clip(z, q, t, h, off):
-    """Forward: h[off+py, off+px] = clip(max of z's q x q window (py, px), -t, t)."""
-    for py in range(h.shape[0] - 2 * off):
-        for px in range(h.shape[1] - 2 * off):
-            for n in range(LANES):
-                m = z[py * q, px * q, n]
-                for dy in range(q):
-                    for dx in range(q):
-                        m = max(m, z[py * q + dy, px * q + dx, n])
-                h[off + py, off + px, n] = min(max(np.int32(m), -t), t)
-
-
-@njit(cache=True)
-def _pool_swap(z, xa, ia, ja, wa, xb, ib, jb, wb, q, t, h, off, dh, win, mx, commit):
-    """One output channel of a swapped conv layer, through pooling and clip.
-
-    Its pre-pool sums become z + wa * xa[y+ia, x+ja] + wb * xb[y+ib, x+jb] (the weight leaving
-    tap a, the weight arriving at tap b; either may be 0). z (Hq, Wq, LANES) is the channel's
-    cached plane, xa/xb the layer's zero-padded input planes, h the cached output plane read at
-    [off+py, off+px]. Writes dh (same geometry as h) = new H - old H and win[py, px] = whether any
-    image changed there; returns whether any did. ``commit`` also writes z and h; mx is scratch.
-    """
-    if wa == 0:
-        xa, ia, ja, wa, wb = xb, ib, jb, wb, 0
-    changed = False
-    for py in range(win.shape[0]):
-        for px in range(win.shape[1]):
-            for n in range(LANES):
-                mx[n] = NO_KEY
-            for dy in range(q):
-                y = py * q + dy
-                for dx in range(q):
-                    x = px * q + dx
-                    if wb == 0:
-                        for n in range(LANES):
-                            v = np.int32(z[y, x, n] + wa * xa[y + ia, x + ja, n])
-                            mx[n] = max(mx[n], v)
-                    else:
-                        for n in range(LANES):
-                            v = np.int32(z[y, x, n] + wa * xa[y + ia, x + ja, n]
-                                         + wb * xb[y + ib, x + jb, n])
-                            mx[n] = max(mx[n], v)
-                    if commit:
-                        for n in range(LANES):
-                            z[y, x, n] = (z[y, x, n] + wa * xa[y + ia, x + ja, n]
-                                          + wb * xb[y + ib, x + jb, n])
-            anyd = np.int32(0)
-            for n in range(LANES):
-                d = np.int32(min(max(mx[n], -t), t) - h[off + py, off + px, n])
-                dh[off + py, off + px, n] = d
-                anyd |= d
-            win[py, px] = anyd != 0
-            if anyd != 0:
-                changed = True
-                if commit:
-                    for n in range(LANES):
-                        h[off + py, off + px, n] += dh[off + py, off + px, n]
-    return changed
-
-
-@njit(cache=True)
-def _pool_add(z, dz, rows, q, t, h, dh, win, mx, commit):
-    """Like _pool_swap for a channel whose pre-pool sums gained the plane dz (rows[y] says whether
-    row y of dz was written; unwritten rows count as 0). h, dh are unpadded (Hp, Wp, LANES)."""
-    changed = False
-    for py in range(win.shape[0]):
-        touched = False
-        for dy in range(q):
-            touched |= rows[py * q + dy]
-        if not touched:
-            for px in range(win.shape[1]):
-                win[py, px] = False
-            continue
-        for px in range(win.shape[1]):
-            for n in range(LANES):
-                mx[n] = NO_KEY
-            for dy in range(q):
-                y = py * q + dy
-                for dx in range(q):
-                    x = px * q + dx
-                    if rows[y]:
-                        for n in range(LANES):
-                            mx[n] = max(mx[n], np.int32(z[y, x, n] + dz[y, x, n]))
-                        if commit:
-                            for n in range(LANES):
-                                z[y, x, n] += dz[y, x, n]
-                    else:
-                        for n in range(LANES):
-                            mx[n] = max(mx[n], np.int32(z[y, x, n]))
-            anyd = np.int32(0)
-            for n in range(LANES):
-                d = np.int32(min(max(mx[n], -t), t) - h[py, px, n])
-                dh[py, px, n] = d
-                anyd |= d
-            win[py, px] = anyd != 0
-            if anyd != 0:
-                changed = True
-                if commit:
-                    for n in range(LANES):
-                        h[py, px, n] += dh[py, px, n]
-    return changed
-
-
-@njit(cache=True)
-def _push_column(w, f, dh, acc, touched):
-    """A changed input entry f (deltas dh, (LANES,)) through a fc layer: acc[r] += w[r, f] * dh."""
-    for r in range(w.shape[0]):
-        wr = np.int32(w[r, f])
-        if wr != 0:
-            touched[r] = True
-            for n in range(LANES):
-                acc[r, n] = np.int32(acc[r, n] + wr * dh[n])
-
-
-@njit(cache=True)
-def _finish(blk, acc, touched, tail, dlog, dh, commit):
+def _finish(blk, acc, touched, tail, dlog, dh, marks, commit):
     """Changes of the layer after conv 2 -> changes of the logits.
 
-    tail = (hidden, z3, h3, t3, w_out). Without a hidden fc layer (mnist) acc already holds the
+    tail = (hidden, z3, h3, t3, out_columns). Without a hidden fc layer (mnist) acc already holds the
     logit changes. With one (car fc1), acc holds its pre-activation changes: clip them and push
-    the units that changed through w_out into dlog."""
-    hidden, z3, h3, t3, w_out = tail
+    the units that changed through the output layer into dlog. dh, marks are scratch."""
+    hidden, z3, h3, t3, out_columns = tail
     if not hidden:
         return acc
     dlog[:] = 0
@@ -219,7 +256,7 @@ def _finish(blk, acc, touched, tail, dlog, dh, commit):
                 z3[blk, u, n] += acc[u, n]
                 h3[blk, u, n] += dh[n]
         if anyd != 0:
-            _push_column(w_out, u, dh, dlog, touched)
+            _push_column(out_columns, u, dh, 0, dlog, marks)
     return dlog
 
 
@@ -244,274 +281,704 @@ def _emit(blk, kk, z, dlog, labels, margin_clip, keys, correct, margin, commit, 
 # ----------------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def _conv_accumulate(acc, x, w, c):
-    """acc (Ho, Wo, LANES) += conv of input plane x (padded) with kernel w[:, :] of channel c."""
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            wij = np.int32(w[i, j])
-            if wij == 0:
-                continue
-            for y in range(acc.shape[0]):
-                for x_ in range(acc.shape[1]):
-                    for n in range(LANES):
-                        acc[y, x_, n] = np.int32(acc[y, x_, n] + wij * x[c][y + i, x_ + j, n])
+def _conv_phase(acc, x, w, c, t, q):
+    """acc (Hp, Wp*LANES) += window offset t of the convolution of input channel c: x is the
+    channel's phase stack, w (out-channel's) kernel (in, k, k)."""
+    for i in range(w.shape[1]):
+        for j in range(w.shape[2]):
+            if w[c, i, j] != 0:
+                s, oy, ox = _tap_source(t, i, j, q)
+                _add_tap(acc, x[s], oy, ox, np.int32(w[c, i, j]))
 
 
-@njit(cache=True, parallel=True)
-def _forward_kernel(u, w1, w2, w_next, tail, t1, t2, q1, q2, z1, h1, z2, h2v, h2, logits):
-    """H_0 = u, conv/pool/clip twice, fc (and clip, fc): every cached integer of every block."""
-    hidden, z3, h3, t3, w_out = tail
-    off = (h1.shape[3] - z1.shape[3] // q1) // 2          # layer 2's zero padding
-    for blk in prange(u.shape[0]):
-        plane1 = np.empty(z1.shape[2:], np.int32)
-        for o in range(w1.shape[0]):
-            plane1[:] = 0
-            _conv_accumulate(plane1, u[blk:blk + 1], w1[o, 0], 0)
-            z1[blk, o] = plane1
-            _pool_clip(z1[blk, o], q1, t1, h1[blk, o], off)
-        plane2 = np.empty(z2.shape[2:], np.int32)
-        for o in range(w2.shape[0]):
-            plane2[:] = 0
-            for c in range(w2.shape[1]):
-                _conv_accumulate(plane2, h1[blk], w2[o, c], c)
-            z2[blk, o] = plane2
-            _pool_clip(z2[blk, o], q2, t2, h2v[blk, o], 0)
-        acc = np.zeros((w_next.shape[0], LANES), np.int32)
-        touched = np.zeros(w_next.shape[0], np.bool_)
-        for f in range(w_next.shape[1]):
-            _push_column(w_next, f, h2[blk, f], acc, touched)
-        if hidden:
-            out = np.zeros((w_out.shape[0], LANES), np.int32)
-            for unit in range(acc.shape[0]):
+@njit(cache=True)
+def _forward_block(blk, u, w1, w2, next_columns, next_units, tail, t1, t2, q1, q2, off2, z1, h1,
+                   z2, h2v, h2, logits):
+    """H_0 = u, conv/pool/clip twice, fc (and clip, fc): every cached integer of block blk."""
+    hidden, z3, h3, t3, out_columns = tail
+    acc1 = np.empty(z1.shape[3:], np.int32)
+    mx1 = np.empty(z1.shape[3:], np.int32)
+    for o in range(w1.shape[0]):
+        for t in range(q1 * q1):
+            acc1[:] = 0
+            _conv_phase(acc1, u[blk], w1[o], 0, t, q1)
+            _max_into(z1[blk, o, t], acc1, True)                      # a copy
+            _max_into(mx1, acc1, t == 0)
+        ho = h1[blk, o]
+        for py in range(mx1.shape[0]):
+            ry, a = (py + off2) % q2, (py + off2) // q2
+            for px in range(mx1.shape[1] // LANES):
+                s, b = ry * q2 + (px + off2) % q2, ((px + off2) // q2) * LANES
                 for n in range(LANES):
-                    z3[blk, unit, n] = acc[unit, n]
-                    h3[blk, unit, n] = min(max(acc[unit, n], -t3), t3)
-                _push_column(w_out, unit, h3[blk, unit], out, touched)
-            acc = out
-        logits[blk] = acc
+                    ho[s, a, b + n] = min(max(mx1[py, px * LANES + n], -t1), t1)
+    acc2 = np.empty(z2.shape[3:], np.int32)
+    mx2 = np.empty(z2.shape[3:], np.int32)
+    for o in range(w2.shape[0]):
+        for t in range(q2 * q2):
+            acc2[:] = 0
+            for c in range(w2.shape[1]):
+                _conv_phase(acc2, h1[blk, c], w2[o], c, t, q2)
+            _max_into(z2[blk, o, t], acc2, True)
+            _max_into(mx2, acc2, t == 0)
+        for r in range(mx2.shape[0]):
+            for m in range(mx2.shape[1]):
+                h2v[blk, o, r, m] = min(max(mx2[r, m], -t2), t2)
+    acc = np.zeros((next_units, LANES), np.int32)
+    touched = np.zeros(max(next_units, KEY), np.bool_)
+    for f in range(h2.shape[1]):
+        _push_column(next_columns, f, h2[blk, f], 0, acc, touched)
+    if hidden:
+        out = np.zeros((logits.shape[1], LANES), np.int32)
+        for unit in range(acc.shape[0]):
+            for n in range(LANES):
+                z3[blk, unit, n] = acc[unit, n]
+                h3[blk, unit, n] = min(max(acc[unit, n], -t3), t3)
+            _push_column(out_columns, unit, h3[blk, unit], 0, out, touched)
+        acc = out
+    logits[blk] = acc
 
-
-# ----------------------------------------------------------------------------------------------
-# One kernel per kind of layer. Each scores K candidate swaps of its layer on every block:
-# correct, margin (blocks, K) int64. commit=True (K = 1) applies the swap to the cache instead;
-# out_logits (blocks, C, LANES), when not empty, receives the neighbour's logits (K = 1).
-# ----------------------------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def _first_conv_kernel(u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, w2, w_next, tail,
-                       oa, ia, ja, ob, ib, jb, sign, margin_clip, commit, out_logits):
-    """Swaps in layer 1 (input: the image). Output channels oa (loses the weight at tap ia, ja)
-    and ob (gains it at ib, jb) change; their changed H1 entries go through conv 2 channel by
-    channel, the changed H2 entries through the fc layer(s)."""
-    nblocks, kcount = u.shape[0], oa.shape[0]
-    off = (h1.shape[3] - z1.shape[3] // q1) // 2
-    hq2, wq2 = z2.shape[2], z2.shape[3]
-    k2 = w2.shape[2]
-    correct = np.zeros((nblocks, kcount), np.int64)
-    margin = np.zeros((nblocks, kcount), np.int64)
-    for blk in prange(nblocks):
-        dh1 = np.zeros((2,) + h1.shape[2:], np.int32)     # deltas of the two channels, padded
-        win1 = np.zeros((2, z1.shape[2] // q1, z1.shape[3] // q1), np.bool_)
-        rows1 = np.zeros((2, h1.shape[2]), np.bool_)
-        dz2 = np.empty(z2.shape[2:], np.int32)
-        rows2 = np.zeros(hq2, np.bool_)
-        dh2 = np.empty(h2v.shape[2:], np.int32)
-        win2 = np.zeros(h2v.shape[2:4], np.bool_)
-        acc = np.empty((w_next.shape[0], LANES), np.int32)
-        touched = np.zeros(w_next.shape[0], np.bool_)
-        dlog = np.empty((logits.shape[1], LANES), np.int32)
-        vec = np.empty((4, LANES), np.int32)
-        for kk in range(kcount):
-            s = np.int32(sign[kk])
-            channels = (oa[kk], ob[kk])
-            nslots = 1 if oa[kk] == ob[kk] else 2
-            changed = False
-            for slot in range(nslots):
-                o = channels[slot]
-                wa = -s if o == oa[kk] else np.int32(0)
-                wb = s if o == ob[kk] else np.int32(0)
-                changed |= _pool_swap(z1[blk, o], u[blk], ia[kk], ja[kk], wa, u[blk], ib[kk],
-                                      jb[kk], wb, q1, t1, h1[blk, o], off, dh1[slot],
-                                      win1[slot], vec[0], commit)
-                for py in range(win1.shape[1]):
-                    r = False
-                    for px in range(win1.shape[2]):
-                        r |= win1[slot, py, px]
-                    rows1[slot, off + py] = r
-            acc[:] = 0
-            touched[:] = False
-            if changed:
-                for o2 in range(w2.shape[0]):
-                    rows2[:] = False
-                    for slot in range(nslots):
-                        c = channels[slot]
-                        for i in range(k2):
-                            for j in range(k2):
-                                w = w2[o2, c, i, j]
-                                if w == 0:
-                                    continue
-                                for y in range(hq2):
-                                    if not rows1[slot, y + i]:
-                                        continue
-                                    if not rows2[y]:
-                                        rows2[y] = True
-                                        dz2[y] = 0
-                                    src = dh1[slot, y + i]
-                                    if w > 0:
-                                        for x in range(wq2):
-                                            for n in range(LANES):
-                                                dz2[y, x, n] += src[x + j, n]
-                                    else:
-                                        for x in range(wq2):
-                                            for n in range(LANES):
-                                                dz2[y, x, n] -= src[x + j, n]
-                    if _pool_add(z2[blk, o2], dz2, rows2, q2, t2, h2v[blk, o2], dh2, win2,
-                                 vec[0], commit):
-                        for py in range(win2.shape[0]):
-                            for px in range(win2.shape[1]):
-                                if win2[py, px]:
-                                    f = (o2 * win2.shape[0] + py) * win2.shape[1] + px
-                                    _push_column(w_next, f, dh2[py, px], acc, touched)
-            dl = _finish(blk, acc, touched, tail, dlog, vec[1], commit)
-            _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
-                  commit, out_logits)
+def _forward_kernel(u, w1, w2, next_columns, next_units, tail, t1, t2, q1, q2, off2, z1, h1, z2,
+                    h2v, h2, logits):
+    """The full forward pass of every block, in parallel."""
+    # Tuples of arrays cannot cross into a prange body: unpack them here, repack inside.
+    hidden, z3, h3, t3, (out_start, out_rows, out_values) = tail
+    next_start, next_rows, next_values = next_columns
+    for blk in prange(u.shape[0]):
+        _forward_block(blk, u, w1, w2, (next_start, next_rows, next_values), next_units,
+                       (hidden, z3, h3, t3, (out_start, out_rows, out_values)), t1, t2, q1, q2,
+                       off2, z1, h1, z2, h2v, h2, logits)
+
+
+# ----------------------------------------------------------------------------------------------
+# One kernel per kind of layer. Each scores K candidate swaps of its layer on one block
+# (``_*_block``, run over all blocks in parallel by ``_*_kernel``) into correct, margin
+# (blocks, K) int64. commit=True (K = 1) applies the swap to the cache instead; out_logits
+# (blocks, C, LANES), when not empty, receives the neighbour's logits (K = 1).
+# ----------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _sum_taps(acc, z, planes, taps, count):
+    """acc = z + the sum of ``count`` (a multiple of 4) shifted planes, four per pass.
+
+    taps[p] = (plane, row offset, column offset * LANES) into planes (P, Hx, Wx*LANES); acc, z
+    are (R, C*LANES). Fusing four taps per pass reads acc once per four instead of once per tap.
+    """
+    u64 = np.uint64
+    for r in range(acc.shape[0]):
+        ur = u64(r)
+        for g in range(0, count, 4):
+            p0, y0, f0 = u64(taps[g, 0]), ur + u64(taps[g, 1]), u64(taps[g, 2])
+            p1, y1, f1 = u64(taps[g + 1, 0]), ur + u64(taps[g + 1, 1]), u64(taps[g + 1, 2])
+            p2, y2, f2 = u64(taps[g + 2, 0]), ur + u64(taps[g + 2, 1]), u64(taps[g + 2, 2])
+            p3, y3, f3 = u64(taps[g + 3, 0]), ur + u64(taps[g + 3, 1]), u64(taps[g + 3, 2])
+            if g == 0:
+                for m in range(acc.shape[1]):
+                    um = u64(m)
+                    acc[ur, um] = np.int32(z[ur, um] + planes[p0, y0, um + f0]
+                                           + planes[p1, y1, um + f1] + planes[p2, y2, um + f2]
+                                           + planes[p3, y3, um + f3])
+            else:
+                for m in range(acc.shape[1]):
+                    um = u64(m)
+                    acc[ur, um] = np.int32(acc[ur, um] + planes[p0, y0, um + f0]
+                                           + planes[p1, y1, um + f1] + planes[p2, y2, um + f2]
+                                           + planes[p3, y3, um + f3])
+
+
+@njit(cache=True)
+def _first_conv_block(blk, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2, conv2_taps,
+                      next_columns, next_units, tail, oa, ia, ja, ob, ib, jb, sign, margin_clip,
+                      commit, out_logits, correct, margin):
+    """Swaps in layer 1 (input: the image). Output channel oa loses the weight at tap (ia, ja),
+    channel ob gains it at (ib, jb); their changed H1 entries go through conv 2, one layer-2
+    channel at a time, and the changed H2 entries through the fc layer(s).
+
+    conv2_taps = (start, i, j, w) lists layer 2's nonzero taps by (out, in) channel
+    (``conv_taps``). The H1 changes of the two channels are kept as phase planes, each also
+    negated, so that every tap of conv 2 is a plain add (``_sum_taps``)."""
+    tap_start, tap_i, tap_j, tap_w = conv2_taps
+    c1, qq, hp2, wp2 = z1.shape[1], q2 * q2, z2.shape[3], z2.shape[4] // LANES
+    zero_plane = 4 * qq
+    mx1 = np.empty(z1.shape[3:], np.int32)
+    planes = np.zeros((4 * qq + 1,) + h1.shape[3:], np.int32)  # (slot, sign, phase), then zeros
+    rows1 = np.zeros((2, qq, h1.shape[3]), np.bool_)           # which phase rows changed
+    taps = np.empty((2 * tap_start.shape[0] + 4, 3), np.int64)
+    acc2 = np.empty(z2.shape[2:], np.int32)                    # new layer-2 sums, per offset
+    ready = np.zeros(qq, np.bool_)
+    mx2 = np.empty(z2.shape[3:], np.int32)
+    dh2 = np.empty(z2.shape[3:], np.int32)
+    acc = np.empty((next_units, LANES), np.int32)
+    touched = np.zeros(next_units, np.bool_)
+    marks = np.zeros(KEY, np.bool_)
+    dlog = np.empty((logits.shape[1], LANES), np.int32)
+    vec = np.empty((4, LANES), np.int32)
+    for kk in range(oa.shape[0]):
+        s = np.int32(sign[kk])
+        channels = (oa[kk], ob[kk])
+        nslots = 1 if oa[kk] == ob[kk] else 2
+        changed = False
+        for slot in range(nslots):
+            o = channels[slot]
+            wa = -s if o == oa[kk] else np.int32(0)
+            wb = s if o == ob[kk] else np.int32(0)
+            _swap_pool(z1[blk, o], u[blk], ia[kk], ja[kk], wa, u[blk], ib[kk], jb[kk], wb, q1,
+                       mx1, commit)
+            plus = planes[2 * slot * qq:(2 * slot + 1) * qq]
+            changed |= _clip_to_phases(mx1, t1, h1[blk, o], off2, q2, plus, rows1[slot], commit)
+            minus = planes[(2 * slot + 1) * qq:(2 * slot + 2) * qq]
+            for p in range(qq):
+                for r in range(plus.shape[1]):
+                    for m in range(plus.shape[2]):
+                        minus[p, r, m] = -plus[p, r, m]
+        acc[:] = 0
+        touched[:] = False
+        for o2 in range(z2.shape[1] if changed else 0):
+            hit = False
+            for t in range(qq):
+                count = 0
+                for slot in range(nslots):
+                    c = channels[slot]
+                    for p in range(tap_start[o2 * c1 + c], tap_start[o2 * c1 + c + 1]):
+                        src, oy, ox = _tap_source(t, tap_i[p], tap_j[p], q2)
+                        live = False
+                        for r in range(hp2):
+                            live |= rows1[slot, src, oy + r]
+                        if live:
+                            taps[count, 0] = (2 * slot + (tap_w[p] < 0)) * qq + src
+                            taps[count, 1] = oy
+                            taps[count, 2] = ox * LANES
+                            count += 1
+                ready[t] = count > 0
+                if count > 0:
+                    hit = True
+                    while count % 4 != 0:
+                        taps[count, 0], taps[count, 1], taps[count, 2] = zero_plane, 0, 0
+                        count += 1
+                    _sum_taps(acc2[t], z2[blk, o2, t], planes, taps, count)
+            if not hit:
+                continue
+            for t in range(qq):
+                _max_into(mx2, acc2[t] if ready[t] else z2[blk, o2, t], t == 0)
+                if commit and ready[t]:
+                    _max_into(z2[blk, o2, t], acc2[t], True)              # a copy
+            _clip_push(mx2, t2, h2v[blk, o2], dh2, next_columns, o2 * hp2 * wp2, acc, touched,
+                       commit)
+        dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
+        _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
+              commit, out_logits)
+
+
+@njit(cache=True, parallel=True)
+def _first_conv_kernel(u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2, conv2_taps,
+                       next_columns, next_units, tail, oa, ia, ja, ob, ib, jb, sign, margin_clip,
+                       commit, out_logits):
+    correct = np.zeros((u.shape[0], oa.shape[0]), np.int64)
+    margin = np.zeros((u.shape[0], oa.shape[0]), np.int64)
+    hidden, z3, h3, t3, (out_start, out_rows, out_values) = tail   # no tuples of arrays
+    next_start, next_rows, next_values = next_columns                # into prange bodies
+    tap_start, tap_i, tap_j, tap_w = conv2_taps
+    for blk in prange(u.shape[0]):
+        _first_conv_block(blk, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2,
+                          (tap_start, tap_i, tap_j, tap_w), (next_start, next_rows, next_values),
+                          next_units, (hidden, z3, h3, t3, (out_start, out_rows, out_values)),
+                          oa, ia, ja, ob, ib, jb, sign, margin_clip, commit, out_logits, correct,
+                          margin)
     return correct, margin
 
 
-@njit(cache=True, parallel=True)
-def _inner_conv_kernel(h1, z2, h2v, labels, logits, t2, q2, w_next, tail,
-                       oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits):
+@njit(cache=True)
+def _inner_conv_block(blk, h1, z2, h2v, labels, logits, t2, q2, next_columns, next_units, tail,
+                      oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits,
+                      correct, margin):
     """Swaps in layer 2: channel oa loses w * h1[ca] under tap (ia, ja), channel ob gains it
     under (cb, ib, jb); the changed H2 entries go through the fc layer(s)."""
-    nblocks, kcount = h1.shape[0], oa.shape[0]
-    correct = np.zeros((nblocks, kcount), np.int64)
-    margin = np.zeros((nblocks, kcount), np.int64)
-    for blk in prange(nblocks):
-        dh2 = np.empty(h2v.shape[2:], np.int32)
-        win2 = np.zeros(h2v.shape[2:4], np.bool_)
-        acc = np.empty((w_next.shape[0], LANES), np.int32)
-        touched = np.zeros(w_next.shape[0], np.bool_)
-        dlog = np.empty((logits.shape[1], LANES), np.int32)
-        vec = np.empty((4, LANES), np.int32)
-        for kk in range(kcount):
-            s = np.int32(sign[kk])
-            channels = (oa[kk], ob[kk])
-            acc[:] = 0
-            touched[:] = False
-            for slot in range(1 if oa[kk] == ob[kk] else 2):
-                o = channels[slot]
-                wa = -s if o == oa[kk] else np.int32(0)
-                wb = s if o == ob[kk] else np.int32(0)
-                if _pool_swap(z2[blk, o], h1[blk, ca[kk]], ia[kk], ja[kk], wa, h1[blk, cb[kk]],
-                              ib[kk], jb[kk], wb, q2, t2, h2v[blk, o], 0, dh2, win2, vec[0],
-                              commit):
-                    for py in range(win2.shape[0]):
-                        for px in range(win2.shape[1]):
-                            if win2[py, px]:
-                                f = (o * win2.shape[0] + py) * win2.shape[1] + px
-                                _push_column(w_next, f, dh2[py, px], acc, touched)
-            dl = _finish(blk, acc, touched, tail, dlog, vec[1], commit)
-            _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
-                  commit, out_logits)
+    hp2, wp2 = z2.shape[3], z2.shape[4] // LANES
+    mx2 = np.empty(z2.shape[3:], np.int32)
+    dh2 = np.empty(z2.shape[3:], np.int32)
+    acc = np.empty((next_units, LANES), np.int32)
+    touched = np.zeros(next_units, np.bool_)
+    marks = np.zeros(KEY, np.bool_)
+    dlog = np.empty((logits.shape[1], LANES), np.int32)
+    vec = np.empty((4, LANES), np.int32)
+    for kk in range(oa.shape[0]):
+        s = np.int32(sign[kk])
+        channels = (oa[kk], ob[kk])
+        acc[:] = 0
+        touched[:] = False
+        for slot in range(1 if oa[kk] == ob[kk] else 2):
+            o = channels[slot]
+            wa = -s if o == oa[kk] else np.int32(0)
+            wb = s if o == ob[kk] else np.int32(0)
+            _swap_pool(z2[blk, o], h1[blk, ca[kk]], ia[kk], ja[kk], wa, h1[blk, cb[kk]],
+                       ib[kk], jb[kk], wb, q2, mx2, commit)
+            _clip_push(mx2, t2, h2v[blk, o], dh2, next_columns, o * hp2 * wp2, acc, touched,
+                       commit)
+        dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
+        _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
+              commit, out_logits)
+
+
+@njit(cache=True, parallel=True)
+def _inner_conv_kernel(h1, z2, h2v, labels, logits, t2, q2, next_columns, next_units, tail,
+                       oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits):
+    correct = np.zeros((h1.shape[0], oa.shape[0]), np.int64)
+    margin = np.zeros((h1.shape[0], oa.shape[0]), np.int64)
+    hidden, z3, h3, t3, (out_start, out_rows, out_values) = tail   # no tuples of arrays
+    next_start, next_rows, next_values = next_columns                # into prange bodies
+    for blk in prange(h1.shape[0]):
+        _inner_conv_block(blk, h1, z2, h2v, labels, logits, t2, q2,
+                          (next_start, next_rows, next_values), next_units,
+                          (hidden, z3, h3, t3, (out_start, out_rows, out_values)),
+                          oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits,
+                          correct, margin)
     return correct, margin
+
+
+@njit(cache=True)
+def _hidden_fc_block(blk, h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign, margin_clip,
+                     commit, out_logits, correct, margin):
+    """Swaps in a hidden fc layer (car fc1): unit a loses w * h2[i], unit b gains w * h2[j]; the
+    two clipped units go through the output layer w_out (C, units)."""
+    dlog = np.empty((logits.shape[1], LANES), np.int32)
+    vec = np.empty((4, LANES), np.int32)
+    for kk in range(a.shape[0]):
+        s = np.int32(sign[kk])
+        aa, bb = a[kk], b[kk]
+        for n in range(LANES):
+            da = -s * np.int32(h2[blk, i[kk], n])
+            db = s * np.int32(h2[blk, j[kk], n])
+            za = np.int32(z3[blk, aa, n] + da + (db if aa == bb else 0))
+            zb = np.int32(z3[blk, bb, n] + db)
+            vec[0, n] = min(max(za, -t3), t3) - h3[blk, aa, n]
+            vec[1, n] = 0 if aa == bb else min(max(zb, -t3), t3) - h3[blk, bb, n]
+            if commit:
+                z3[blk, aa, n] = za
+                h3[blk, aa, n] += vec[0, n]
+                if aa != bb:
+                    z3[blk, bb, n] = zb
+                    h3[blk, bb, n] += vec[1, n]
+        for k in range(dlog.shape[0]):
+            wa, wb = np.int32(w_out[k, aa]), np.int32(w_out[k, bb])
+            for n in range(LANES):
+                dlog[k, n] = wa * vec[0, n] + wb * vec[1, n]
+        _emit(blk, kk, logits[blk], dlog, labels[blk], margin_clip, vec[2:], correct, margin,
+              commit, out_logits)
 
 
 @njit(cache=True, parallel=True)
 def _hidden_fc_kernel(h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign, margin_clip,
                       commit, out_logits):
-    """Swaps in a hidden fc layer (car fc1): unit a loses w * h2[i], unit b gains w * h2[j]; the
-    two clipped units go through w_out."""
-    nblocks, kcount = h2.shape[0], a.shape[0]
-    correct = np.zeros((nblocks, kcount), np.int64)
-    margin = np.zeros((nblocks, kcount), np.int64)
-    for blk in prange(nblocks):
-        dlog = np.empty((logits.shape[1], LANES), np.int32)
-        vec = np.empty((4, LANES), np.int32)
-        for kk in range(kcount):
-            s = np.int32(sign[kk])
-            aa, bb = a[kk], b[kk]
-            for n in range(LANES):
-                da = -s * np.int32(h2[blk, i[kk], n])
-                db = s * np.int32(h2[blk, j[kk], n])
-                za = np.int32(z3[blk, aa, n] + da + (db if aa == bb else 0))
-                zb = np.int32(z3[blk, bb, n] + db)
-                vec[0, n] = min(max(za, -t3), t3) - h3[blk, aa, n]
-                vec[1, n] = 0 if aa == bb else min(max(zb, -t3), t3) - h3[blk, bb, n]
-                if commit:
-                    z3[blk, aa, n] = za
-                    h3[blk, aa, n] += vec[0, n]
-                    if aa != bb:
-                        z3[blk, bb, n] = zb
-                        h3[blk, bb, n] += vec[1, n]
-            for k in range(dlog.shape[0]):
-                wa, wb = np.int32(w_out[k, aa]), np.int32(w_out[k, bb])
-                for n in range(LANES):
-                    dlog[k, n] = wa * vec[0, n] + wb * vec[1, n]
-            _emit(blk, kk, logits[blk], dlog, labels[blk], margin_clip, vec[2:], correct, margin,
-                  commit, out_logits)
+    correct = np.zeros((h2.shape[0], a.shape[0]), np.int64)
+    margin = np.zeros((h2.shape[0], a.shape[0]), np.int64)
+    for blk in prange(h2.shape[0]):
+        _hidden_fc_block(blk, h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign,
+                         margin_clip, commit, out_logits, correct, margin)
     return correct, margin
 
 
-@njit(cache=True, parallel=True)
-def _output_fc_kernel(h, logits, labels, a, i, b, j, sign, margin_clip, commit, out_logits):
+@njit(cache=True)
+def _output_fc_block(blk, h, logits, labels, a, i, b, j, sign, margin_clip, commit, out_logits,
+                     correct, margin):
     """Swaps in the output layer: logit a loses w * h[i], logit b gains w * h[j].
 
     Only two logits move, so each image's three strongest rivals of its label are found once per
     block; a candidate then needs the two moved logits and the first rival that did not move."""
-    nblocks, kcount, classes = h.shape[0], a.shape[0], logits.shape[1]
-    correct = np.zeros((nblocks, kcount), np.int64)
-    margin = np.zeros((nblocks, kcount), np.int64)
-    for blk in prange(nblocks):
-        z, lab = logits[blk], labels[blk]
-        zy = np.empty(LANES, np.int32)
-        rival = np.full((3, LANES), NO_KEY, np.int32)        # keys, strongest first
-        rclass = np.full((3, LANES), -1, np.int32)
+    classes = logits.shape[1]
+    z, lab = logits[blk], labels[blk]
+    zy = np.empty(LANES, np.int32)
+    rival = np.full((3, LANES), NO_KEY, np.int32)        # keys, strongest first
+    rclass = np.full((3, LANES), -1, np.int32)
+    for n in range(LANES):
+        y = max(lab[n], 0)
+        zy[n] = z[y, n]
+        for k in range(classes):
+            if k == y:
+                continue
+            key = np.int32(z[k, n] * KEY + (KEY - 1 - k))
+            cls = np.int32(k)
+            for r in range(3):                           # insert into the top three
+                if key > rival[r, n]:
+                    key, rival[r, n] = rival[r, n], key
+                    cls, rclass[r, n] = rclass[r, n], cls
+    for kk in range(a.shape[0]):
+        s = np.int32(sign[kk])
+        aa, bb, ii, jj = np.int32(a[kk]), np.int32(b[kk]), i[kk], j[kk]
+        same = aa == bb
+        hits, total = 0, 0
         for n in range(LANES):
-            y = max(lab[n], 0)
-            zy[n] = z[y, n]
-            for k in range(classes):
-                if k == y:
-                    continue
-                key = np.int32(z[k, n] * KEY + (KEY - 1 - k))
-                cls = np.int32(k)
-                for r in range(3):                           # insert into the top three
-                    if key > rival[r, n]:
-                        key, rival[r, n] = rival[r, n], key
-                        cls, rclass[r, n] = rclass[r, n], cls
-        for kk in range(kcount):
-            s = np.int32(sign[kk])
-            aa, bb, ii, jj = np.int32(a[kk]), np.int32(b[kk]), i[kk], j[kk]
-            same = aa == bb
-            hits, total = 0, 0
+            da = -s * np.int32(h[blk, ii, n])
+            db = s * np.int32(h[blk, jj, n])
+            za = np.int32(z[aa, n] + da + (db if same else 0))
+            zb = za if same else np.int32(z[bb, n] + db)
+            y = lab[n]
+            zyn = za if aa == y else (zb if bb == y else zy[n])
+            ka = np.int32(za * KEY + (KEY - 1 - aa)) if aa != y else np.int32(NO_KEY)
+            kb = np.int32(zb * KEY + (KEY - 1 - bb)) if bb != y else np.int32(NO_KEY)
+            c0, c1 = rclass[0, n], rclass[1, n]
+            r = rival[0, n] if (c0 != aa and c0 != bb) else (
+                rival[1, n] if (c1 != aa and c1 != bb) else rival[2, n])
+            r = max(r, max(ka, kb))
+            keyy = np.int32(zyn * KEY + (KEY - 1 - y))
+            m = min(max(zyn - (r >> KEY_BITS), -margin_clip), margin_clip)
+            hits += (keyy > r) if y >= 0 else 0
+            total += m if y >= 0 else 0
+        correct[blk, kk] = hits
+        margin[blk, kk] = total
+        if out_logits.shape[0] > 0 or commit:
             for n in range(LANES):
                 da = -s * np.int32(h[blk, ii, n])
                 db = s * np.int32(h[blk, jj, n])
-                za = np.int32(z[aa, n] + da + (db if same else 0))
-                zb = za if same else np.int32(z[bb, n] + db)
-                y = lab[n]
-                zyn = za if aa == y else (zb if bb == y else zy[n])
-                ka = np.int32(za * KEY + (KEY - 1 - aa)) if aa != y else np.int32(NO_KEY)
-                kb = np.int32(zb * KEY + (KEY - 1 - bb)) if bb != y else np.int32(NO_KEY)
-                c0, c1 = rclass[0, n], rclass[1, n]
-                r = rival[0, n] if (c0 != aa and c0 != bb) else (
-                    rival[1, n] if (c1 != aa and c1 != bb) else rival[2, n])
-                r = max(r, max(ka, kb))
-                keyy = np.int32(zyn * KEY + (KEY - 1 - y))
-                m = min(max(zyn - (r >> KEY_BITS), -margin_clip), margin_clip)
-                hits += (keyy > r) if y >= 0 else 0
-                total += m if y >= 0 else 0
-            correct[blk, kk] = hits
-            margin[blk, kk] = total
-            if out_logits.shape[0] > 0 or commit:
-                for n in range(LANES):
-                    da = -s * np.int32(h[blk, ii, n])
-                    db = s * np.int32(h[blk, jj, n])
-                    if out_logits.shape[0] > 0:
-                        for k in range(classes):
-                            out_logits[blk, k, n] = z[k, n]
-                        out_logits[blk, aa, n] += da
-                        out_logits[blk, bb, n] += db
-                    if commit:
-                        z[aa, n] += da
-                        z[bb, n] += db
+                if out_logits.shape[0] > 0:
+                    for k in range(classes):
+                        out_logits[blk, k, n] = z[k, n]
+                    out_logits[blk, aa, n] += da
+                    out_logits[blk, bb, n] += db
+                if commit:
+                    z[aa, n] += da
+                    z[bb, n] += db
+
+
+@njit(cache=True, parallel=True)
+def _output_fc_kernel(h, logits, labels, a, i, b, j, sign, margin_clip, commit, out_logits):
+    correct = np.zeros((h.shape[0], a.shape[0]), np.int64)
+    margin = np.zeros((h.shape[0], a.shape[0]), np.int64)
+    for blk in prange(h.shape[0]):
+        _output_fc_block(blk, h, logits, labels, a, i, b, j, sign, margin_clip, commit,
+                         out_logits, correct, margin)
     return correct, margin
+
+
+# ----------------------------------------------------------------------------------------------
+# The evaluator and its NumPy oracle
+# ----------------------------------------------------------------------------------------------
+
+def score_logits(logits: np.ndarray, labels: np.ndarray, margin_clip: int) -> tuple[int, int]:
+    """(correct, margin) of integer logits (n, C) against labels (n,): the numbers ``score`` gives.
+
+    correct counts argmax == label (first index on ties); margin sums
+    clip(Z[y] - max_{k != y} Z[k], -margin_clip, margin_clip).
+    """
+    z = np.asarray(logits, dtype=np.int64)
+    rows = np.arange(len(z))
+    rivals = z.copy()
+    rivals[rows, labels] = np.iinfo(np.int64).min
+    margin = np.clip(z[rows, labels] - rivals.max(axis=1), -margin_clip, margin_clip)
+    return int((z.argmax(axis=1) == labels).sum()), int(margin.sum())
+
+
+def _check_swaps(weights: dict, layer: str, src, dst) -> tuple[np.ndarray, np.ndarray]:
+    """Validate K candidate swaps of ``layer``; returns src, dst as int64 (K,)."""
+    if layer not in weights:
+        raise MinisenseError(f"unknown layer {layer!r}; choose one of {', '.join(weights)}")
+    src, dst = np.asarray(src), np.asarray(dst)
+    for name, a in (("src", src), ("dst", dst)):
+        if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+            raise MinisenseError(f"{name} must be a 1-D integer array of flat weight indices, "
+                                 f"got {a.dtype} of shape {a.shape}")
+    if src.shape != dst.shape:
+        raise MinisenseError(f"src holds {src.size} swaps but dst holds {dst.size}; give one dst "
+                             "per src")
+    flat = weights[layer].reshape(-1)
+    for name, a in (("src", src), ("dst", dst)):
+        bad = (a < 0) | (a >= flat.size)
+        if bad.any():
+            raise MinisenseError(f"{name} index {int(a[bad][0])} is out of range for layer "
+                                 f"{layer} ({flat.size} weights)")
+    src, dst = src.astype(np.int64), dst.astype(np.int64)
+    if (flat[src] == 0).any():
+        raise MinisenseError(f"src index {int(src[flat[src] == 0][0])} of layer {layer} holds a "
+                             "zero weight; a bit swap moves a nonzero weight (Section 3.2)")
+    if (flat[dst] != 0).any():
+        raise MinisenseError(f"dst index {int(dst[flat[dst] != 0][0])} of layer {layer} holds a "
+                             "nonzero weight; a bit swap moves a weight to a zero position")
+    return src, dst
+
+
+def fc_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fc weight (out, in) as its nonzeros column by column, for pushing changed inputs.
+
+    Returns (start (in+1,) int64, rows (nnz,) int64, values (nnz,) int32): column f's nonzeros
+    are rows[start[f]:start[f+1]] with values values[start[f]:start[f+1]].
+    """
+    cols, rows = np.nonzero(w.T)
+    start = np.searchsorted(cols, np.arange(w.shape[1] + 1))
+    return start.astype(np.int64), rows.astype(np.int64), w[rows, cols].astype(np.int32)
+
+
+def conv_taps(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A conv weight (out, in, k, k) as its nonzero taps grouped by (out, in) channel.
+
+    Returns (start (out*in+1,), i, j, w), int64: the taps of channels (o, c) are entries
+    start[o*in + c] to start[o*in + c + 1] of i, j (kernel row, column) and w (+1 or -1).
+    """
+    o, c, i, j = np.nonzero(w)
+    start = np.searchsorted(o * w.shape[1] + c, np.arange(w.shape[0] * w.shape[1] + 1))
+    return start.astype(np.int64), i.astype(np.int64), j.astype(np.int64), \
+        w[o, c, i, j].astype(np.int64)
+
+
+def bit_swap(weights: np.ndarray, src: int, dst: int) -> None:
+    """Section 3.2 in place: the weight at flat index src moves, sign and all, to dst."""
+    flat = weights.reshape(-1)
+    flat[dst], flat[src] = flat[src], 0
+
+
+def _blank_network(net: Network) -> Network:
+    """A copy of ``net``'s structure without its training caches, for loading ternary weights."""
+    blank = copy.copy(net)
+    blank.modules = [copy.copy(m) for m in net.modules]
+    for m in blank.modules:
+        for attr in [a for a in vars(m) if a.startswith("_")]:
+            delattr(m, attr)
+    blank.weighted = {m.name: m for m in blank.modules if hasattr(m, "name")}
+    blank.thresholds = dict(net.thresholds)
+    return blank
+
+
+def score_full_forward(net: Network, images: np.ndarray, labels: np.ndarray, layer: str,
+                       src, dst, margin_clip: int) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle twin of ``DeltaEvaluator.score``: swap, run ``exact_logits``, score; per swap.
+
+    images uint8 (n, h, w), labels (n,); src, dst (K,) flat indices into ``layer``'s weights.
+    Returns (correct, margin), (K,) int64 each. Slow and obvious on purpose.
+    """
+    weights = net.ternary_weights()
+    src, dst = _check_swaps(weights, layer, src, dst)
+    neighbour = _blank_network(net)
+    last_gain = list(net.weighted.values())[-1].gain
+    correct = np.empty(len(src), dtype=np.int64)
+    margin = np.empty(len(src), dtype=np.int64)
+    for k in range(len(src)):
+        swapped = {name: w.copy() for name, w in weights.items()}
+        bit_swap(swapped[layer], src[k], dst[k])
+        neighbour.set_ternary(swapped, net.thresholds, last_gain)
+        correct[k], margin[k] = score_logits(exact_logits(neighbour, images), labels, margin_clip)
+    return correct, margin
+
+
+def _structure(net: Network) -> tuple:
+    """(conv1, pool1, conv2, pool2, fc layers) of the paper's two networks, or a one-line error."""
+    kinds = [type(m) for m in net.modules]
+    head = [Conv2d, MaxPool2d, HardTanh, Conv2d, MaxPool2d, HardTanh, Flatten, Linear]
+    if (kinds[:8] != head or kinds[8:] not in ([], [HardTanh, Linear])
+            or net.modules[0].weight.shape[1] != 1 or net.num_classes > KEY):
+        raise MinisenseError("delta evaluation needs the paper's layout (conv, pool, clip twice, "
+                             "then one fc or fc-clip-fc, one input channel, <= 16 classes); got "
+                             + ", ".join(k.__name__ for k in kinds))
+    m = net.modules
+    return m[0], m[1].k, m[3], m[4].k, [x for x in m[7:] if isinstance(x, Linear)]
+
+
+class DeltaEvaluator:
+    """The current binary network's integers on fixed images, and its neighbours' scores.
+
+    Parameters
+    ----------
+    net : a binary ``Network`` (mnist or car layout); its weights and thresholds are copied
+    images : ndarray of shape (n, h, w), uint8
+    labels : ndarray of shape (n,), int in 0..classes-1
+    margin_clip : int >= 0, each image's margin is clipped to [-margin_clip, margin_clip]
+
+    Attributes
+    ----------
+    weights : dict name -> int8 array (the layer's layout), the current network
+    thresholds : dict hidden layer name -> int
+    cache_bytes : int, memory held by the cached integers
+    """
+
+    def __init__(self, net: Network, images: np.ndarray, labels: np.ndarray, margin_clip: int):
+        conv1, self._q1, conv2, self._q2, fcs = _structure(net)
+        self.weights = net.ternary_weights()
+        self.thresholds = dict(net.thresholds)
+        self.names = list(self.weights)
+        self._blank = _blank_network(net)
+        self._last_gain = fcs[-1].gain
+        # Any neighbour's sums are bounded by (full fan-in) x (input limit); a change is at most
+        # twice that and a logit's rank key KEY times that: all must fit int32.
+        limit = INPUT_SCALE
+        for name, w in self.weights.items():
+            fan_in = w[0].size
+            factor = KEY if name == self.names[-1] else 2
+            if factor * fan_in * limit >= INT32_LIMIT:
+                raise MinisenseError(f"layer {name}'s sums could reach {fan_in * limit} (fan-in "
+                                     f"{fan_in} x limit {limit}), too large for int32 delta "
+                                     "evaluation; lower the previous layer's threshold")
+            limit = self.thresholds.get(name, 0)
+            if name in self.thresholds and limit < 1:
+                raise MinisenseError(f"threshold {limit} of layer {name} must be >= 1")
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.dtype != np.uint8 or images.shape[1:] != net.input_shape or len(images) == 0:
+            raise MinisenseError(f"images must be uint8 of shape (n, {net.input_shape[0]}, "
+                                 f"{net.input_shape[1]}) with n >= 1, got {images.dtype} "
+                                 f"{images.shape}")
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) \
+                or labels.min() < 0 or labels.max() >= net.num_classes:
+            raise MinisenseError(f"labels must be {len(images)} integers in 0..{net.num_classes - 1}"
+                                 f", got {labels.dtype} {labels.shape}")
+        if not 0 <= int(margin_clip) < 2 ** 31:
+            raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
+        self.margin_clip = int(margin_clip)
+        self.count, self.num_classes = len(images), net.num_classes
+        self._label_list = labels.astype(np.int64)
+
+        # Geometry. Layer 1: pooled hp1 x wp1 (pool q1); its input, the image padded by p1, is
+        # stored as q1*q1 phases of hu x wu. Layer 2: pooled hp2 x wp2 (pool q2); its input, h1
+        # padded by p2, as q2*q2 phases of hh x wh. Each phase plane has enough rows and columns
+        # for the largest shift a tap makes, (q-1 + k-1) // q, zero beyond the padded input.
+        h, w = net.input_shape
+        q1, q2 = self._q1, self._q2
+        p1, k1, p2, k2 = conv1.padding, conv1.kernel, conv2.padding, conv2.kernel
+        hp1, wp1 = (h + 2 * p1 - k1 + 1) // q1, (w + 2 * p1 - k1 + 1) // q1
+        hp2, wp2 = (hp1 + 2 * p2 - k2 + 1) // q2, (wp1 + 2 * p2 - k2 + 1) // q2
+        hu, wu = (max(-(-(n + 2 * p1) // q1), m + (q1 + k1 - 2) // q1) for n, m in ((h, hp1),
+                                                                                    (w, wp1)))
+        hh, wh = (max(-(-(n + 2 * p2) // q2), m + (q2 + k2 - 2) // q2) for n, m in ((hp1, hp2),
+                                                                                    (wp1, wp2)))
+        c1, c2 = conv1.weight.shape[0], conv2.weight.shape[0]
+        self._off2 = p2
+        blocks = -(-self.count // LANES)
+
+        def to_blocks(a):                   # (n, ...) -> (blocks, ..., LANES), padded with 0
+            padded = np.zeros((blocks * LANES,) + a.shape[1:], dtype=a.dtype)
+            padded[:len(a)] = a
+            return np.ascontiguousarray(np.moveaxis(padded.reshape(blocks, LANES, *a.shape[1:]),
+                                                    1, -1))
+
+        padded = np.pad(images, ((0, 0), (p1, p1), (p1, p1)))
+        phases = np.zeros((self.count, q1 * q1, hu, wu), np.int16)
+        for ry in range(q1):
+            for rx in range(q1):
+                part = padded[:, ry::q1, rx::q1][:, :hu, :wu]
+                phases[:, ry * q1 + rx, :part.shape[1], :part.shape[2]] = part
+        self._u = to_blocks(phases).reshape(blocks, q1 * q1, hu, wu * LANES)
+        self._labels = to_blocks(labels.astype(np.int32) + 1) - 1          # padding lanes: -1
+        self._z1 = np.zeros((blocks, c1, q1 * q1, hp1, wp1 * LANES), np.int16)
+        self._h1 = np.zeros((blocks, c1, q2 * q2, hh, wh * LANES), np.int32)
+        self._z2 = np.zeros((blocks, c2, q2 * q2, hp2, wp2 * LANES), np.int32)
+        self._h2 = np.zeros((blocks, c2 * hp2 * wp2, LANES), np.int32)
+        self._h2v = self._h2.reshape(blocks, c2, hp2, wp2 * LANES)        # the same memory
+        self._hidden = len(fcs) == 2
+        units = fcs[0].weight.shape[0] if self._hidden else 1
+        self._z3 = np.zeros((blocks if self._hidden else 1, units, LANES), np.int32)
+        self._h3 = np.zeros(self._z3.shape, np.int32)
+        self._logits = np.zeros((blocks, self.num_classes, LANES), np.int32)
+        self._columns = {name: fc_columns(self.weights[name]) for name in self.names[2:]}
+        self._conv2_taps = conv_taps(self.weights[self.names[1]])
+        self.refresh()
+
+    # -- the cache ---------------------------------------------------------------------------
+    def cache(self) -> dict[str, np.ndarray]:
+        """The cached integer arrays, name -> (blocks, ..., LANES) (views, for tests and debug)."""
+        arrays = {"z1": self._z1, "h1": self._h1, "z2": self._z2, "h2": self._h2,
+                  "logits": self._logits}
+        if self._hidden:
+            arrays.update(z3=self._z3, h3=self._h3)
+        return arrays
+
+    @property
+    def cache_bytes(self) -> int:
+        return int(sum(a.nbytes for a in self.cache().values()) + self._u.nbytes
+                   + self._labels.nbytes)
+
+    def _tail(self) -> tuple:
+        """What follows the fc layer after conv 2: (hidden, z3, h3, T3, output layer columns)."""
+        names = self.names
+        if self._hidden:
+            return (True, self._z3, self._h3, np.int32(self.thresholds[names[2]]),
+                    self._columns[names[3]])
+        return False, self._z3, self._h3, np.int32(1), fc_columns(np.zeros((1, 1), np.int8))
+
+    def _next(self) -> tuple:
+        """The fc layer after conv 2: (its columns, its number of units)."""
+        return self._columns[self.names[2]], self.weights[self.names[2]].shape[0]
+
+    def refresh(self) -> None:
+        """Recompute every cached integer from ``weights`` with a full forward pass."""
+        names = self.names
+        _forward_kernel(self._u, self.weights[names[0]], self.weights[names[1]], *self._next(),
+                        self._tail(),
+                        np.int32(self.thresholds[names[0]]), np.int32(self.thresholds[names[1]]),
+                        self._q1, self._q2, self._off2, self._z1, self._h1, self._z2, self._h2v,
+                        self._h2, self._logits)
+
+    def _unblock(self, blocked: np.ndarray) -> np.ndarray:
+        return blocked.transpose(0, 2, 1).reshape(-1, self.num_classes)[:self.count].astype(
+            np.int64)
+
+    def logits(self) -> np.ndarray:
+        """The current network's integer logits Z, (n, classes) int64."""
+        return self._unblock(self._logits)
+
+    def current_score(self) -> tuple[int, int]:
+        """(correct, margin) of the current network, as ``score`` counts them."""
+        return score_logits(self.logits(), self._label_list, self.margin_clip)
+
+    # -- neighbours --------------------------------------------------------------------------
+    def _run(self, layer, src, dst, commit=False, want_logits=False):
+        """Dispatch K swaps of ``layer`` to its kernel; returns (correct, margin, logits|None)."""
+        src, dst = _check_swaps(self.weights, layer, src, dst)
+        names, w = self.names, self.weights[layer]
+        sign = w.reshape(-1)[src].astype(np.int64)
+        out = np.empty((self._logits.shape[0] if want_logits else 0, self.num_classes, LANES),
+                       np.int32)
+        t = [np.int32(self.thresholds[n]) for n in names[:2]]
+        position = names.index(layer)
+        common = (self.margin_clip, commit, out)
+        if position == 0:
+            oa, _, ia, ja = np.unravel_index(src, w.shape)
+            ob, _, ib, jb = np.unravel_index(dst, w.shape)
+            correct, margin = _first_conv_kernel(
+                self._u, self._z1, self._h1, self._z2, self._h2v, self._labels, self._logits,
+                t[0], t[1], self._q1, self._q2, self._off2, self._conv2_taps,
+                *self._next(), self._tail(), oa, ia, ja, ob, ib, jb, sign, *common)
+        elif position == 1:
+            oa, ca, ia, ja = np.unravel_index(src, w.shape)
+            ob, cb, ib, jb = np.unravel_index(dst, w.shape)
+            correct, margin = _inner_conv_kernel(
+                self._h1, self._z2, self._h2v, self._labels, self._logits, t[1], self._q2,
+                *self._next(), self._tail(), oa, ca, ia, ja, ob, cb, ib, jb, sign, *common)
+        else:
+            a, i = np.unravel_index(src, w.shape)
+            b, j = np.unravel_index(dst, w.shape)
+            if position == len(names) - 1:
+                h = self._h3 if self._hidden else self._h2
+                correct, margin = _output_fc_kernel(h, self._logits, self._labels, a, i, b, j,
+                                                    sign, *common)
+            else:
+                correct, margin = _hidden_fc_kernel(
+                    self._h2, self._z3, self._h3, np.int32(self.thresholds[layer]),
+                    self.weights[names[3]], self._labels, self._logits, a, i, b, j, sign,
+                    *common)
+        return correct.sum(axis=0), margin.sum(axis=0), (self._unblock(out) if want_logits
+                                                          else None)
+
+    def score(self, layer: str, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score K candidate swaps of one layer, each applied alone to the current network.
+
+        src, dst : (K,) int64 flat indices into ``weights[layer]`` (src nonzero, dst zero).
+        Returns (correct, margin), (K,) int64: images classified correctly, and the sum of the
+        clipped margins Z[y] - max_{k != y} Z[k] (see ``score_logits``). The state is unchanged.
+        """
+        correct, margin, _ = self._run(layer, src, dst)
+        return correct, margin
+
+    def neighbour_logits(self, layer: str, src: int, dst: int) -> np.ndarray:
+        """The integer logits (n, classes) int64 of the neighbour swapping src -> dst in layer."""
+        return self._run(layer, [src], [dst], want_logits=True)[2]
+
+    def accept(self, layer: str, src: int, dst: int) -> None:
+        """Move to the neighbour: apply the swap to ``weights``, update the cache incrementally."""
+        self._run(layer, [src], [dst], commit=True)
+        bit_swap(self.weights[layer], int(src), int(dst))
+        if layer in self._columns:
+            self._columns[layer] = fc_columns(self.weights[layer])
+        if layer == self.names[1]:
+            self._conv2_taps = conv_taps(self.weights[layer])
+
+    def network(self) -> Network:
+        """A binary ``Network`` with the current weights and thresholds."""
+        net = _blank_network(self._blank)
+        net.set_ternary(self.weights, self.thresholds, self._last_gain)
+        return net

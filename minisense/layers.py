@@ -38,8 +38,9 @@ def im2col(x: np.ndarray, kh: int, kw: int, padding: int) -> np.ndarray:
     # A strided view (n, ho, wo, c, kh, kw) of every patch; one copy puts each patch in a row.
     patches = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
     ho, wo = patches.shape[1], patches.shape[2]
-    return np.ascontiguousarray(patches.transpose(0, 1, 2, 4, 5, 3)).reshape(n * ho * wo,
-                                                                            kh * kw * c)
+    if c > 1:                                  # with one channel the order is already right
+        patches = patches.transpose(0, 1, 2, 4, 5, 3)
+    return np.ascontiguousarray(patches).reshape(n * ho * wo, kh * kw * c)
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) -> np.ndarray:
@@ -132,6 +133,8 @@ class Weighted:
         self.mask: np.ndarray | None = None
         self.ternary = False
         self.gain = 1.0
+        self.learn_gain = False             # p-SIREN step 4 learns each layer's scale too
+        self.gain_grad = 0.0
         self.grad = np.zeros_like(weight)
 
     def effective_weight(self) -> np.ndarray:
@@ -173,6 +176,8 @@ class Conv2d(Weighted):
         self._cols = im2col(x, k, k, p)
         self._weight = self.effective_weight().astype(x.dtype)
         y = self._cols @ conv_weight_matrix(self._weight)
+        if self.learn_gain:
+            self._y = y.copy()                   # dloss/dgain = sum(dy * y) before the gain
         if self.gain != 1.0:
             y *= self.gain
         return y.reshape(n, h + 2 * p - k + 1, w + 2 * p - k + 1, -1)
@@ -180,6 +185,8 @@ class Conv2d(Weighted):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         k, p = self.kernel, self.padding
         dy2 = dy.reshape(-1, dy.shape[-1])
+        if self.learn_gain:
+            self.gain_grad = float(np.vdot(dy2, self._y))
         dq = self._cols.T @ dy2                        # dloss/dq, (k*k*in, out)
         out, cin = self.weight.shape[:2]
         self._store_grad(dq.reshape(k, k, cin, out).transpose(3, 2, 0, 1))
@@ -203,9 +210,13 @@ class Linear(Weighted):
         self._x = x
         self._w = self.effective_weight().astype(x.dtype)
         y = x @ self._w.T
+        if self.learn_gain:
+            self._y = y
         return y * self.gain if self.gain != 1.0 else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if self.learn_gain:
+            self.gain_grad = float(np.vdot(dy, self._y))
         self._store_grad(dy.T @ self._x)
         if not self.needs_input_grad:
             return None
@@ -271,8 +282,13 @@ class SGD:
                  weight_decay: float = 0.0):
         self.layers, self.lr, self.momentum, self.weight_decay = layers, lr, momentum, weight_decay
         self.velocity = [np.zeros_like(layer.weight) for layer in layers]
+        self.gain_velocity = [0.0 for _ in layers]
 
     def step(self) -> None:
+        for i, layer in enumerate(self.layers):
+            if layer.learn_gain:
+                self.gain_velocity[i] = self.momentum * self.gain_velocity[i] + layer.gain_grad
+                layer.gain = max(layer.gain - self.lr * self.gain_velocity[i], 1e-6)
         for layer, v in zip(self.layers, self.velocity):
             g = layer.grad
             if self.weight_decay:

@@ -174,23 +174,28 @@ def binarize(net: Network) -> None:
     ternary approximation with a fixed support), so its real weight becomes q = alpha_l * sign(w)
     on the mask. The float weights stay as the latent weights of the straight-through fine-tuning.
     """
-    names = list(net.weighted)
-    previous = INPUT_SCALE
-    for i, name in enumerate(names):
-        layer = net.weighted[name]
+    for layer in net.weighted.values():
         w = layer.effective_weight()
         kept = w[w != 0]
         alpha = float(np.abs(kept).mean()) if kept.size else 1.0
         layer.weight = w.copy()
         layer.mask = (w != 0).astype(layer.weight.dtype)
         layer.ternary = True
-        if i < len(names) - 1:
-            threshold = max(1, int(round(previous / alpha)))
-            net.thresholds[name] = threshold
-            layer.gain = previous / threshold
-            previous = threshold
-        else:
-            layer.gain = alpha
+        layer.gain = alpha
+    fix_thresholds(net)
+
+
+def fix_thresholds(net: Network) -> None:
+    """Round the hidden layers' real gains to integer thresholds (module docstring):
+    T_0 = 255, T_l = round(T_{l-1} / g_l) >= 1, then g_l = T_{l-1} / T_l exactly."""
+    names = list(net.weighted)
+    previous = INPUT_SCALE
+    for name in names[:-1]:
+        layer = net.weighted[name]
+        threshold = max(1, int(round(previous / layer.gain)))
+        net.thresholds[name] = threshold
+        layer.gain = previous / threshold
+        previous = threshold
 
 
 def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000,

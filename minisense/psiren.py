@@ -23,7 +23,7 @@ import numpy as np
 
 from minisense.errors import MinisenseError
 from minisense.layers import SGD, softmax_cross_entropy
-from minisense.network import Network, binarize, build_network
+from minisense.network import Network, binarize, build_network, fix_thresholds
 
 STEPS = ("dense", "prune", "sparse", "binary")
 PRUNING = ("global", "layer")
@@ -38,7 +38,8 @@ class PsirenConfig:
                                                   "binary": 10})   # n1, n2, n3, n4
     batch_size: int = 100
     lr: float = 0.05                       # steps 1-3, cosine-decayed within steps 1 and 3
-    lr_binary: float = 0.01                # step 4 (latent weights start at unit scale)
+    lr_binary: float = 0.01                # step 4
+    learn_gains: bool = True               # step 4 also learns each layer's scale
     momentum: float = 0.9
     weight_decay: float = 5e-4
     pruning: str = "global"
@@ -146,6 +147,8 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
         epochs = config.epochs[step]
         if step == "binary":
             binarize(net)
+            for layer in net.weighted.values():
+                layer.learn_gain = config.learn_gains
         elif step == "prune" and config.sparsity == 0:
             epochs = 0
         lr = config.lr_binary if step == "binary" else config.lr
@@ -162,11 +165,15 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
                 net, train.images, train.labels, optimizer, rng, config.batch_size,
                 None if schedule is None else (lambda i, e=epoch: schedule(e, i)),
                 progress, f"{step} {epoch + 1}/{epochs}")
+            if step == "binary":
+                fix_thresholds(net)           # the learned gains, rounded to integer thresholds
             history.append({"step": step, "epoch": epoch + 1, "loss": loss,
                             "validation_accuracy": net.accuracy(val.images, val.labels),
                             "seconds": time.perf_counter() - t0})
         if step == "prune" and config.sparsity > 0 and epochs == 0:
             prune(net, target_zeros(net, config.sparsity, config.pruning))
+        for layer in net.weighted.values():
+            layer.learn_gain = False
         record = {"step": step, "epochs": epochs, "done": True,
                   "validation_accuracy": net.accuracy(val.images, val.labels),
                   "test_accuracy": net.accuracy(test.images, test.labels),
@@ -215,3 +222,48 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     checkpoint.atomic_write_json(checkpoint.checkpoint_paths(out)[0].parent / "metrics.json",
                                  {**summary, "history": history})
     return summary
+
+
+def binary_backprop(net: Network, dataset, budget_seconds: float, lr: float = 0.01,
+                    batch_size: int = 100, seed: int = 0, evaluate_every: int = 50,
+                    max_batches: int = 0, on_record=lambda record: None) -> list[dict]:
+    """Algorithm 1's step 4 alone, from a given binary network: the paper's comparison line for
+    SENSE from a random init (Figs. 6-8, "backpropagation on the initial sparse, binary network").
+
+    Straight-through fine-tuning with the mask fixed, latent weights starting at the real weights
+    g_l * sign(w), for ``budget_seconds`` (or ``max_batches``). Every ``evaluate_every`` batches,
+    a record of batches, seconds and exact validation and test accuracy.
+    """
+    for layer in net.weighted.values():
+        layer.weight = (layer.gain * layer.effective_weight()).astype(np.float32)
+    optimizer = SGD(list(net.weighted.values()), lr, momentum=0.9)
+    rng = np.random.default_rng(seed)
+    train, records, batches, seconds = dataset.train, [], 0, 0.0
+
+    def record():
+        r = {"batches": batches, "seconds": seconds,
+             "validation_accuracy": net.accuracy(dataset.validation.images,
+                                                 dataset.validation.labels),
+             "test_accuracy": net.accuracy(dataset.test.images, dataset.test.labels)}
+        records.append(r)
+        on_record(r)
+
+    record()
+    while seconds < budget_seconds and not (max_batches and batches >= max_batches):
+        started = time.perf_counter()
+        order = rng.permutation(len(train.images))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            _, dlogits = softmax_cross_entropy(net.forward(train.images[batch]),
+                                               train.labels[batch])
+            net.backward(dlogits)
+            optimizer.step()
+            batches += 1
+            if batches % evaluate_every == 0 or batches == max_batches:
+                seconds += time.perf_counter() - started
+                record()
+                started = time.perf_counter()
+                if seconds >= budget_seconds or batches == max_batches:
+                    return records
+        seconds += time.perf_counter() - started
+    return records

@@ -155,3 +155,48 @@ def test_eval_foreign_json_is_one_line_error(copy_of, text):
 
 def test_unknown_command_is_one_line_error():
     assert "No such command" in assert_one_line_error(run("bogus"))
+
+
+# -- minisense search -----------------------------------------------------------------------------
+
+SEARCH = ["--neighbours", "10", "--max-steps", "12", "--train-images", "200", "--seed", "0"]
+
+
+def test_search_from_random_init_writes_records_and_checkpoints(tmp_path):
+    out = tmp_path / "s"
+    result = run("search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
+                 *SEARCH, "--out", out)
+    assert_ok(result)
+    assert "best (step" in result.output
+    lines = (out / "steps.jsonl").read_text().splitlines()
+    assert len(lines) == 13
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 12
+    assert (out / "best" / "model.npz").exists() and (out / "current" / "model.npz").exists()
+
+
+def test_search_from_a_checkpoint_keeps_its_family(trained, tmp_path):
+    out = tmp_path / "s"
+    result = run("search", "--checkpoint", trained[0], "--schedule", "alternate",
+                 "--steps-per-layer", "2", "--repeats", "1", *SEARCH, "--out", out)
+    assert_ok(result)
+    before = json.loads((trained[0] / "model.json").read_text())["family"]
+    after = json.loads((out / "current" / "model.json").read_text())["family"]
+    assert before == after
+
+
+@pytest.mark.parametrize("args", [
+    ["--init", "random", "--sparsity", "80", "--neighbours", "0"],
+    ["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],
+    ["--init", "random", "--sparsity", "100"],
+    ["--init", "random"],
+    [],
+])
+def test_search_bad_input_is_a_one_line_error(tmp_path, args):
+    assert_one_line_error(run("search", "--dataset", "digits", *args, "--out", tmp_path / "s"))
+
+
+def test_search_of_a_checkpoint_on_another_dataset_is_refused(trained, tmp_path):
+    line = assert_one_line_error(run("search", "--checkpoint", trained[0], "--dataset", "mnist",
+                                     "--out", tmp_path / "s"))
+    assert "trained on digits" in line

@@ -182,3 +182,23 @@ def test_sgd_momentum_matches_hand_computation_and_keeps_pruned_weights_zero():
     opt.step()                                   # v1 = g, v2 = 0.9 g + g
     np.testing.assert_allclose(layer.weight, (w0 - 0.1 * g - 0.1 * 1.9 * g) * layer.mask)
     assert np.all(layer.weight[layer.mask == 0] == 0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: (Conv2d("c", 2, 3, 3, 1, rng, dtype=np.float64), (2, 5, 5, 2)),
+    lambda rng: (Linear("fc", 6, 4, rng, dtype=np.float64), (3, 6)),
+])
+def test_learned_gain_gradient_matches_finite_differences(make):
+    rng = np.random.default_rng(7)
+    layer, shape = make(rng)
+    layer.gain, layer.learn_gain = 0.7, True
+    x = rng.normal(size=shape)
+    r = rng.normal(size=layer.forward(x).shape)
+    layer.forward(x)
+    layer.backward(r)
+    eps = 1e-6
+    layer.gain = 0.7 + eps
+    plus = float((layer.forward(x) * r).sum())
+    layer.gain = 0.7 - eps
+    minus = float((layer.forward(x) * r).sum())
+    assert np.isclose(layer.gain_grad, (plus - minus) / (2 * eps), rtol=1e-6)

@@ -1,0 +1,314 @@
+"""SENSE, Algorithm 2 of the paper (Sections 4.2-4.4): stochastic search and succeed.
+
+Start from a p-SIREN network ("with backprop") or a random sparse ternary one ("without
+backprop"). Each *step* samples K first neighbours (bit swaps, ``minisense.swaps``) in the
+layer the schedule names, scores them all by delta evaluation (``minisense.delta``), and moves to
+the best one if it beats the current network. A layer's counts of -1/0/+1 never change: the
+search walks inside one family.
+
+Schedules (which layer step t perturbs):
+
+* ``alternate`` -- every weighted layer in order, ``steps_per_layer`` steps each, the whole round
+  repeated ``repeats`` times (Fig. 6: layer1.0, layer2.0, fc, 10 each, 3 times);
+* ``fc`` -- only the fully-connected layers (Fig. 7);
+* ``random`` -- a random layer for ``steps_per_layer`` steps (the paper: 3 neighbourhoods),
+  then another random layer, until the budget ends (Fig. 8).
+
+Data discipline beyond the paper (which picked neighbours by test accuracy): the *fitness* is
+computed on training images only (the first ``train_images`` of the training split), the
+*validation* split decides which network is reported as best, and the test split is only
+reported. Fitness ``accuracy`` is the paper's; ``margin`` is the mean over images of the integer
+margin Z_y - max_{k != y} Z_k clipped to +-``margin_clip`` (by default the standard deviation of
+the starting network's logits), which rewards progress before a prediction flips. Accuracy is
+always what is reported.
+
+Beyond the paper: ``anneal_temperature`` > 0 turns hill climbing into simulated annealing (its
+stated future work): a worse best-neighbour is accepted with probability exp(delta / T), delta
+the fitness change in units of one image's full margin or accuracy, T halving every
+``anneal_half_life`` steps.
+
+Every step's randomness comes from ``default_rng([seed, step])``, so a run killed at any moment
+and resumed from its last saved state (``resume``) reaches exactly the network an uninterrupted
+run reaches, given the same ``max_steps``. (``budget_seconds`` is a wall-clock limit and so
+naturally not reproducible across machines.)
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from minisense import checkpoint
+from minisense.delta import DeltaEvaluator
+from minisense.errors import MinisenseError
+from minisense.network import Network, build_network, exact_logits
+from minisense.swaps import sample_swaps
+
+SCHEDULES = ("alternate", "fc", "random")
+FITNESSES = ("accuracy", "margin")
+STATE_FILE = "state.npz"
+LOG_FILE = "steps.jsonl"
+
+
+@dataclass
+class SenseConfig:
+    """The knobs of Algorithm 2 (the paper fixes only the schedules' shapes)."""
+
+    schedule: str = "random"
+    neighbours: int = 100                  # K, neighbours sampled per step
+    fitness: str = "margin"
+    steps_per_layer: int = 3               # E: 10 in Figs. 6-7, 3 in Fig. 8
+    repeats: int = 3                       # R, rounds of the alternate schedule
+    layers: list = field(default_factory=list)   # restrict to these layers (empty: all)
+    budget_seconds: float = 600.0
+    max_steps: int = 0                     # 0: no limit but the budget (and the schedule)
+    train_images: int = 10_000             # fitness subset: the first n training images
+    margin_clip: int = 0                   # 0: the starting network's logit standard deviation
+    anneal_temperature: float = 0.0
+    anneal_half_life: float = 1000.0
+    seed: int = 0
+
+    def validate(self, net: Network) -> None:
+        if self.schedule not in SCHEDULES:
+            raise MinisenseError(f"unknown schedule {self.schedule!r}; choose one of "
+                                 f"{', '.join(SCHEDULES)}")
+        if self.fitness not in FITNESSES:
+            raise MinisenseError(f"unknown fitness {self.fitness!r}; choose accuracy or margin")
+        if self.neighbours < 1:
+            raise MinisenseError(f"neighbours K must be >= 1, got {self.neighbours}")
+        if self.steps_per_layer < 1 or self.repeats < 1:
+            raise MinisenseError("steps per layer and repeats must be >= 1")
+        for name in self.layers:
+            if name not in net.weighted:
+                raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; "
+                                     f"its layers are {', '.join(net.weighted)}")
+        for name in self.search_layers(net):
+            counts = net.family()[name]
+            if counts["0"] == 0 or counts["0"] == sum(counts.values()):
+                raise MinisenseError(f"layer {name} has {counts['0']} zeros of "
+                                     f"{sum(counts.values())} weights, so no bit swap exists; "
+                                     "choose a sparsity that leaves zeros and nonzeros in it")
+
+    def search_layers(self, net: Network) -> list[str]:
+        names = self.layers or list(net.weighted)
+        if self.schedule == "fc":
+            names = [n for n in names if n.startswith("fc")]
+        return names
+
+
+def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
+    """The layer the schedule perturbs at ``step`` (0-based), or None when the schedule is over."""
+    block = step // config.steps_per_layer
+    if config.schedule == "alternate":
+        if block >= len(layers) * config.repeats:
+            return None
+        return layers[block % len(layers)]
+    if config.schedule == "random":
+        return layers[np.random.default_rng([config.seed, block, 1]).integers(len(layers))]
+    return layers[block % len(layers)]                      # fc: cycle through the fc layers
+
+
+class Search:
+    """A SENSE run in a folder: evaluators, state, records; ``run`` climbs until done."""
+
+    def __init__(self, net: Network, data, config: SenseConfig, out, start: dict | None = None):
+        config.validate(net)
+        self.config, self.out, self.data = config, pathlib.Path(out), data
+        self.layers = config.search_layers(net)
+        n = min(config.train_images, len(data.train.labels)) if config.train_images else len(
+            data.train.labels)
+        train_images, train_labels = data.train.images[:n], data.train.labels[:n]
+        if not config.margin_clip:
+            config.margin_clip = max(1, int(round(float(exact_logits(net, train_images).std()))))
+        self.fit = DeltaEvaluator(net, train_images, train_labels, config.margin_clip)
+        self.val = DeltaEvaluator(net, data.validation.images, data.validation.labels, 1)
+        self.test = DeltaEvaluator(net, data.test.images, data.test.labels, 1)
+        self.n_train = n
+        self.state = start or {"step": 0, "accepted": 0, "seconds": 0.0, "evaluations": 0,
+                               "best_validation": -1.0, "best_step": 0}
+        self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
+        self.template = net
+
+    # -- fitness -----------------------------------------------------------------------------
+    def fitness(self, correct, margin) -> np.ndarray:
+        """Fitness per image: accuracy in [0, 1], or mean clipped margin in [-1, 1]."""
+        if self.config.fitness == "accuracy":
+            return np.asarray(correct, dtype=np.float64) / self.n_train
+        return np.asarray(margin, dtype=np.float64) / (self.n_train * self.config.margin_clip)
+
+    def accuracies(self) -> dict:
+        return {"train_accuracy": self.fit.current_score()[0] / self.n_train,
+                "validation_accuracy": self.val.current_score()[0] / len(self.data.validation.labels),
+                "test_accuracy": self.test.current_score()[0] / len(self.data.test.labels)}
+
+    # -- one step of Algorithm 2 -------------------------------------------------------------
+    def step(self) -> dict | None:
+        cfg, t = self.config, self.state["step"]
+        layer = layer_at(cfg, self.layers, t)
+        if layer is None:
+            return None
+        rng = np.random.default_rng([cfg.seed, t])
+        src, dst = sample_swaps(self.fit.weights[layer], cfg.neighbours, rng)
+        current = float(self.fitness(*self.fit.current_score()))
+        scores = self.fitness(*self.fit.score(layer, src, dst))
+        best = int(np.argmax(scores))                       # first of equals: deterministic
+        delta = float(scores[best]) - current
+        accept = delta > 0
+        if not accept and cfg.anneal_temperature > 0:
+            temperature = cfg.anneal_temperature * 0.5 ** (t / cfg.anneal_half_life)
+            accept = rng.random() < np.exp(delta * self.n_train / max(temperature, 1e-12))
+        if accept:
+            for evaluator in (self.fit, self.val, self.test):
+                evaluator.accept(layer, int(src[best]), int(dst[best]))
+            self.state["accepted"] += 1
+        self.state["step"] = t + 1
+        self.state["evaluations"] += cfg.neighbours
+        record = {"step": t + 1, "layer": layer, "neighbours": cfg.neighbours,
+                  "accepted": bool(accept), "fitness": current + (delta if accept else 0.0),
+                  **self.accuracies()}
+        if accept and record["validation_accuracy"] > self.state["best_validation"]:
+            self.state["best_validation"] = record["validation_accuracy"]
+            self.state["best_step"] = t + 1
+            self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
+        return record
+
+    # -- the loop, with records and atomic saves ---------------------------------------------
+    def run(self, on_step=lambda record: None) -> dict:
+        """Climb until the schedule ends, ``max_steps`` or the time budget; returns the summary."""
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.state["step"] == 0:
+            self._start_record()
+        log = open(self.out / LOG_FILE, "a")
+        started, base_seconds = time.perf_counter(), self.state["seconds"]
+        try:
+            while not cfg.max_steps or self.state["step"] < cfg.max_steps:
+                elapsed = base_seconds + time.perf_counter() - started
+                if elapsed >= cfg.budget_seconds:
+                    break
+                record = self.step()
+                if record is None:
+                    break
+                self.state["seconds"] = base_seconds + time.perf_counter() - started
+                record["seconds"] = self.state["seconds"]
+                record["evals_per_second"] = self.state["evaluations"] / max(
+                    self.state["seconds"], 1e-9)
+                log.write(json.dumps(record) + "\n")
+                if record["accepted"]:
+                    log.flush()
+                    self.save()
+                on_step(record)
+        finally:
+            log.close()
+        self.save()
+        return self.summary()
+
+    def _start_record(self) -> None:
+        checkpoint.atomic_write_json(self.out / "config.json", asdict(self.config))
+        (self.out / LOG_FILE).write_text(json.dumps({"step": 0, "layer": None, "neighbours": 0,
+                                                     "accepted": False,
+                                                     "fitness": float(self.fitness(
+                                                         *self.fit.current_score())),
+                                                     **self.accuracies(), "seconds": 0.0}) + "\n")
+        self.state["best_validation"] = self.accuracies()["validation_accuracy"]
+        self.save()
+
+    def network(self, weights: dict | None = None) -> Network:
+        net = build_network(self.template.architecture, 0)
+        net.set_ternary(weights or self.fit.weights, self.template.thresholds,
+                        list(self.template.weighted.values())[-1].gain)
+        return net
+
+    def save(self) -> None:
+        """The resumable state as ONE file written atomically, then readable checkpoints."""
+        arrays = {f"current/{k}": v for k, v in self.fit.weights.items()}
+        arrays.update({f"best/{k}": v for k, v in self.best_weights.items()})
+        arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), dtype=np.uint8)
+        import io
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        checkpoint.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
+        meta = {"dataset": self.data.name, "search": asdict(self.config), **self.accuracies(),
+                "step": self.state["step"]}
+        checkpoint.save(self.network(), self.out / "current", meta, sync=False)
+        best = self.network(self.best_weights)
+        checkpoint.save(best, self.out / "best", {"dataset": self.data.name,
+                                                  "step": self.state["best_step"],
+                                                  "validation_accuracy":
+                                                      self.state["best_validation"]}, sync=False)
+
+    def summary(self) -> dict:
+        best = self.network(self.best_weights)
+        return {"steps": self.state["step"], "accepted": self.state["accepted"],
+                "evaluations": self.state["evaluations"], "seconds": self.state["seconds"],
+                "evals_per_second": self.state["evaluations"] / max(self.state["seconds"], 1e-9),
+                "current": self.accuracies(),
+                "best": {"step": self.state["best_step"],
+                         "validation_accuracy": best.accuracy(self.data.validation.images,
+                                                              self.data.validation.labels),
+                         "test_accuracy": best.accuracy(self.data.test.images,
+                                                        self.data.test.labels)}}
+
+
+def resume(out, data_dir=None) -> Search:
+    """Re-open a killed run: its config, its last saved state; steps logged after it are dropped."""
+    from minisense.data import load_dataset
+
+    out = pathlib.Path(out)
+    try:
+        config = SenseConfig(**json.loads((out / "config.json").read_text()))
+        dataset = json.loads((out / "current" / "model.json").read_text())["dataset"]
+        with np.load(out / STATE_FILE, allow_pickle=False) as f:
+            state = json.loads(bytes(f["state"]).decode())
+            current = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("current/")}
+            best = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("best/")}
+        net, _ = checkpoint.load(out / "current")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MinisenseError(f"cannot resume from {out}: {e}; pass the --out folder of a search "
+                             "that has saved at least once") from None
+    net.set_ternary(current, net.thresholds, list(net.weighted.values())[-1].gain)
+    search = Search(net, load_dataset(dataset, data_dir), config, out, start=state)
+    search.best_weights = best
+    lines = (out / LOG_FILE).read_text().splitlines()
+    kept = [line for line in lines if json.loads(line)["step"] <= state["step"]]
+    (out / LOG_FILE).write_text("".join(line + "\n" for line in kept))
+    return search
+
+
+def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
+          sparsity: float | None = None, data_dir=None) -> Search:
+    """A new search in ``out``: from a p-SIREN checkpoint, or from a random network of
+    ``sparsity`` percent zeros per layer (thresholds calibrated on training images)."""
+    from minisense.data import architecture_for, load_dataset
+    from minisense.swaps import random_network
+
+    if (from_checkpoint is None) == (sparsity is None):
+        raise MinisenseError("start from either a checkpoint (--checkpoint) or a random network "
+                             "(--init random --sparsity P), not both or neither")
+    if from_checkpoint is not None:
+        _, meta = checkpoint.load(from_checkpoint)
+        dataset = dataset or meta.get("dataset")
+        if meta.get("dataset") not in (None, dataset):
+            raise MinisenseError(f"checkpoint {from_checkpoint} was trained on "
+                                 f"{meta.get('dataset')}, not {dataset}; pass a {dataset} "
+                                 "checkpoint or --dataset " + str(meta.get("dataset")))
+    if dataset is None:
+        raise MinisenseError("no dataset: pass --dataset")
+    if from_checkpoint is not None:
+        net, _ = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
+        data = load_dataset(dataset, data_dir)
+    else:
+        data = load_dataset(dataset, data_dir)
+        if not 0 < sparsity < 100:
+            raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
+                                 "zero weights, e.g. --sparsity 80")
+        net = random_network(architecture_for(dataset), sparsity, config.seed,
+                             data.train.images[:1000])
+    if (pathlib.Path(out) / STATE_FILE).exists():
+        raise MinisenseError(f"{out} already holds a search; continue it with --resume {out} or "
+                             "choose another --out")
+    return Search(net, data, config, out)
