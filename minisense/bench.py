@@ -125,3 +125,79 @@ def _blas_threads() -> int | None:
         return max(info["num_threads"] for info in threadpool_info())
     except Exception:                                          # threadpoolctl is optional
         return None
+
+
+# ----------------------------------------------------------------------------------------------
+# SENSE's hot path: scoring bit swaps (Algorithm 2) by delta evaluation, against the full forward.
+# ----------------------------------------------------------------------------------------------
+
+def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candidates=None,
+                 seconds_per_layer: float = 5.0, seed: int = 0, margin_clip: int = 1000) -> dict:
+    """Candidate bit swaps scored per second, per layer, with ``DeltaEvaluator.score`` (Numba
+    delta evaluation) and with ``score_full_forward`` (a NumPy full forward per swap), measured
+    in the same run; images uint8 (n, h, w), labels (n,).
+
+    For each layer (default: all) random swaps are drawn; the kernel is warmed up first (JIT
+    compilation excluded), then ``score`` is called on batches of ``candidates`` swaps (an int or
+    a dict layer -> int; by default 20 for layer 1, 500 for layer 2, 20,000 for fc layers) until
+    ``seconds_per_layer`` have passed; the oracle then scores single swaps for a fifth of that
+    (at least one), and both must agree on those. Rates are given per wall-clock second and per
+    CPU second of this process (the machine may be shared; the load average is reported).
+    Memory: the evaluator's ``cache_bytes`` and the process's peak resident set.
+    """
+    import numba
+
+    from minisense.delta import DeltaEvaluator, score_full_forward
+    from minisense.swaps import sample_swaps
+
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    evaluator = DeltaEvaluator(net, images, labels, margin_clip)
+    setup_seconds = time.perf_counter() - started
+    names = list(evaluator.weights)
+    layers = names if layers is None else list(layers)
+    defaults = {name: 20 if i == 0 else 500 if i == 1 else 20_000 for i, name in enumerate(names)}
+    rng = np.random.default_rng(seed)
+    result = {"architecture": net.architecture, "images": int(len(images)),
+              "threads": numba.get_num_threads(), "setup_seconds": setup_seconds,
+              "cache_bytes": evaluator.cache_bytes, "layers": {}}
+    for layer in layers:
+        count = candidates.get(layer, defaults[layer]) if isinstance(candidates, dict) else \
+            int(candidates or defaults[layer])
+        src, dst = sample_swaps(evaluator.weights[layer], count, rng)
+        evaluator.score(layer, src[:2], dst[:2])                   # compile / load, not timed
+        calls, wall, cpu = 0, time.perf_counter(), time.process_time()
+        while calls == 0 or time.perf_counter() - wall < seconds_per_layer:
+            evaluator.score(layer, src, dst)
+            calls += 1
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        oracle_count, oracle_seconds, agrees = 0, 0.0, True
+        while oracle_count == 0 or oracle_seconds < seconds_per_layer / 5:
+            k = slice(oracle_count, oracle_count + 1)
+            t = time.perf_counter()
+            expected = score_full_forward(net, images, labels, layer, src[k], dst[k], margin_clip)
+            oracle_seconds += time.perf_counter() - t
+            got = evaluator.score(layer, src[k], dst[k])
+            agrees &= bool(np.array_equal(got[0], expected[0])
+                           and np.array_equal(got[1], expected[1]))
+            oracle_count += 1
+        evals_per_second = calls * count / wall
+        oracle_rate = oracle_count / oracle_seconds
+        result["layers"][layer] = {
+            "candidates_per_call": count, "calls": calls, "seconds": wall,
+            "evals_per_second": evals_per_second, "evals_per_cpu_second": calls * count / cpu,
+            "oracle_evals": oracle_count, "oracle_evals_per_second": oracle_rate,
+            "speedup_over_oracle": evals_per_second / oracle_rate,
+            "agrees_with_oracle": agrees,
+        }
+    result.update(load_average_before=load_before, load_average_after=os.getloadavg()[0],
+                  peak_rss_bytes=_peak_rss_bytes())
+    return result
+
+
+def _peak_rss_bytes() -> int | None:
+    try:
+        import resource
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024   # Linux: KiB
+    except Exception:                                          # not on every platform
+        return None

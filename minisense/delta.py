@@ -17,10 +17,14 @@ clip; an entry of H_l that does not change (its window's max still clips to the 
 saturates) stops there; the entries that do change are pushed through the next layer as "changed
 entries and their deltas", and so on to the logits. A swap in the output layer moves two logits.
 
-Layout. Images go in blocks of ``LANES``; every cached array keeps the image last,
-``(block, ..., LANES)``, so each kernel's innermost loop runs over a block's 32 images in SIMD,
-and a block's integers stay in cache while all K candidate swaps are scored on it (``prange``
-over blocks, the candidates inside). Padding lanes hold blank images labelled -1 and never count.
+Layout. Images go in blocks of ``LANES`` (64: 8 AVX2 vectors of int32; 32 was a quarter
+slower, 128 no faster); every cached array keeps the image last, ``(block, ..., LANES)``, so each
+kernel's innermost loop runs over a block's images in SIMD, and a block's integers stay in the
+CPU cache while all K candidate swaps are scored on it: one kernel call scores all K
+candidates on a range of blocks, and the ranges run on parallel threads (the kernels release the
+GIL; Numba's ``prange`` compiled several times slower). Padding lanes hold blank images labelled
+-1 and never count. Work is skipped a block at a time: an H entry, a layer-2 channel or the rest
+of the network is left alone when it changes for none of the block's images.
 
 Polyphase planes. A k x k convolution followed by q x q max-pooling reads its zero-padded input X
 at (q*py + dy + i, q*px + dx + j) for pooled output (py, px), window offset (dy, dx) and tap
@@ -39,17 +43,21 @@ the swap, run ``network.exact_logits``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import os
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from minisense.errors import MinisenseError
 from minisense.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
 from minisense.network import INPUT_SCALE, Network, exact_logits
+from minisense.swaps import apply_swap
 
-LANES = 32                 # images per block: the SIMD width of every kernel's inner loop
-KEY = 16                   # a logit's rank key is KEY * Z[k] + (KEY - 1 - k): ties go to the lower k
+LANES = 64                 # images per block: every kernel's inner loop runs over them
+KEY = 16                   # a logit's rank key is KEY * Z[k] + (KEY-1-k): ties go to the lower k
 KEY_BITS = 4               # log2(KEY)
 NO_KEY = -2 ** 31          # below every key
 INT32_LIMIT = 2 ** 31
@@ -85,17 +93,6 @@ def _add_tap(acc, x, oy, ox, w):
 
 
 @njit(cache=True)
-def _start_tap(acc, z, x, oy, ox, w):
-    """acc = z + w * x[oy + r, ox*LANES + m]: a copy of the cached sums z plus their first tap."""
-    u64 = np.uint64
-    oy, off = u64(oy), u64(ox * LANES)
-    for r in range(acc.shape[0]):
-        ur = u64(r)
-        for m in range(acc.shape[1]):
-            acc[ur, u64(m)] = np.int32(z[ur, u64(m)] + w * x[ur + oy, u64(m) + off])
-
-
-@njit(cache=True)
 def _max_into(mx, z, first):
     """mx = z if first else max(mx, z), planes of the same shape: pooling over window offsets."""
     for r in range(mx.shape[0]):
@@ -122,10 +119,15 @@ def _swap_pool(z, xa, ia, ja, wa, xb, ib, jb, wb, q, mx, commit):
         oya, offa, oyb, offb = u64(oya), u64(oxa * LANES), u64(oyb), u64(oxb * LANES)
         for r in range(rows):
             ur = u64(r)
-            if wb == 0:
+            if wb == 0 and wa == 1:
                 for m in range(width):
                     um = u64(m)
-                    v = np.int32(zt[ur, um] + wa * pa[ur + oya, um + offa])
+                    v = np.int32(zt[ur, um] + pa[ur + oya, um + offa])
+                    mx[ur, um] = v if t == 0 else max(mx[ur, um], v)
+            elif wb == 0 and wa == -1:
+                for m in range(width):
+                    um = u64(m)
+                    v = np.int32(zt[ur, um] - pa[ur + oya, um + offa])
                     mx[ur, um] = v if t == 0 else max(mx[ur, um], v)
             else:
                 for m in range(width):
@@ -146,10 +148,14 @@ def _push_column(columns, f, dh, base, acc, touched):
     values) lists W's nonzeros column by column (``fc_columns``)."""
     start, rows, values = columns
     for p in range(start[f], start[f + 1]):
-        r, wr = rows[p], values[p]
+        r = rows[p]
         touched[r] = True
-        for n in range(LANES):
-            acc[r, n] = np.int32(acc[r, n] + wr * dh[base + n])
+        if values[p] > 0:                                 # ternary: the weight is +1 or -1
+            for n in range(LANES):
+                acc[r, n] = np.int32(acc[r, n] + dh[base + n])
+        else:
+            for n in range(LANES):
+                acc[r, n] = np.int32(acc[r, n] - dh[base + n])
 
 
 @njit(cache=True)
@@ -236,9 +242,10 @@ def _tally(z, dz, labels, margin_clip, keys):
 def _finish(blk, acc, touched, tail, dlog, dh, marks, commit):
     """Changes of the layer after conv 2 -> changes of the logits.
 
-    tail = (hidden, z3, h3, t3, out_columns). Without a hidden fc layer (mnist) acc already holds the
-    logit changes. With one (car fc1), acc holds its pre-activation changes: clip them and push
-    the units that changed through the output layer into dlog. dh, marks are scratch."""
+    tail = (hidden, z3, h3, t3, out_columns). Without a hidden fc layer (mnist) acc already
+    holds the logit changes. With one (car fc1), acc holds its pre-activation changes: clip
+    them and push the units that changed through the output layer into dlog. dh, marks are
+    scratch."""
     hidden, z3, h3, t3, out_columns = tail
     if not hidden:
         return acc
@@ -262,10 +269,11 @@ def _finish(blk, acc, touched, tail, dlog, dh, marks, commit):
 
 @njit(cache=True)
 def _emit(blk, kk, z, dlog, labels, margin_clip, keys, correct, margin, commit, out_logits):
-    """Score logits z + dlog of block blk for candidate kk; optionally return or apply them."""
+    """Add the score of logits z + dlog (block blk) to candidate kk's correct and margin
+    totals; optionally return the logits or apply them."""
     c, m = _tally(z, dlog, labels, margin_clip, keys)
-    correct[blk, kk] = c
-    margin[blk, kk] = m
+    correct[kk] += c
+    margin[kk] += m
     if out_logits.shape[0] > 0:
         for k in range(z.shape[0]):
             for n in range(LANES):
@@ -291,106 +299,111 @@ def _conv_phase(acc, x, w, c, t, q):
                 _add_tap(acc, x[s], oy, ox, np.int32(w[c, i, j]))
 
 
-@njit(cache=True)
-def _forward_block(blk, u, w1, w2, next_columns, next_units, tail, t1, t2, q1, q2, off2, z1, h1,
-                   z2, h2v, h2, logits):
-    """H_0 = u, conv/pool/clip twice, fc (and clip, fc): every cached integer of block blk."""
+@njit(cache=True, nogil=True)
+def _forward_blocks(first, last, u, w1, w2, next_columns, next_units, tail, t1, t2, q1, q2, off2,
+                    z1, h1, z2, h2v, h2, logits):
+    """H_0 = u, conv/pool/clip twice, fc (and clip, fc): every cached integer of blocks
+    first..last-1, from the weights w1, w2 (conv layouts) and the fc layers' columns."""
     hidden, z3, h3, t3, out_columns = tail
     acc1 = np.empty(z1.shape[3:], np.int32)
     mx1 = np.empty(z1.shape[3:], np.int32)
-    for o in range(w1.shape[0]):
-        for t in range(q1 * q1):
-            acc1[:] = 0
-            _conv_phase(acc1, u[blk], w1[o], 0, t, q1)
-            _max_into(z1[blk, o, t], acc1, True)                      # a copy
-            _max_into(mx1, acc1, t == 0)
-        ho = h1[blk, o]
-        for py in range(mx1.shape[0]):
-            ry, a = (py + off2) % q2, (py + off2) // q2
-            for px in range(mx1.shape[1] // LANES):
-                s, b = ry * q2 + (px + off2) % q2, ((px + off2) // q2) * LANES
-                for n in range(LANES):
-                    ho[s, a, b + n] = min(max(mx1[py, px * LANES + n], -t1), t1)
     acc2 = np.empty(z2.shape[3:], np.int32)
     mx2 = np.empty(z2.shape[3:], np.int32)
-    for o in range(w2.shape[0]):
-        for t in range(q2 * q2):
-            acc2[:] = 0
-            for c in range(w2.shape[1]):
-                _conv_phase(acc2, h1[blk, c], w2[o], c, t, q2)
-            _max_into(z2[blk, o, t], acc2, True)
-            _max_into(mx2, acc2, t == 0)
-        for r in range(mx2.shape[0]):
-            for m in range(mx2.shape[1]):
-                h2v[blk, o, r, m] = min(max(mx2[r, m], -t2), t2)
-    acc = np.zeros((next_units, LANES), np.int32)
-    touched = np.zeros(max(next_units, KEY), np.bool_)
-    for f in range(h2.shape[1]):
-        _push_column(next_columns, f, h2[blk, f], 0, acc, touched)
-    if hidden:
-        out = np.zeros((logits.shape[1], LANES), np.int32)
-        for unit in range(acc.shape[0]):
-            for n in range(LANES):
-                z3[blk, unit, n] = acc[unit, n]
-                h3[blk, unit, n] = min(max(acc[unit, n], -t3), t3)
-            _push_column(out_columns, unit, h3[blk, unit], 0, out, touched)
-        acc = out
-    logits[blk] = acc
-
-
-@njit(cache=True, parallel=True)
-def _forward_kernel(u, w1, w2, next_columns, next_units, tail, t1, t2, q1, q2, off2, z1, h1, z2,
-                    h2v, h2, logits):
-    """The full forward pass of every block, in parallel."""
-    # Tuples of arrays cannot cross into a prange body: unpack them here, repack inside.
-    hidden, z3, h3, t3, (out_start, out_rows, out_values) = tail
-    next_start, next_rows, next_values = next_columns
-    for blk in prange(u.shape[0]):
-        _forward_block(blk, u, w1, w2, (next_start, next_rows, next_values), next_units,
-                       (hidden, z3, h3, t3, (out_start, out_rows, out_values)), t1, t2, q1, q2,
-                       off2, z1, h1, z2, h2v, h2, logits)
+    for blk in range(first, last):
+        for o in range(w1.shape[0]):
+            for t in range(q1 * q1):
+                acc1[:] = 0
+                _conv_phase(acc1, u[blk], w1[o], 0, t, q1)
+                _max_into(z1[blk, o, t], acc1, True)                      # a copy
+                _max_into(mx1, acc1, t == 0)
+            ho = h1[blk, o]
+            for py in range(mx1.shape[0]):
+                ry, a = (py + off2) % q2, (py + off2) // q2
+                for px in range(mx1.shape[1] // LANES):
+                    s, b = ry * q2 + (px + off2) % q2, ((px + off2) // q2) * LANES
+                    for n in range(LANES):
+                        ho[s, a, b + n] = min(max(mx1[py, px * LANES + n], -t1), t1)
+        for o in range(w2.shape[0]):
+            for t in range(q2 * q2):
+                acc2[:] = 0
+                for c in range(w2.shape[1]):
+                    _conv_phase(acc2, h1[blk, c], w2[o], c, t, q2)
+                _max_into(z2[blk, o, t], acc2, True)
+                _max_into(mx2, acc2, t == 0)
+            for r in range(mx2.shape[0]):
+                for m in range(mx2.shape[1]):
+                    h2v[blk, o, r, m] = min(max(mx2[r, m], -t2), t2)
+        acc = np.zeros((next_units, LANES), np.int32)
+        touched = np.zeros(max(next_units, KEY), np.bool_)
+        for f in range(h2.shape[1]):
+            _push_column(next_columns, f, h2[blk, f], 0, acc, touched)
+        if hidden:
+            out = np.zeros((logits.shape[1], LANES), np.int32)
+            for unit in range(acc.shape[0]):
+                for n in range(LANES):
+                    z3[blk, unit, n] = acc[unit, n]
+                    h3[blk, unit, n] = min(max(acc[unit, n], -t3), t3)
+                _push_column(out_columns, unit, h3[blk, unit], 0, out, touched)
+            acc = out
+        logits[blk] = acc
 
 
 # ----------------------------------------------------------------------------------------------
-# One kernel per kind of layer. Each scores K candidate swaps of its layer on one block
-# (``_*_block``, run over all blocks in parallel by ``_*_kernel``) into correct, margin
-# (blocks, K) int64. commit=True (K = 1) applies the swap to the cache instead; out_logits
-# (blocks, C, LANES), when not empty, receives the neighbour's logits (K = 1).
+# One kernel per kind of layer: it scores K candidate swaps of its layer on blocks first..last-1
+# and adds the scores into correct, margin (K,) int64. commit=True (K = 1) applies the swap to
+# the cache instead; out_logits (blocks, C, LANES), when not empty, receives the neighbour's
+# logits (K = 1). ``_over_blocks`` runs a kernel on all blocks, split among threads.
 # ----------------------------------------------------------------------------------------------
 
 @njit(cache=True)
-def _sum_taps(acc, z, planes, taps, count):
-    """acc = z + the sum of ``count`` (a multiple of 4) shifted planes, four per pass.
+def _sum_taps(mx, z, planes, taps, count, row, commit):
+    """mx = max(mx, z + the sum of ``count`` shifted planes), row by row.
 
-    taps[p] = (plane, row offset, column offset * LANES) into planes (P, Hx, Wx*LANES); acc, z
-    are (R, C*LANES). Fusing four taps per pass reads acc once per four instead of once per tap.
+    taps[p] = (plane, row offset, column offset * LANES) into planes (P, Hx, Wx*LANES); mx, z
+    are (R, C*LANES), row (C*LANES,) scratch. The taps are added four (then two, one) per pass,
+    so the partial sums are read and written once per four taps. ``commit`` stores the new z.
     """
     u64 = np.uint64
-    for r in range(acc.shape[0]):
+    for r in range(mx.shape[0]):
         ur = u64(r)
-        for g in range(0, count, 4):
+        for m in range(row.shape[0]):
+            row[m] = z[r, m]
+        g = 0
+        while g < count:
             p0, y0, f0 = u64(taps[g, 0]), ur + u64(taps[g, 1]), u64(taps[g, 2])
-            p1, y1, f1 = u64(taps[g + 1, 0]), ur + u64(taps[g + 1, 1]), u64(taps[g + 1, 2])
-            p2, y2, f2 = u64(taps[g + 2, 0]), ur + u64(taps[g + 2, 1]), u64(taps[g + 2, 2])
-            p3, y3, f3 = u64(taps[g + 3, 0]), ur + u64(taps[g + 3, 1]), u64(taps[g + 3, 2])
-            if g == 0:
-                for m in range(acc.shape[1]):
+            if count - g >= 4:
+                p1, y1, f1 = u64(taps[g + 1, 0]), ur + u64(taps[g + 1, 1]), u64(taps[g + 1, 2])
+                p2, y2, f2 = u64(taps[g + 2, 0]), ur + u64(taps[g + 2, 1]), u64(taps[g + 2, 2])
+                p3, y3, f3 = u64(taps[g + 3, 0]), ur + u64(taps[g + 3, 1]), u64(taps[g + 3, 2])
+                for m in range(row.shape[0]):
                     um = u64(m)
-                    acc[ur, um] = np.int32(z[ur, um] + planes[p0, y0, um + f0]
-                                           + planes[p1, y1, um + f1] + planes[p2, y2, um + f2]
-                                           + planes[p3, y3, um + f3])
+                    row[um] = np.int32(row[um] + planes[p0, y0, um + f0]
+                                       + planes[p1, y1, um + f1] + planes[p2, y2, um + f2]
+                                       + planes[p3, y3, um + f3])
+                g += 4
+            elif count - g >= 2:
+                p1, y1, f1 = u64(taps[g + 1, 0]), ur + u64(taps[g + 1, 1]), u64(taps[g + 1, 2])
+                for m in range(row.shape[0]):
+                    um = u64(m)
+                    row[um] = np.int32(row[um] + planes[p0, y0, um + f0]
+                                       + planes[p1, y1, um + f1])
+                g += 2
             else:
-                for m in range(acc.shape[1]):
+                for m in range(row.shape[0]):
                     um = u64(m)
-                    acc[ur, um] = np.int32(acc[ur, um] + planes[p0, y0, um + f0]
-                                           + planes[p1, y1, um + f1] + planes[p2, y2, um + f2]
-                                           + planes[p3, y3, um + f3])
+                    row[um] = np.int32(row[um] + planes[p0, y0, um + f0])
+                g += 1
+        for m in range(row.shape[0]):
+            mx[r, m] = max(mx[r, m], row[m])
+        if commit:
+            for m in range(row.shape[0]):
+                z[r, m] = row[m]
 
 
-@njit(cache=True)
-def _first_conv_block(blk, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2, conv2_taps,
-                      next_columns, next_units, tail, oa, ia, ja, ob, ib, jb, sign, margin_clip,
-                      commit, out_logits, correct, margin):
+@njit(cache=True, nogil=True)
+def _first_conv_blocks(first, last, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2,
+                       conv2_taps, next_columns, next_units, tail, oa, ia, ja, ob, ib, jb, sign,
+                       margin_clip, commit, out_logits, correct, margin):
     """Swaps in layer 1 (input: the image). Output channel oa loses the weight at tap (ia, ja),
     channel ob gains it at (ib, jb); their changed H1 entries go through conv 2, one layer-2
     channel at a time, and the changed H2 entries through the fc layer(s).
@@ -400,13 +413,23 @@ def _first_conv_block(blk, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, o
     negated, so that every tap of conv 2 is a plain add (``_sum_taps``)."""
     tap_start, tap_i, tap_j, tap_w = conv2_taps
     c1, qq, hp2, wp2 = z1.shape[1], q2 * q2, z2.shape[3], z2.shape[4] // LANES
-    zero_plane = 4 * qq
+    shifts = h1.shape[3] - hp2 + 1                               # row offsets a tap can have
+    # Where each tap reads for each window offset t: (phase, row offset, column offset * LANES).
+    reads = np.empty((tap_i.shape[0], qq, 3), np.int64)
+    for p in range(tap_i.shape[0]):
+        for t in range(qq):
+            src, oy, ox = _tap_source(t, tap_i[p], tap_j[p], q2)
+            reads[p, t, 0], reads[p, t, 1], reads[p, t, 2] = src, oy, ox * LANES
+    most = 0
+    for p in range(tap_start.shape[0] - 1):
+        most = max(most, tap_start[p + 1] - tap_start[p])
     mx1 = np.empty(z1.shape[3:], np.int32)
-    planes = np.zeros((4 * qq + 1,) + h1.shape[3:], np.int32)  # (slot, sign, phase), then zeros
+    planes = np.zeros((4 * qq,) + h1.shape[3:], np.int32)      # (slot, sign, phase)
     rows1 = np.zeros((2, qq, h1.shape[3]), np.bool_)           # which phase rows changed
-    taps = np.empty((2 * tap_start.shape[0] + 4, 3), np.int64)
-    acc2 = np.empty(z2.shape[2:], np.int32)                    # new layer-2 sums, per offset
-    ready = np.zeros(qq, np.bool_)
+    live = np.zeros((2, qq, shifts), np.bool_)                 # ... within a tap's reach
+    taps = np.empty((qq, 2 * most, 3), np.int64)
+    counts = np.zeros(qq, np.int64)
+    row = np.empty(z2.shape[4], np.int32)
     mx2 = np.empty(z2.shape[3:], np.int32)
     dh2 = np.empty(z2.shape[3:], np.int32)
     acc = np.empty((next_units, LANES), np.int32)
@@ -414,84 +437,66 @@ def _first_conv_block(blk, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, o
     marks = np.zeros(KEY, np.bool_)
     dlog = np.empty((logits.shape[1], LANES), np.int32)
     vec = np.empty((4, LANES), np.int32)
-    for kk in range(oa.shape[0]):
-        s = np.int32(sign[kk])
-        channels = (oa[kk], ob[kk])
-        nslots = 1 if oa[kk] == ob[kk] else 2
-        changed = False
-        for slot in range(nslots):
-            o = channels[slot]
-            wa = -s if o == oa[kk] else np.int32(0)
-            wb = s if o == ob[kk] else np.int32(0)
-            _swap_pool(z1[blk, o], u[blk], ia[kk], ja[kk], wa, u[blk], ib[kk], jb[kk], wb, q1,
-                       mx1, commit)
-            plus = planes[2 * slot * qq:(2 * slot + 1) * qq]
-            changed |= _clip_to_phases(mx1, t1, h1[blk, o], off2, q2, plus, rows1[slot], commit)
-            minus = planes[(2 * slot + 1) * qq:(2 * slot + 2) * qq]
-            for p in range(qq):
-                for r in range(plus.shape[1]):
-                    for m in range(plus.shape[2]):
-                        minus[p, r, m] = -plus[p, r, m]
-        acc[:] = 0
-        touched[:] = False
-        for o2 in range(z2.shape[1] if changed else 0):
-            hit = False
-            for t in range(qq):
-                count = 0
-                for slot in range(nslots):
-                    c = channels[slot]
-                    for p in range(tap_start[o2 * c1 + c], tap_start[o2 * c1 + c + 1]):
-                        src, oy, ox = _tap_source(t, tap_i[p], tap_j[p], q2)
-                        live = False
+    for blk in range(first, last):
+        for kk in range(oa.shape[0]):
+            s = np.int32(sign[kk])
+            channels = (oa[kk], ob[kk])
+            nslots = 1 if oa[kk] == ob[kk] else 2
+            changed = False
+            for slot in range(nslots):
+                o = channels[slot]
+                wa = -s if o == oa[kk] else np.int32(0)
+                wb = s if o == ob[kk] else np.int32(0)
+                _swap_pool(z1[blk, o], u[blk], ia[kk], ja[kk], wa, u[blk], ib[kk], jb[kk], wb,
+                           q1, mx1, commit)
+                plus = planes[2 * slot * qq:(2 * slot + 1) * qq]
+                changed |= _clip_to_phases(mx1, t1, h1[blk, o], off2, q2, plus, rows1[slot],
+                                           commit)
+                minus = planes[(2 * slot + 1) * qq:(2 * slot + 2) * qq]
+                for p in range(qq):
+                    for r in range(plus.shape[1]):
+                        for m in range(plus.shape[2]):
+                            minus[p, r, m] = -plus[p, r, m]
+                    for oy in range(shifts):
+                        live[slot, p, oy] = False
                         for r in range(hp2):
-                            live |= rows1[slot, src, oy + r]
-                        if live:
-                            taps[count, 0] = (2 * slot + (tap_w[p] < 0)) * qq + src
-                            taps[count, 1] = oy
-                            taps[count, 2] = ox * LANES
-                            count += 1
-                ready[t] = count > 0
-                if count > 0:
-                    hit = True
-                    while count % 4 != 0:
-                        taps[count, 0], taps[count, 1], taps[count, 2] = zero_plane, 0, 0
-                        count += 1
-                    _sum_taps(acc2[t], z2[blk, o2, t], planes, taps, count)
-            if not hit:
-                continue
-            for t in range(qq):
-                _max_into(mx2, acc2[t] if ready[t] else z2[blk, o2, t], t == 0)
-                if commit and ready[t]:
-                    _max_into(z2[blk, o2, t], acc2[t], True)              # a copy
-            _clip_push(mx2, t2, h2v[blk, o2], dh2, next_columns, o2 * hp2 * wp2, acc, touched,
-                       commit)
-        dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
-        _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
-              commit, out_logits)
+                            live[slot, p, oy] |= rows1[slot, p, oy + r]
+            acc[:] = 0
+            touched[:] = False
+            for o2 in range(z2.shape[1] if changed else 0):
+                hit = False
+                for t in range(qq):                    # the taps that read a changed row
+                    count = 0
+                    for slot in range(nslots):
+                        c = channels[slot]
+                        for p in range(tap_start[o2 * c1 + c], tap_start[o2 * c1 + c + 1]):
+                            src, oy = reads[p, t, 0], reads[p, t, 1]
+                            if live[slot, src, oy]:
+                                taps[t, count, 0] = (2 * slot + (tap_w[p] < 0)) * qq + src
+                                taps[t, count, 1] = oy
+                                taps[t, count, 2] = reads[p, t, 2]
+                                count += 1
+                    hit |= count > 0
+                    counts[t] = count
+                if not hit:
+                    continue
+                mx2[:] = NO_KEY
+                for t in range(qq):
+                    if counts[t] > 0:
+                        _sum_taps(mx2, z2[blk, o2, t], planes, taps[t], counts[t], row, commit)
+                    else:
+                        _max_into(mx2, z2[blk, o2, t], False)
+                _clip_push(mx2, t2, h2v[blk, o2], dh2, next_columns, o2 * hp2 * wp2, acc,
+                           touched, commit)
+            dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
+            _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
+                  commit, out_logits)
 
 
-@njit(cache=True, parallel=True)
-def _first_conv_kernel(u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2, conv2_taps,
-                       next_columns, next_units, tail, oa, ia, ja, ob, ib, jb, sign, margin_clip,
-                       commit, out_logits):
-    correct = np.zeros((u.shape[0], oa.shape[0]), np.int64)
-    margin = np.zeros((u.shape[0], oa.shape[0]), np.int64)
-    hidden, z3, h3, t3, (out_start, out_rows, out_values) = tail   # no tuples of arrays
-    next_start, next_rows, next_values = next_columns                # into prange bodies
-    tap_start, tap_i, tap_j, tap_w = conv2_taps
-    for blk in prange(u.shape[0]):
-        _first_conv_block(blk, u, z1, h1, z2, h2v, labels, logits, t1, t2, q1, q2, off2,
-                          (tap_start, tap_i, tap_j, tap_w), (next_start, next_rows, next_values),
-                          next_units, (hidden, z3, h3, t3, (out_start, out_rows, out_values)),
-                          oa, ia, ja, ob, ib, jb, sign, margin_clip, commit, out_logits, correct,
-                          margin)
-    return correct, margin
-
-
-@njit(cache=True)
-def _inner_conv_block(blk, h1, z2, h2v, labels, logits, t2, q2, next_columns, next_units, tail,
-                      oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits,
-                      correct, margin):
+@njit(cache=True, nogil=True)
+def _inner_conv_blocks(first, last, h1, z2, h2v, labels, logits, t2, q2, next_columns, next_units,
+                       tail, oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits,
+                       correct, margin):
     """Swaps in layer 2: channel oa loses w * h1[ca] under tap (ia, ja), channel ob gains it
     under (cb, ib, jb); the changed H2 entries go through the fc layer(s)."""
     hp2, wp2 = z2.shape[3], z2.shape[4] // LANES
@@ -502,157 +507,155 @@ def _inner_conv_block(blk, h1, z2, h2v, labels, logits, t2, q2, next_columns, ne
     marks = np.zeros(KEY, np.bool_)
     dlog = np.empty((logits.shape[1], LANES), np.int32)
     vec = np.empty((4, LANES), np.int32)
-    for kk in range(oa.shape[0]):
-        s = np.int32(sign[kk])
-        channels = (oa[kk], ob[kk])
-        acc[:] = 0
-        touched[:] = False
-        for slot in range(1 if oa[kk] == ob[kk] else 2):
-            o = channels[slot]
-            wa = -s if o == oa[kk] else np.int32(0)
-            wb = s if o == ob[kk] else np.int32(0)
-            _swap_pool(z2[blk, o], h1[blk, ca[kk]], ia[kk], ja[kk], wa, h1[blk, cb[kk]],
-                       ib[kk], jb[kk], wb, q2, mx2, commit)
-            _clip_push(mx2, t2, h2v[blk, o], dh2, next_columns, o * hp2 * wp2, acc, touched,
-                       commit)
-        dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
-        _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
-              commit, out_logits)
+    for blk in range(first, last):
+        for kk in range(oa.shape[0]):
+            s = np.int32(sign[kk])
+            channels = (oa[kk], ob[kk])
+            acc[:] = 0
+            touched[:] = False
+            for slot in range(1 if oa[kk] == ob[kk] else 2):
+                o = channels[slot]
+                wa = -s if o == oa[kk] else np.int32(0)
+                wb = s if o == ob[kk] else np.int32(0)
+                _swap_pool(z2[blk, o], h1[blk, ca[kk]], ia[kk], ja[kk], wa, h1[blk, cb[kk]],
+                           ib[kk], jb[kk], wb, q2, mx2, commit)
+                _clip_push(mx2, t2, h2v[blk, o], dh2, next_columns, o * hp2 * wp2, acc, touched,
+                           commit)
+            dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
+            _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
+                  commit, out_logits)
 
 
-@njit(cache=True, parallel=True)
-def _inner_conv_kernel(h1, z2, h2v, labels, logits, t2, q2, next_columns, next_units, tail,
-                       oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits):
-    correct = np.zeros((h1.shape[0], oa.shape[0]), np.int64)
-    margin = np.zeros((h1.shape[0], oa.shape[0]), np.int64)
-    hidden, z3, h3, t3, (out_start, out_rows, out_values) = tail   # no tuples of arrays
-    next_start, next_rows, next_values = next_columns                # into prange bodies
-    for blk in prange(h1.shape[0]):
-        _inner_conv_block(blk, h1, z2, h2v, labels, logits, t2, q2,
-                          (next_start, next_rows, next_values), next_units,
-                          (hidden, z3, h3, t3, (out_start, out_rows, out_values)),
-                          oa, ca, ia, ja, ob, cb, ib, jb, sign, margin_clip, commit, out_logits,
-                          correct, margin)
-    return correct, margin
-
-
-@njit(cache=True)
-def _hidden_fc_block(blk, h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign, margin_clip,
-                     commit, out_logits, correct, margin):
+@njit(cache=True, nogil=True)
+def _hidden_fc_blocks(first, last, h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign,
+                      margin_clip, commit, out_logits, correct, margin):
     """Swaps in a hidden fc layer (car fc1): unit a loses w * h2[i], unit b gains w * h2[j]; the
     two clipped units go through the output layer w_out (C, units)."""
     dlog = np.empty((logits.shape[1], LANES), np.int32)
     vec = np.empty((4, LANES), np.int32)
-    for kk in range(a.shape[0]):
-        s = np.int32(sign[kk])
-        aa, bb = a[kk], b[kk]
-        for n in range(LANES):
-            da = -s * np.int32(h2[blk, i[kk], n])
-            db = s * np.int32(h2[blk, j[kk], n])
-            za = np.int32(z3[blk, aa, n] + da + (db if aa == bb else 0))
-            zb = np.int32(z3[blk, bb, n] + db)
-            vec[0, n] = min(max(za, -t3), t3) - h3[blk, aa, n]
-            vec[1, n] = 0 if aa == bb else min(max(zb, -t3), t3) - h3[blk, bb, n]
-            if commit:
-                z3[blk, aa, n] = za
-                h3[blk, aa, n] += vec[0, n]
-                if aa != bb:
-                    z3[blk, bb, n] = zb
-                    h3[blk, bb, n] += vec[1, n]
-        for k in range(dlog.shape[0]):
-            wa, wb = np.int32(w_out[k, aa]), np.int32(w_out[k, bb])
+    for blk in range(first, last):
+        for kk in range(a.shape[0]):
+            s = np.int32(sign[kk])
+            aa, bb = a[kk], b[kk]
             for n in range(LANES):
-                dlog[k, n] = wa * vec[0, n] + wb * vec[1, n]
-        _emit(blk, kk, logits[blk], dlog, labels[blk], margin_clip, vec[2:], correct, margin,
-              commit, out_logits)
+                da = -s * np.int32(h2[blk, i[kk], n])
+                db = s * np.int32(h2[blk, j[kk], n])
+                za = np.int32(z3[blk, aa, n] + da + (db if aa == bb else 0))
+                zb = np.int32(z3[blk, bb, n] + db)
+                vec[0, n] = min(max(za, -t3), t3) - h3[blk, aa, n]
+                vec[1, n] = 0 if aa == bb else min(max(zb, -t3), t3) - h3[blk, bb, n]
+                if commit:
+                    z3[blk, aa, n] = za
+                    h3[blk, aa, n] += vec[0, n]
+                    if aa != bb:
+                        z3[blk, bb, n] = zb
+                        h3[blk, bb, n] += vec[1, n]
+            for k in range(dlog.shape[0]):
+                wa, wb = np.int32(w_out[k, aa]), np.int32(w_out[k, bb])
+                for n in range(LANES):
+                    dlog[k, n] = wa * vec[0, n] + wb * vec[1, n]
+            _emit(blk, kk, logits[blk], dlog, labels[blk], margin_clip, vec[2:], correct, margin,
+                  commit, out_logits)
 
 
-@njit(cache=True, parallel=True)
-def _hidden_fc_kernel(h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign, margin_clip,
-                      commit, out_logits):
-    correct = np.zeros((h2.shape[0], a.shape[0]), np.int64)
-    margin = np.zeros((h2.shape[0], a.shape[0]), np.int64)
-    for blk in prange(h2.shape[0]):
-        _hidden_fc_block(blk, h2, z3, h3, t3, w_out, labels, logits, a, i, b, j, sign,
-                         margin_clip, commit, out_logits, correct, margin)
-    return correct, margin
-
-
-@njit(cache=True)
-def _output_fc_block(blk, h, logits, labels, a, i, b, j, sign, margin_clip, commit, out_logits,
-                     correct, margin):
+@njit(cache=True, nogil=True)
+def _output_fc_blocks(first, last, h, logits, labels, a, i, b, j, sign, margin_clip, commit,
+                      out_logits, correct, margin):
     """Swaps in the output layer: logit a loses w * h[i], logit b gains w * h[j].
 
     Only two logits move, so each image's three strongest rivals of its label are found once per
     block; a candidate then needs the two moved logits and the first rival that did not move."""
-    classes = logits.shape[1]
-    z, lab = logits[blk], labels[blk]
-    zy = np.empty(LANES, np.int32)
-    rival = np.full((3, LANES), NO_KEY, np.int32)        # keys, strongest first
-    rclass = np.full((3, LANES), -1, np.int32)
-    for n in range(LANES):
-        y = max(lab[n], 0)
-        zy[n] = z[y, n]
-        for k in range(classes):
-            if k == y:
-                continue
-            key = np.int32(z[k, n] * KEY + (KEY - 1 - k))
-            cls = np.int32(k)
-            for r in range(3):                           # insert into the top three
-                if key > rival[r, n]:
-                    key, rival[r, n] = rival[r, n], key
-                    cls, rclass[r, n] = rclass[r, n], cls
-    for kk in range(a.shape[0]):
-        s = np.int32(sign[kk])
-        aa, bb, ii, jj = np.int32(a[kk]), np.int32(b[kk]), i[kk], j[kk]
-        same = aa == bb
-        hits, total = 0, 0
+    for blk in range(first, last):
+        classes = logits.shape[1]
+        z, lab = logits[blk], labels[blk]
+        zy = np.empty(LANES, np.int32)
+        rival = np.full((3, LANES), NO_KEY, np.int32)        # keys, strongest first
+        rclass = np.full((3, LANES), -1, np.int32)
         for n in range(LANES):
-            da = -s * np.int32(h[blk, ii, n])
-            db = s * np.int32(h[blk, jj, n])
-            za = np.int32(z[aa, n] + da + (db if same else 0))
-            zb = za if same else np.int32(z[bb, n] + db)
-            y = lab[n]
-            zyn = za if aa == y else (zb if bb == y else zy[n])
-            ka = np.int32(za * KEY + (KEY - 1 - aa)) if aa != y else np.int32(NO_KEY)
-            kb = np.int32(zb * KEY + (KEY - 1 - bb)) if bb != y else np.int32(NO_KEY)
-            c0, c1 = rclass[0, n], rclass[1, n]
-            r = rival[0, n] if (c0 != aa and c0 != bb) else (
-                rival[1, n] if (c1 != aa and c1 != bb) else rival[2, n])
-            r = max(r, max(ka, kb))
-            keyy = np.int32(zyn * KEY + (KEY - 1 - y))
-            m = min(max(zyn - (r >> KEY_BITS), -margin_clip), margin_clip)
-            hits += (keyy > r) if y >= 0 else 0
-            total += m if y >= 0 else 0
-        correct[blk, kk] = hits
-        margin[blk, kk] = total
-        if out_logits.shape[0] > 0 or commit:
+            y = max(lab[n], 0)
+            zy[n] = z[y, n]
+            for k in range(classes):
+                if k == y:
+                    continue
+                key = np.int32(z[k, n] * KEY + (KEY - 1 - k))
+                cls = np.int32(k)
+                for r in range(3):                           # insert into the top three
+                    if key > rival[r, n]:
+                        key, rival[r, n] = rival[r, n], key
+                        cls, rclass[r, n] = rclass[r, n], cls
+        for kk in range(a.shape[0]):
+            s = np.int32(sign[kk])
+            aa, bb, ii, jj = np.int32(a[kk]), np.int32(b[kk]), i[kk], j[kk]
+            same = aa == bb
+            hits, total = 0, 0
             for n in range(LANES):
                 da = -s * np.int32(h[blk, ii, n])
                 db = s * np.int32(h[blk, jj, n])
-                if out_logits.shape[0] > 0:
-                    for k in range(classes):
-                        out_logits[blk, k, n] = z[k, n]
-                    out_logits[blk, aa, n] += da
-                    out_logits[blk, bb, n] += db
-                if commit:
-                    z[aa, n] += da
-                    z[bb, n] += db
-
-
-@njit(cache=True, parallel=True)
-def _output_fc_kernel(h, logits, labels, a, i, b, j, sign, margin_clip, commit, out_logits):
-    correct = np.zeros((h.shape[0], a.shape[0]), np.int64)
-    margin = np.zeros((h.shape[0], a.shape[0]), np.int64)
-    for blk in prange(h.shape[0]):
-        _output_fc_block(blk, h, logits, labels, a, i, b, j, sign, margin_clip, commit,
-                         out_logits, correct, margin)
-    return correct, margin
+                za = np.int32(z[aa, n] + da + (db if same else 0))
+                zb = za if same else np.int32(z[bb, n] + db)
+                y = lab[n]
+                zyn = za if aa == y else (zb if bb == y else zy[n])
+                ka = np.int32(za * KEY + (KEY - 1 - aa)) if aa != y else np.int32(NO_KEY)
+                kb = np.int32(zb * KEY + (KEY - 1 - bb)) if bb != y else np.int32(NO_KEY)
+                c0, c1 = rclass[0, n], rclass[1, n]
+                r = rival[0, n] if (c0 != aa and c0 != bb) else (
+                    rival[1, n] if (c1 != aa and c1 != bb) else rival[2, n])
+                r = max(r, max(ka, kb))
+                keyy = np.int32(zyn * KEY + (KEY - 1 - y))
+                m = min(max(zyn - (r >> KEY_BITS), -margin_clip), margin_clip)
+                hits += (keyy > r) if y >= 0 else 0
+                total += m if y >= 0 else 0
+            correct[kk] += hits
+            margin[kk] += total
+            if out_logits.shape[0] > 0 or commit:
+                for n in range(LANES):
+                    da = -s * np.int32(h[blk, ii, n])
+                    db = s * np.int32(h[blk, jj, n])
+                    if out_logits.shape[0] > 0:
+                        for k in range(classes):
+                            out_logits[blk, k, n] = z[k, n]
+                        out_logits[blk, aa, n] += da
+                        out_logits[blk, bb, n] += db
+                    if commit:
+                        z[aa, n] += da
+                        z[bb, n] += db
 
 
 # ----------------------------------------------------------------------------------------------
 # The evaluator and its NumPy oracle
 # ----------------------------------------------------------------------------------------------
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _over_blocks(kernel, blocks: int, *args, candidates: int | None = None):
+    """Run ``kernel(first, last, *args[, correct, margin])`` over blocks 0..blocks-1, in chunks
+    on ``numba.get_num_threads()`` threads (the kernels release the GIL).
+
+    With ``candidates`` = K each chunk adds its blocks' scores into its own (K,) rows of correct
+    and margin; returns their sums over chunks, (K,) int64 each. Integer sums: the result does
+    not depend on the number of threads or the split.
+    """
+    global _POOL
+    threads = min(numba.get_num_threads(), blocks)
+    cuts = np.linspace(0, blocks, min(blocks, 4 * threads) + 1).astype(np.int64)
+    chunks = list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+    totals = np.zeros((2, len(chunks), candidates or 0), np.int64)
+
+    def run(c):
+        extra = () if candidates is None else (totals[0, c], totals[1, c])
+        kernel(chunks[c][0], chunks[c][1], *args, *extra)
+
+    if threads <= 1:
+        for c in range(len(chunks)):
+            run(c)
+    else:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+        for future in [_POOL.submit(run, c) for c in range(len(chunks))]:
+            future.result()
+    return totals[0].sum(axis=0), totals[1].sum(axis=0)
+
 
 def score_logits(logits: np.ndarray, labels: np.ndarray, margin_clip: int) -> tuple[int, int]:
     """(correct, margin) of integer logits (n, C) against labels (n,): the numbers ``score`` gives.
@@ -719,12 +722,6 @@ def conv_taps(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         w[o, c, i, j].astype(np.int64)
 
 
-def bit_swap(weights: np.ndarray, src: int, dst: int) -> None:
-    """Section 3.2 in place: the weight at flat index src moves, sign and all, to dst."""
-    flat = weights.reshape(-1)
-    flat[dst], flat[src] = flat[src], 0
-
-
 def _blank_network(net: Network) -> Network:
     """A copy of ``net``'s structure without its training caches, for loading ternary weights."""
     blank = copy.copy(net)
@@ -752,7 +749,7 @@ def score_full_forward(net: Network, images: np.ndarray, labels: np.ndarray, lay
     margin = np.empty(len(src), dtype=np.int64)
     for k in range(len(src)):
         swapped = {name: w.copy() for name, w in weights.items()}
-        bit_swap(swapped[layer], src[k], dst[k])
+        apply_swap(swapped[layer], src[k], dst[k])
         neighbour.set_ternary(swapped, net.thresholds, last_gain)
         correct[k], margin[k] = score_logits(exact_logits(neighbour, images), labels, margin_clip)
     return correct, margin
@@ -815,8 +812,8 @@ class DeltaEvaluator:
                                  f"{images.shape}")
         if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) \
                 or labels.min() < 0 or labels.max() >= net.num_classes:
-            raise MinisenseError(f"labels must be {len(images)} integers in 0..{net.num_classes - 1}"
-                                 f", got {labels.dtype} {labels.shape}")
+            raise MinisenseError(f"labels must be {len(images)} integers in "
+                                 f"0..{net.num_classes - 1}, got {labels.dtype} {labels.shape}")
         if not 0 <= int(margin_clip) < 2 ** 31:
             raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
         self.margin_clip = int(margin_clip)
@@ -897,11 +894,11 @@ class DeltaEvaluator:
     def refresh(self) -> None:
         """Recompute every cached integer from ``weights`` with a full forward pass."""
         names = self.names
-        _forward_kernel(self._u, self.weights[names[0]], self.weights[names[1]], *self._next(),
-                        self._tail(),
-                        np.int32(self.thresholds[names[0]]), np.int32(self.thresholds[names[1]]),
-                        self._q1, self._q2, self._off2, self._z1, self._h1, self._z2, self._h2v,
-                        self._h2, self._logits)
+        _over_blocks(_forward_blocks, self._u.shape[0], self._u, self.weights[names[0]],
+                     self.weights[names[1]], *self._next(), self._tail(),
+                     np.int32(self.thresholds[names[0]]), np.int32(self.thresholds[names[1]]),
+                     self._q1, self._q2, self._off2, self._z1, self._h1, self._z2, self._h2v,
+                     self._h2, self._logits)
 
     def _unblock(self, blocked: np.ndarray) -> np.ndarray:
         return blocked.transpose(0, 2, 1).reshape(-1, self.num_classes)[:self.count].astype(
@@ -924,35 +921,37 @@ class DeltaEvaluator:
         out = np.empty((self._logits.shape[0] if want_logits else 0, self.num_classes, LANES),
                        np.int32)
         t = [np.int32(self.thresholds[n]) for n in names[:2]]
-        position = names.index(layer)
+        position, blocks = names.index(layer), self._u.shape[0]
         common = (self.margin_clip, commit, out)
         if position == 0:
             oa, _, ia, ja = np.unravel_index(src, w.shape)
             ob, _, ib, jb = np.unravel_index(dst, w.shape)
-            correct, margin = _first_conv_kernel(
-                self._u, self._z1, self._h1, self._z2, self._h2v, self._labels, self._logits,
-                t[0], t[1], self._q1, self._q2, self._off2, self._conv2_taps,
-                *self._next(), self._tail(), oa, ia, ja, ob, ib, jb, sign, *common)
+            correct, margin = _over_blocks(
+                _first_conv_blocks, blocks, self._u, self._z1, self._h1, self._z2, self._h2v,
+                self._labels, self._logits, t[0], t[1], self._q1, self._q2, self._off2,
+                self._conv2_taps, *self._next(), self._tail(), oa, ia, ja, ob, ib, jb, sign,
+                *common, candidates=len(src))
         elif position == 1:
             oa, ca, ia, ja = np.unravel_index(src, w.shape)
             ob, cb, ib, jb = np.unravel_index(dst, w.shape)
-            correct, margin = _inner_conv_kernel(
-                self._h1, self._z2, self._h2v, self._labels, self._logits, t[1], self._q2,
-                *self._next(), self._tail(), oa, ca, ia, ja, ob, cb, ib, jb, sign, *common)
+            correct, margin = _over_blocks(
+                _inner_conv_blocks, blocks, self._h1, self._z2, self._h2v, self._labels,
+                self._logits, t[1], self._q2, *self._next(), self._tail(),
+                oa, ca, ia, ja, ob, cb, ib, jb, sign, *common, candidates=len(src))
         else:
             a, i = np.unravel_index(src, w.shape)
             b, j = np.unravel_index(dst, w.shape)
             if position == len(names) - 1:
                 h = self._h3 if self._hidden else self._h2
-                correct, margin = _output_fc_kernel(h, self._logits, self._labels, a, i, b, j,
-                                                    sign, *common)
+                correct, margin = _over_blocks(
+                    _output_fc_blocks, blocks, h, self._logits, self._labels, a, i, b, j, sign,
+                    *common, candidates=len(src))
             else:
-                correct, margin = _hidden_fc_kernel(
-                    self._h2, self._z3, self._h3, np.int32(self.thresholds[layer]),
-                    self.weights[names[3]], self._labels, self._logits, a, i, b, j, sign,
-                    *common)
-        return correct.sum(axis=0), margin.sum(axis=0), (self._unblock(out) if want_logits
-                                                          else None)
+                correct, margin = _over_blocks(
+                    _hidden_fc_blocks, blocks, self._h2, self._z3, self._h3,
+                    np.int32(self.thresholds[layer]), self.weights[names[3]], self._labels,
+                    self._logits, a, i, b, j, sign, *common, candidates=len(src))
+        return correct, margin, (self._unblock(out) if want_logits else None)
 
     def score(self, layer: str, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Score K candidate swaps of one layer, each applied alone to the current network.
@@ -971,7 +970,7 @@ class DeltaEvaluator:
     def accept(self, layer: str, src: int, dst: int) -> None:
         """Move to the neighbour: apply the swap to ``weights``, update the cache incrementally."""
         self._run(layer, [src], [dst], commit=True)
-        bit_swap(self.weights[layer], int(src), int(dst))
+        apply_swap(self.weights[layer], int(src), int(dst))
         if layer in self._columns:
             self._columns[layer] = fc_columns(self.weights[layer])
         if layer == self.names[1]:

@@ -170,6 +170,9 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
             history.append({"step": step, "epoch": epoch + 1, "loss": loss,
                             "validation_accuracy": net.accuracy(val.images, val.labels),
                             "seconds": time.perf_counter() - t0})
+            log(f"  {step} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, validation "
+                f"{100 * history[-1]['validation_accuracy']:.2f}%, "
+                f"{history[-1]['seconds']:.1f} s")
         if step == "prune" and config.sparsity > 0 and epochs == 0:
             prune(net, target_zeros(net, config.sparsity, config.pruning))
         for layer in net.weighted.values():
