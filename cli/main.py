@@ -288,5 +288,39 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
         checkpoint.atomic_write_json(json_path, r)
 
 
+@bench.command(name="search")
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--images", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="N evaluation images (from the validation split).")
+@click.option("--sparsity", type=float, default=80.0, show_default=True,
+              help="Sparsity of the random network.")
+@click.option("--checkpoint", "checkpoints", multiple=True,
+              type=click.Path(path_type=pathlib.Path),
+              help="Also benchmark this trained network (repeatable), e.g. a p-SIREN 90% one.")
+@click.option("--seconds-per-layer", type=click.FloatRange(0, min_open=True), default=5.0,
+              show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_layer, json_path):
+    """Neighbour evaluations per second, per layer: delta evaluation vs a full forward pass."""
+    from minisense.bench import bench_search_networks
+
+    results = bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
+                                    seconds_per_layer)
+    for label, r in results["networks"].items():
+        click.echo(f"{label}: {r['images']} images, {r['threads']} threads, cache "
+                   f"{r['cache_bytes'] / 2**20:.0f} MiB, peak RSS "
+                   f"{(r['peak_rss_bytes'] or 0) / 2**20:.0f} MiB, load average "
+                   f"{r['load_average_before']:.2f} -> {r['load_average_after']:.2f}")
+        click.echo(f"  {'layer':<10} {'delta evals/s':>14} {'full fwd evals/s':>17} {'ratio':>10}"
+                   f" {'agrees':>7}")
+        for layer, t in r["layers"].items():
+            click.echo(f"  {layer:<10} {t['evals_per_second']:>14,.1f} "
+                       f"{t['oracle_evals_per_second']:>17,.3f} "
+                       f"{t['speedup_over_oracle']:>9,.0f}x {str(t['agrees_with_oracle']):>7}")
+    if json_path is not None:
+        checkpoint.atomic_write_json(json_path, results)
+
+
 if __name__ == "__main__":
     main()

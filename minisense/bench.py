@@ -201,3 +201,23 @@ def _peak_rss_bytes() -> int | None:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024   # Linux: KiB
     except Exception:                                          # not on every platform
         return None
+
+
+def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 10_000,
+                          sparsity: float = 80.0, checkpoints=(), seconds_per_layer: float = 5.0,
+                          seed: int = 0) -> dict:
+    """``bench_search`` on a random ``sparsity``% network and on each checkpoint, with the first
+    ``images`` validation images of ``dataset`` (the issue's N = 10,000)."""
+    from minisense import checkpoint
+    from minisense.data import architecture_for, load_dataset
+    from minisense.swaps import random_network
+
+    data = load_dataset(dataset, data_dir)
+    x, y = data.validation.images[:images], data.validation.labels[:images]
+    networks = {f"random {sparsity:g}%": random_network(architecture_for(dataset), sparsity, seed,
+                                                        data.train.images[:1000])}
+    for path in checkpoints:
+        networks[str(path)], _ = checkpoint.load(path, architecture=architecture_for(dataset))
+    return {"dataset": dataset, "networks": {
+        label: bench_search(net, x, y, seconds_per_layer=seconds_per_layer, seed=seed)
+        for label, net in networks.items()}}

@@ -200,3 +200,27 @@ def test_search_of_a_checkpoint_on_another_dataset_is_refused(trained, tmp_path)
     line = assert_one_line_error(run("search", "--checkpoint", trained[0], "--dataset", "mnist",
                                      "--out", tmp_path / "s"))
     assert "trained on digits" in line
+
+
+# -- minisense bench ------------------------------------------------------------------------------
+
+def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_path):
+    result = run("bench", "train", "--dataset", "digits", "--batches", "2", "--repeats", "1",
+                 "--json", tmp_path / "b.json")
+    assert_ok(result)
+    assert "layer2.0" in result.output and "matrix products alone" in result.output
+    r = json.loads((tmp_path / "b.json").read_text())
+    assert r["epoch_seconds"] > 0 and set(r["layers"]) >= {"layer1.0", "layer2.0", "fc"}
+
+
+def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, tmp_path):
+    result = run("bench", "search", "--dataset", "digits", "--images", "64",
+                 "--seconds-per-layer", "0.2", "--checkpoint", trained[0],
+                 "--json", tmp_path / "s.json")
+    assert_ok(result)
+    r = json.loads((tmp_path / "s.json").read_text())
+    assert len(r["networks"]) == 2
+    for net in r["networks"].values():
+        for layer in ("layer1.0", "layer2.0", "fc"):
+            assert net["layers"][layer]["agrees_with_oracle"]
+            assert net["layers"][layer]["evals_per_second"] > 0
