@@ -190,10 +190,6 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
     return net, history
 
 
-
-
-
-
 def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=_no_progress,
           log=lambda line: None, command: list[str] | None = None) -> dict:
     """Algorithm 1 end to end: load the data, run p-SIREN, save the checkpoint and metrics.

@@ -35,6 +35,7 @@ naturally not reproducible across machines.)
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import time
@@ -228,7 +229,6 @@ class Search:
         arrays = {f"current/{k}": v for k, v in self.fit.weights.items()}
         arrays.update({f"best/{k}": v for k, v in self.best_weights.items()})
         arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), dtype=np.uint8)
-        import io
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         checkpoint.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
