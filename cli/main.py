@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from dataclasses import asdict
 
 import click
 
@@ -203,24 +204,58 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Continue the search in this folder (after a crash or kill).")
+@click.option("--backprop", is_flag=True,
+              help="Instead of SENSE, the paper's comparison line: binary backprop (Algorithm 1, "
+                   "step 4) from the same start, same budget (--max-steps counts batches).")
+@click.option("--backprop-lr", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True)
 def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
            steps_per_layer, repeats, layers, budget_minutes, max_steps, train_images, anneal,
-           seed, out, resume):
+           seed, out, resume, backprop, backprop_lr):
     """SENSE (Algorithm 2): hill-climb the architecture manifold by bit swaps, no backprop."""
-    if resume is not None:
-        run = sense.resume(resume, data_dir=data_dir)
-    else:
+    if resume is None:
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
+        if from_checkpoint is None and init is None:
+            raise click.UsageError("start from --checkpoint CKPT or --init random --sparsity P")
+        dataset = dataset or (None if from_checkpoint else "digits")
+        out = out or pathlib.Path("runs") / (f"{'backprop' if backprop else 'search'}-"
+                                             f"{dataset or 'ckpt'}-s{seed}")
         config = sense.SenseConfig(
             schedule=schedule, neighbours=neighbours, fitness=fitness,
             steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers),
             budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
             anneal_temperature=anneal, seed=seed)
-        if from_checkpoint is None and init is None:
-            raise click.UsageError("start from --checkpoint CKPT or --init random --sparsity P")
-        dataset = dataset or (None if from_checkpoint else "digits")
-        out = out or pathlib.Path("runs") / f"search-{dataset or 'ckpt'}-s{seed}"
+    if backprop:
+        if resume is not None:
+            raise click.UsageError("--backprop runs are short and not resumable; start anew")
+        last = [-1.0]
+
+        def show(r):
+            if r["seconds"] - last[0] >= 1.0:
+                last[0] = r["seconds"]
+                click.echo(f"\rbatch {r['batches']:>7} val {100 * r['validation_accuracy']:.2f}% "
+                           f"test {100 * r['test_accuracy']:.2f}% {r['seconds']:,.0f} s",
+                           nl=False, err=True)
+
+        records = sense.backprop_line(config, out, dataset, from_checkpoint,
+                                      sparsity if init == "random" else None, data_dir,
+                                      backprop_lr, show)
+        click.echo("", err=True)
+        best = max(records, key=lambda r: r["validation_accuracy"])
+        summary = {"method": "backprop", "lr": backprop_lr, "config": asdict(config),
+                   "first": records[0], "last": records[-1], "best_by_validation": best}
+        checkpoint.atomic_write_json(out / "summary.json", summary)
+        click.echo(f"backprop: {records[-1]['batches']} batches in {records[-1]['seconds']:.0f} s;"
+                   f" start test {100 * records[0]['test_accuracy']:.2f}%, end validation "
+                   f"{100 * records[-1]['validation_accuracy']:.2f}%, test "
+                   f"{100 * records[-1]['test_accuracy']:.2f}%; best by validation: test "
+                   f"{100 * best['test_accuracy']:.2f}% (batch {best['batches']})")
+        click.echo(f"records: {out / sense.BACKPROP_FILE}")
+        return
+    if resume is not None:
+        run = sense.resume(resume, data_dir=data_dir)
+    else:
         run = sense.start(config, out, dataset, from_checkpoint,
                           sparsity if init == "random" else None, data_dir)
     first = run.accuracies()
