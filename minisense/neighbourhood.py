@@ -135,7 +135,7 @@ def survey(net: Network, dataset: str, layers: list[str], count: int, seed: int,
 
     Layer i's swaps come from ``default_rng([seed, i])`` (i its position in the network), so a
     layer's sample does not depend on which other layers are surveyed. Returns, per layer,
-    ``{"original_accuracy": float, "src": (K,), "dst": (K,), "accuracy": (K,) float64}``;
+    ``{"original_accuracy": float, "images": n, "src": (K,), "dst": (K,), "accuracy": (K,)}``;
     accuracies are fractions of the ``split`` images (the first ``images``; 0: all).
     """
     weights = net.ternary_weights()
@@ -163,8 +163,8 @@ def survey(net: Network, dataset: str, layers: list[str], count: int, seed: int,
         chunks = -(-len(src) // chunk)
         counts = np.concatenate(correct[position:position + chunks]) if chunks else np.zeros(0)
         position += chunks
-        result[name] = {"original_accuracy": original, "src": src, "dst": dst,
-                        "accuracy": counts.astype(np.float64) / len(y)}
+        result[name] = {"original_accuracy": original, "images": len(y), "src": src,
+                        "dst": dst, "accuracy": counts.astype(np.float64) / len(y)}
     return result
 
 

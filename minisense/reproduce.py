@@ -23,16 +23,13 @@ and the real-run budgets chosen for a 2-core machine, are listed with their reas
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import pathlib
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from minisense import __version__, checkpoint, neighbourhood, plots, psiren, sense, sweep
+from minisense import __version__, checkpoint, experiments, neighbourhood, sweep
 from minisense.errors import MinisenseError
 
 MNIST_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 87, 89, 91, 93, 95)   # Fig. 2a
@@ -40,7 +37,6 @@ CAR_LEVELS = MNIST_LEVELS + (96, 97, 98, 99)                                    
 QUICK_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 1}
 SWEEP_EPOCHS = {"dense": 3, "prune": 2, "sparse": 1, "binary": 2}   # 45 runs in ~2 h on 2 cores
 CAR = "carracing"
-NO_TIME_LIMIT = 1e9        # seconds: the figures' searches stop by step count, reproducibly
 
 
 @dataclass(frozen=True)
@@ -134,10 +130,6 @@ FIGURES = {f.name: f for f in [
             "validation 19.8 -> 75.17%, test 19.0 -> 74.0%", 80, "random", 3, 600,
             layers=("layer1.0", "layer2.0")),
 ]}
-VIEWS = {"side": (0, -90), "top": (90, -90), "oblique": (25, -60)}   # (elevation, azimuth)
-EMBEDDING_LABELS = {"tsne": "t-SNE", "lle": "LLE", "isomap": "Isomap"}
-
-
 def _no_progress(iterable, label=""):
     return contextlib.nullcontext(iterable)
 
@@ -174,7 +166,7 @@ def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_pa
                    progress=progress, log=log,
                    title=fig.caption + (f"  [{dataset}{', quick' if quick else ''}]"
                                         if quick or dataset != fig.dataset else ""))
-    results, summary = KINDS[fig.kind](**context)
+    results, summary = experiments.KINDS[fig.kind](**context)
     command = ["minisense", "reproduce", figure] + (["--quick"] if quick else []) + \
         ["--seed", str(seed), "--out", str(out)] + \
         (["--dataset", dataset] if dataset != usual else []) + \
@@ -221,225 +213,3 @@ def _plain(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-# -- Figs. 2 and 12: the sparsity sweep ------------------------------------------------------------
-
-def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, out: str) -> dict:
-    """One p-SIREN run (a sweep task) into ``out``; a finished run with the same settings there
-    is read back instead of trained again, so a killed sweep resumes where it stopped."""
-    config = psiren.PsirenConfig(sparsity=sparsity, epochs=dict(epochs), seed=seed)
-    metrics = pathlib.Path(out) / "metrics.json"
-    reused = metrics.is_file() and json.loads(metrics.read_text()).get("config") == asdict(config)
-    summary = json.loads(metrics.read_text()) if reused else psiren.train(dataset, config, out,
-                                                                          data_dir)
-    return {"sparsity": sparsity, "seed": seed, "test_accuracy": summary["accuracy"]["test"],
-            "validation_accuracy": summary["accuracy"]["validation"],
-            "actual_sparsity": summary["actual_sparsity"],
-            "wall_seconds": summary["wall_seconds"], "reused": reused}
-
-
-def _sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel, progress, log,
-                    title, **_):
-    levels, seeds = options["levels"], [seed + i for i in range(options["seeds"])]
-    # Runs live in <out>/psiren/, named by everything that defines them: a figure that needs the
-    # same run (fig2a and fig12 in --quick both train on digits) reads it back.
-    epochs = "-".join(str(options["epochs"][step]) for step in psiren.STEPS)
-    tasks = [dict(dataset=dataset, sparsity=p, seed=s, epochs=options["epochs"],
-                  data_dir=None if data_dir is None else str(data_dir),
-                  out=str(out / "psiren" / f"{dataset}-p{p:g}-s{s}-e{epochs}"))
-             for p in levels for s in seeds]
-    log(f"{fig.name}: {len(tasks)} p-SIREN runs ({len(levels)} sparsity levels x {len(seeds)} "
-        f"seeds) on {dataset}, epochs {options['epochs']}")
-    runs = sweep.run(psiren_at, tasks, **parallel, progress=progress, label="p-SIREN runs")
-    accuracy = np.array([r["test_accuracy"] for r in runs]).reshape(len(levels), len(seeds))
-    plots.sparsity_curve(folder / f"{fig.name}.png", title, levels, accuracy.tolist(), seeds)
-    at = 90 if 90 in levels else levels[len(levels) // 2]
-    row = accuracy[levels.index(at)]
-    mean = accuracy.mean(axis=1)
-    summary = (f"test accuracy at {at}% sparsity {_pct(row.mean())} (mean of {len(seeds)} seeds, "
-               f"range {_pct(row.min())}-{_pct(row.max())}); mean from {_pct(mean[0])} at "
-               f"{levels[0]}% to {_pct(mean[-1])} at {levels[-1]}%")
-    return {"sparsity": levels, "seeds": seeds, "test_accuracy": accuracy,
-            "mean": mean, "min": accuracy.min(axis=1), "max": accuracy.max(axis=1),
-            "std": accuracy.std(axis=1), "runs": runs}, summary
-
-
-# -- the 90% network of Figs. 3-5 and 9-11 -------------------------------------------------------
-
-def network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress, log):
-    """(network, checkpoint path, its metadata): ``checkpoint_path``, else
-    ``<out>/psiren/<dataset>-p90`` (``-quick``), trained there by p-SIREN when missing."""
-    from minisense.data import architecture_for
-
-    path = pathlib.Path(checkpoint_path) if checkpoint_path else \
-        out / "psiren" / f"{dataset}-p90{'-quick' if quick else ''}"
-    if checkpoint_path is None and not checkpoint.checkpoint_paths(path)[0].is_file():
-        config = psiren.PsirenConfig(sparsity=90, seed=seed,
-                                     **({"epochs": {"dense": 2, "prune": 1, "sparse": 1,
-                                                    "binary": 1}} if quick else {}))
-        log(f"no 90% {dataset} network at {path}: training one with p-SIREN (Algorithm 1)")
-        psiren.train(dataset, config, path, data_dir, progress=progress, log=log)
-    net, meta = checkpoint.load(path, architecture=architecture_for(dataset))
-    if meta.get("dataset") not in (None, dataset):
-        raise MinisenseError(f"checkpoint {path} was trained on {meta.get('dataset')}, not "
-                             f"{dataset}; pass a {dataset} checkpoint with --checkpoint")
-    return net, path, meta
-
-
-def _net_info(path, meta) -> dict:
-    return {"checkpoint": str(path), "sparsity": meta.get("actual_sparsity"),
-            "seed": meta.get("seed"), "family": meta.get("family")}
-
-
-# -- Figs. 3 and 9: first-neighbour histograms ---------------------------------------------------
-
-def _histograms_figure(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
-                       parallel, progress, log, title, **_):
-    net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
-                                log)
-    layers = list(net.weighted) if options["layers"] == "all" else options["layers"]
-    survey = neighbourhood.survey(net, dataset, layers, options["neighbours"], seed, data_dir,
-                                  "test", options["images"], options["chunk"], **parallel,
-                                  progress=progress)
-    for d in survey.values():
-        acc, original = d["accuracy"], d["original_accuracy"]
-        d.update(better_fraction=float((acc > original).mean()),
-                 equal_fraction=float((acc == original).mean()),
-                 worse_fraction=float((acc < original).mean()))
-        d["counts"], d["edges"] = np.histogram(acc, bins=min(40, max(5, len(acc) // 10)))
-    plots.neighbour_histograms(folder / f"{fig.name}.png", title, survey)
-    original = next(iter(survey.values()))["original_accuracy"]
-    summary = f"original test {_pct(original)}; neighbours better: " + ", ".join(
-        f"{name} {100 * d['better_fraction']:.1f}% of {len(d['accuracy'])}"
-        for name, d in survey.items())
-    return {"network": _net_info(path, meta), "layers": survey}, summary
-
-
-# -- Figs. 4, 10 and 11: neighbourhood maps ------------------------------------------------------
-
-def _maps_figure(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
-                 parallel, progress, log, title, **_):
-    net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
-                                log)
-    layers = [list(net.weighted)[-1]] if options["layers"] == "last" else options["layers"]
-    survey = neighbourhood.survey(net, dataset, layers, options["neighbours"], seed, data_dir,
-                                  "test", options["images"], options["chunk"], **parallel,
-                                  progress=progress)
-    weights, panels = net.ternary_weights(), []
-    for name, d in survey.items():
-        rows = [[]] + [[(s, t)] for s, t in zip(d["src"].tolist(), d["dst"].tolist())]
-        vectors = neighbourhood.weight_vectors(weights[name].reshape(-1), rows)
-        d["z"] = np.concatenate([[d["original_accuracy"]], d["accuracy"]])
-        d["embeddings"] = {}
-        for method in options["embeddings"]:
-            log(f"{fig.name}: {EMBEDDING_LABELS[method]} of {len(rows)} networks (layer {name})")
-            xy = neighbourhood.embed(vectors, method, seed)
-            d["embeddings"][method] = {"x": xy[:, 0], "y": xy[:, 1]}
-            for view in options["views"]:
-                elev, azim = VIEWS[view]
-                panels.append({"title": f"{EMBEDDING_LABELS[method]}, {view} view: first "
-                               f"neighbours from {name} perturbations",
-                               "x": xy[:, 0], "y": xy[:, 1], "z": d["z"], "original": 0,
-                               "elev": elev, "azim": azim, "xlabel": EMBEDDING_LABELS[method]})
-    plots.neighbourhood_maps(folder / f"{fig.name}.png", title, panels)
-    summary = "; ".join(
-        f"{name}: {len(d['accuracy'])} first neighbours, test {_pct(d['accuracy'].min())}"
-        f"-{_pct(d['accuracy'].max())} (original {_pct(d['original_accuracy'])})"
-        for name, d in survey.items()) + f", by {', '.join(options['embeddings'])}"
-    return {"network": _net_info(path, meta), "point_0_is_the_original": True,
-            "layers": survey}, summary
-
-
-# -- Fig. 5: SENSE climbing from the 90% network ----------------------------------------------
-
-def _climb_figure(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
-                  progress, log, title, **_):
-    net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
-                                log)
-    config = sense.SenseConfig(schedule=options["schedule"], neighbours=options["neighbours"],
-                               fitness=options["fitness"],
-                               steps_per_layer=options["steps_per_layer"],
-                               train_images=options["train_images"], seed=seed,
-                               max_steps=options["max_steps"], budget_seconds=NO_TIME_LIMIT)
-    search = sense.start(config, folder / "search", dataset, from_checkpoint=path,
-                         data_dir=data_dir)
-    base = np.concatenate([w.reshape(-1) for w in search.fit.weights.values()])
-    climbed = neighbourhood.climb(search, options["moves"], options["max_steps"], progress)
-    moves = [s for s in climbed["steps"] if s["accepted"]]
-    rows, hood, best, path_points, taken = [[]], [-1], [False], [0], []
-    for h, step in enumerate(moves):
-        for k, (s, t) in enumerate(zip(step["src"].tolist(), step["dst"].tolist())):
-            if k == step["best"]:
-                path_points.append(len(rows))
-            rows.append(taken + [(s, t)])
-            hood.append(h)
-            best.append(k == step["best"])
-        taken = taken + [(int(step["src"][step["best"]]), int(step["dst"][step["best"]]))]
-    xy = neighbourhood.embed(neighbourhood.weight_vectors(base, rows), "tsne", seed)
-    test = [climbed["start"]["test_accuracy"]] + [s["test_accuracy"] for s in moves]
-    plots.climb_map(folder / f"{fig.name}.png", title, xy[:, 0], xy[:, 1], hood, best,
-                    path_points, test)
-    summary = (f"test {_pct(test[0])} -> {_pct(test[-1])} ({100 * (test[-1] - test[0]):+.2f} "
-               f"points) over {len(moves)} neighbourhoods ({len(climbed['steps'])} steps of "
-               f"{options['neighbours']} neighbours, {len(climbed['steps']) - len(moves)} "
-               "without a better one)")
-    return {"network": _net_info(path, meta), "start": climbed["start"], "steps": climbed["steps"],
-            "test_accuracy_along_path": test,
-            "points": {"x": xy[:, 0], "y": xy[:, 1], "neighbourhood": hood, "best": best,
-                       "path": path_points}}, summary
-
-
-# -- Figs. 6-8: SENSE from a random network, and backprop from the same one --------------------
-
-def backprop_from(network: dict, dataset: str, data_dir, max_batches: int, evaluate_every: int,
-                  seed: int) -> list[dict]:
-    """Straight-through backprop from the given binary network (a sweep task, one BLAS thread)."""
-    return psiren.binary_backprop(neighbourhood.network_from(network),
-                                  neighbourhood.load_cached(dataset, data_dir), math.inf, seed=seed,
-                                  evaluate_every=evaluate_every, max_batches=max_batches)
-
-
-def _search_figure(fig, dataset, options, folder, seed, data_dir, parallel, progress, log, title,
-                   **_):
-    o = options
-    config = sense.SenseConfig(schedule=o["schedule"], neighbours=o["neighbours"],
-                               fitness=o["fitness"], steps_per_layer=o["steps_per_layer"],
-                               repeats=o["repeats"], layers=list(o["layers"]),
-                               budget_seconds=NO_TIME_LIMIT, max_steps=o["max_steps"],
-                               train_images=o["train_images"], seed=seed)
-    search_dir = folder / "sense"
-    if (search_dir / sense.STATE_FILE).exists():
-        shutil.rmtree(search_dir)           # a figure is re-run from its start, not resumed
-    search = sense.start(config, search_dir, dataset, sparsity=o["sparsity"], data_dir=data_dir)
-    initial = neighbourhood.network_spec(search.network())
-    log(f"{fig.name}: SENSE ({o['schedule']}) from a random {o['sparsity']}% network, "
-        f"{o['max_steps']} steps of {o['neighbours']} neighbours; records in {search_dir}")
-    with progress(range(o["max_steps"]), label="SENSE steps") as bar:
-        ticks = iter(bar)
-        result = search.run(on_step=lambda record: next(ticks, None))
-    steps = [json.loads(line) for line in (search_dir / sense.LOG_FILE).read_text().splitlines()]
-    batches_per_epoch = -(-len(search.data.train.labels) // 100)
-    task = dict(network=initial, dataset=dataset, data_dir=None if data_dir is None else
-                str(data_dir), max_batches=o["backprop_epochs"] * batches_per_epoch,
-                evaluate_every=o["backprop_evaluate_every"], seed=seed)
-    backprop = sweep.run(backprop_from, [task], **{**parallel, "jobs": 1}, progress=progress,
-                         label="backprop")[0]
-    plots.search_curves(folder / f"{fig.name}.png", title, steps, backprop, batches_per_epoch)
-    first, last = steps[0], steps[-1]
-    summary = (f"SENSE validation {_pct(first['validation_accuracy'])} -> "
-               f"{_pct(last['validation_accuracy'])}, test {_pct(first['test_accuracy'])} -> "
-               f"{_pct(last['test_accuracy'])} in {last['step']} steps "
-               f"({result['seconds']:.0f} s); backprop from the same network: test "
-               f"{_pct(backprop[0]['test_accuracy'])} -> {_pct(backprop[-1]['test_accuracy'])} "
-               f"after {o['backprop_epochs']} epochs")
-    return {"steps": steps, "search": result, "backprop": backprop,
-            "backprop_batches_per_epoch": batches_per_epoch}, summary
-
-
-KINDS = {"sparsity": _sparsity_sweep, "histograms": _histograms_figure, "maps": _maps_figure,
-         "climb": _climb_figure, "search": _search_figure}

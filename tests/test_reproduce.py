@@ -7,14 +7,13 @@ network and the p-SIREN runs are trained once and read back by the figures that 
 """
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from minisense import checkpoint, data, reproduce
+from minisense import checkpoint, data, experiments, reproduce
 from minisense.network import exact_logits
 from minisense.swaps import apply_swap
 
@@ -216,7 +215,7 @@ def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path)
                                              scheduler=cluster.scheduler_address))]:
             tasks = [dict(dataset="digits", sparsity=90, seed=s, epochs=TWO_EPOCHS,
                           data_dir=None, out=str(tmp_path / label / f"s{s}")) for s in (0, 1)]
-            runs = sweep.run(reproduce.psiren_at, tasks, **options)
+            runs = sweep.run(experiments.psiren_at, tasks, **options)
             assert not any(r["reused"] for r in runs)
             weights = [checkpoint.load(t["out"])[0].ternary_weights() for t in tasks]
             hist = reproduce.run("fig3", quick=True, out=out, **options)
