@@ -48,7 +48,9 @@ def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, 
 
 
 def sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel, progress, log,
-                    title, **_):
+                   title, **_):
+    """Figs. 2 and 12 (Section 4.1): p-SIREN at every sparsity level with several seeds, each
+    run a sweep task; test accuracy of every binary network."""
     levels, seeds = options["levels"], [seed + i for i in range(options["seeds"])]
     # Runs live in <out>/psiren/, named by everything that defines them: a figure that needs the
     # same run (fig2a and fig12 in --quick both train on digits) reads it back.
@@ -113,7 +115,9 @@ def accuracy_histogram(accuracy: np.ndarray, images: int, bins: int = 40):
 
 
 def histograms(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
-                       parallel, progress, log, title, **_):
+               parallel, progress, log, title, **_):
+    """Figs. 3 and 9 (Section 4.2): the test accuracy of sampled first neighbours, per layer,
+    against the original network's; the share of better neighbours."""
     net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
                                 log)
     layers = list(net.weighted) if options["layers"] == "all" else options["layers"]
@@ -136,8 +140,10 @@ def histograms(fig, dataset, options, folder, out, quick, data_dir, checkpoint_p
 
 # -- Figs. 4, 10 and 11: neighbourhood maps ------------------------------------------------------
 
-def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
-                 parallel, progress, log, title, **_):
+def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed, parallel,
+         progress, log, title, **_):
+    """Figs. 4, 10 and 11 (Section 4.2): first neighbours as weight vectors, embedded in 2-D
+    (t-SNE, LLE, Isomap), test accuracy as the third axis; point 0 is the original network."""
     net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
                                 log)
     layers = [list(net.weighted)[-1]] if options["layers"] == "last" else options["layers"]
@@ -151,7 +157,7 @@ def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, s
         d["z"] = np.concatenate([[d["original_accuracy"]], d["accuracy"]])
         d["embeddings"] = {}
         for method in options["embeddings"]:
-            log(f"{fig.name}: {EMBEDDING_LABELS[method]} of {len(rows)} networks (layer {name})")
+            log(f"{fig.name}: {EMBEDDING_LABELS[method]} of {len(rows)} networks ({name})")
             xy = neighbourhood.embed(vectors, method, seed)
             d["embeddings"][method] = {"x": xy[:, 0], "y": xy[:, 1]}
             for view in options["views"]:
@@ -171,8 +177,10 @@ def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, s
 
 # -- Fig. 5: SENSE climbing from the 90% network ----------------------------------------------
 
-def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
-                  progress, log, title, **_):
+def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed, progress,
+          log, title, **_):
+    """Fig. 5 (Section 4.3): SENSE from the 90% p-SIREN network until 6 moves; every network of
+    every neighbourhood it moved through on one t-SNE map, with the path of best neighbours."""
     net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
                                 log)
     config = sense.SenseConfig(schedule=options["schedule"], neighbours=options["neighbours"],
@@ -195,15 +203,18 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
             best.append(k == step["best"])
         taken = taken + [(int(step["src"][step["best"]]), int(step["dst"][step["best"]]))]
     xy = neighbourhood.embed(neighbourhood.weight_vectors(base, rows), "tsne", seed)
-    test = [climbed["start"]["test_accuracy"]] + [s["test_accuracy"] for s in moves]
+    along = {split: [climbed["start"][f"{split}_accuracy"]] +
+             [s[f"{split}_accuracy"] for s in moves] for split in ("train", "validation", "test")}
     plots.climb_map(folder / f"{fig.name}.png", title, xy[:, 0], xy[:, 1], hood, best,
-                    path_points, test)
+                    path_points, along)
+    test = along["test"]
     summary = (f"test {_pct(test[0])} -> {_pct(test[-1])} ({100 * (test[-1] - test[0]):+.2f} "
-               f"points) over {len(moves)} neighbourhoods ({len(climbed['steps'])} steps of "
-               f"{options['neighbours']} neighbours, {len(climbed['steps']) - len(moves)} "
-               "without a better one)")
+               f"points; training images, the selection: {_pct(along['train'][0])} -> "
+               f"{_pct(along['train'][-1])}) over {len(moves)} neighbourhoods "
+               f"({len(climbed['steps'])} steps of {options['neighbours']} neighbours, "
+               f"{len(climbed['steps']) - len(moves)} without a better one)")
     return {"network": _net_info(path, meta), "start": climbed["start"], "steps": climbed["steps"],
-            "test_accuracy_along_path": test,
+            "accuracy_along_path": along,
             "points": {"x": xy[:, 0], "y": xy[:, 1], "neighbourhood": hood, "best": best,
                        "path": path_points}}, summary
 
@@ -218,8 +229,9 @@ def backprop_from(network: dict, dataset: str, data_dir, max_batches: int, evalu
                                   evaluate_every=evaluate_every, max_batches=max_batches)
 
 
-def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, log, title,
-                   **_):
+def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, log, title, **_):
+    """Figs. 6-8 (Section 4.4): SENSE from a random p% network with the figure's schedule, and
+    straight-through backprop from the same network; validation and test curves of both."""
     o = options
     config = sense.SenseConfig(schedule=o["schedule"], neighbours=o["neighbours"],
                                fitness=o["fitness"], steps_per_layer=o["steps_per_layer"],

@@ -78,7 +78,9 @@ def neighbourhood_maps(path, title: str, panels: list[dict]) -> None:
     rows = -(-len(panels) // cols)
     fig = plt.figure(figsize=(5.4 * cols, 4.6 * rows))
     for i, p in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
+        # computed_zorder off: drawn in call order, so the original stays on top of the cloud.
+        ax = fig.add_subplot(rows, cols, i + 1, projection="3d", computed_zorder=False)
+        ax.tick_params(labelsize=7)
         x, y, z = (np.asarray(p[k], dtype=np.float64) for k in ("x", "y", "z"))
         z = 100 * z
         others = np.arange(len(x)) != p["original"]
@@ -90,7 +92,7 @@ def neighbourhood_maps(path, title: str, panels: list[dict]) -> None:
         ax.view_init(elev=p["elev"], azim=p["azim"])
         ax.set_xlabel(f"{p['xlabel']} 1", fontsize=8)
         ax.set_ylabel(f"{p['xlabel']} 2", fontsize=8)
-        ax.set_zlabel("test accuracy (%)", fontsize=8)
+        ax.set_zlabel("test accuracy (%)", fontsize=8, labelpad=10)
         if p["elev"] == 0:                  # side view: the second axis points at the reader
             ax.set_yticks([])
             ax.set_ylabel("")
@@ -104,13 +106,14 @@ def neighbourhood_maps(path, title: str, panels: list[dict]) -> None:
 
 
 def climb_map(path, title: str, x, y, hood, best, path_points: list[int],
-              test_accuracy: list[float]) -> None:
+              along_path: dict[str, list[float]]) -> None:
     """Fig. 5: every network of every neighbourhood on a 2-D t-SNE map, a colour per
     neighbourhood, each neighbourhood's best black, the path from best to best in red; beside
-    it, the test accuracy (%) along the path.
+    it, the accuracies (%) along the path: training (what SENSE selects on), validation, test.
 
     hood : (n,) neighbourhood of each point (-1: the start network); best : (n,) bool;
-    path_points : indices of the start and each best in order; test_accuracy : along the path.
+    path_points : indices of the start and each best in order; along_path : split name ->
+    accuracy at the start and after each move.
     """
     x, y, hood, best = (np.asarray(a) for a in (x, y, hood, best))
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [2, 1]})
@@ -126,9 +129,14 @@ def climb_map(path, title: str, x, y, hood, best, path_points: list[int],
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
     ax.legend(fontsize=7, markerscale=1.5)
-    ax2.plot(range(len(test_accuracy)), 100 * np.asarray(test_accuracy), "o-", color="red")
+    styles = {"train": ("0.5", "s--"), "validation": ("tab:blue", "^:"), "test": ("red", "o-")}
+    for split, values in along_path.items():
+        colour, style = styles[split]
+        ax2.plot(range(len(values)), 100 * np.asarray(values), style, color=colour,
+                 label=split + (" (selection)" if split == "train" else ""))
     ax2.set_xlabel("neighbourhood (0: start)")
-    ax2.set_ylabel("test accuracy (%)")
+    ax2.set_ylabel("accuracy (%)")
+    ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

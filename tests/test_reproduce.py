@@ -65,12 +65,12 @@ def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out):
     acc = np.array(r["test_accuracy"])
     assert acc.shape == (2, 2)
     np.testing.assert_allclose(r["mean"], acc.mean(axis=1))
-    for run_record in r["runs"]:
-        folder = out / "psiren" / f"digits-p{run_record['sparsity']:g}-s{run_record['seed']}-e1-1-0-1"
-        net, meta = checkpoint.load(folder)
-        assert meta["seed"] == run_record["seed"]
-        assert abs(checkpoint.sparsity_percent(net) - run_record["sparsity"]) < 0.01
-        assert digits_accuracy(net) == run_record["test_accuracy"]
+    for one in r["runs"]:
+        net, meta = checkpoint.load(out / "psiren" / f"digits-p{one['sparsity']}-s{one['seed']}"
+                                                     "-e1-1-0-1")
+        assert meta["seed"] == one["seed"]
+        assert abs(checkpoint.sparsity_percent(net) - one["sparsity"]) < 0.01
+        assert digits_accuracy(net) == one["test_accuracy"]
     # Fig. 12 in --quick trains the same runs (digits), so it reads them back.
     again = quick(out, "fig12")["results"]
     assert again["test_accuracy"] == r["test_accuracy"]
@@ -141,7 +141,9 @@ def test_map_figures_hold_coordinates_and_accuracy_of_the_original_and_each_neig
 def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recomputed_exactly(out):
     r = quick(out, "fig5")["results"]
     moves = [s for s in r["steps"] if s["accepted"]]
-    assert len(moves) == 6 and len(r["test_accuracy_along_path"]) == 7
+    along = r["accuracy_along_path"]
+    assert len(moves) == 6 and [len(v) for v in along.values()] == [7, 7, 7]
+    assert along["train"] == sorted(along["train"])      # the selection never goes down
     points = r["points"]
     assert points["path"][0] == 0 and points["neighbourhood"][0] == -1
     assert [points["best"][i] for i in points["path"][1:]] == [True] * 6
@@ -150,8 +152,8 @@ def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recompu
     net, _ = checkpoint.load(out / "psiren" / "digits-p90-quick")
     weights = net.ternary_weights()
     flat = np.concatenate([w.reshape(-1) for w in weights.values()])
-    assert digits_accuracy(net) == r["test_accuracy_along_path"][0]
-    for step, expected in zip(moves, r["test_accuracy_along_path"][1:]):
+    assert digits_accuracy(net) == along["test"][0]
+    for step, expected in zip(moves, along["test"][1:]):
         apply_swap(flat, step["src"][step["best"]], step["dst"][step["best"]])
         start = 0
         for name, w in weights.items():
