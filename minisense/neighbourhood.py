@@ -20,7 +20,6 @@ weights, with a few thousand columns at most.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import threading
@@ -36,10 +35,6 @@ from minisense.swaps import sample_swaps
 
 EMBEDDINGS = ("tsne", "lle", "isomap")
 SPLITS = ("train", "validation", "test")
-
-
-def _no_progress(iterable, label=""):
-    return contextlib.nullcontext(iterable)
 
 
 # -- sampling ------------------------------------------------------------------------------------
@@ -130,7 +125,7 @@ def score_swaps(network: dict, dataset: str, data_dir, split: str, images: int, 
 def survey(net: Network, dataset: str, layers: list[str], count: int, seed: int, data_dir=None,
            split: str = "test", images: int = 0, chunk: int = 250, jobs: int = 1,
            backend: str = "joblib", scheduler: str | None = None,
-           progress=_no_progress) -> dict:
+           progress=sweep.no_progress) -> dict:
     """``count`` distinct first neighbours of ``net`` in each of ``layers``, scored (Section 4.2).
 
     Layer i's swaps come from ``default_rng([seed, i])`` (i its position in the network), so a
@@ -224,7 +219,7 @@ def flat_offsets(weights: dict) -> dict[str, int]:
 
 # -- the climb of Fig. 5 -------------------------------------------------------------------------
 
-def climb(search, moves: int, max_steps: int, progress=_no_progress) -> dict:
+def climb(search, moves: int, max_steps: int, progress=sweep.no_progress) -> dict:
     """Algorithm 2 from ``search``'s network (a ``sense.Search``) until ``moves`` moves were
     accepted or ``max_steps`` steps were taken; every step is one neighbourhood.
 

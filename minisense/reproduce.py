@@ -22,7 +22,6 @@ and the real-run budgets chosen for a 2-core machine, are listed with their reas
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import time
 from dataclasses import dataclass, field
@@ -130,10 +129,6 @@ FIGURES = {f.name: f for f in [
             "validation 19.8 -> 75.17%, test 19.0 -> 74.0%", 80, "random", 3, 600,
             layers=("layer1.0", "layer2.0")),
 ]}
-def _no_progress(iterable, label=""):
-    return contextlib.nullcontext(iterable)
-
-
 def default_out(quick: bool) -> pathlib.Path:
     """Real runs go to reference_outputs/, quick ones to runs/quick/ (never over real results)."""
     return pathlib.Path("runs/quick" if quick else "reference_outputs")
@@ -141,7 +136,7 @@ def default_out(quick: bool) -> pathlib.Path:
 
 def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_path=None,
         seed: int = 0, jobs: int = 1, backend: str = "joblib", scheduler: str | None = None,
-        dataset: str | None = None, progress=_no_progress, log=lambda line: None) -> dict:
+        dataset: str | None = None, progress=sweep.no_progress, log=lambda line: None) -> dict:
     """Run one figure's experiment, write its PNG and JSON into ``<out>/<figure>/``; returns the
     JSON's content (``summary`` is the one-line result).
 

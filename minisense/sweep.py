@@ -30,7 +30,8 @@ BACKENDS = ("joblib", "dask")
 CONNECT_TIMEOUT_SECONDS = 30
 
 
-def _no_progress(iterable, label=""):
+def no_progress(iterable, label=""):
+    """The silent ``progress`` hook: ``progress(iterable, label=...)`` as a context manager."""
     return contextlib.nullcontext(iterable)
 
 
@@ -60,7 +61,7 @@ def check(jobs: int = 1, backend: str = "joblib", scheduler: str | None = None) 
 
 
 def run(function, tasks: list[dict], jobs: int = 1, backend: str = "joblib",
-        scheduler: str | None = None, progress=_no_progress, label: str = "") -> list:
+        scheduler: str | None = None, progress=no_progress, label: str = "") -> list:
     """``[function(**task) for task in tasks]``, in parallel as configured (module docstring).
 
     ``function`` must be importable by name (a module-level function) for the workers to find
