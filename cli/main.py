@@ -3,6 +3,9 @@
     minisense train   p-SIREN (Algorithm 1, Section 4.1) on a static-task dataset -> a run folder
                       with model.npz + model.json (the checkpoint) and metrics.json
     minisense eval    a checkpoint's validation and test accuracy, sparsity and family per layer
+    minisense search  SENSE (Algorithm 2) from a checkpoint or a random network
+    minisense bench   speed benchmarks (training, delta evaluation)
+    minisense reproduce FIGURE   one of the paper's figures: PNG + JSON in <out>/<figure>/
 
 Every command is one ``@main.command()`` function that parses its options, calls the library and
 prints; whatever it does is callable from Python too. Errors reach the user as ONE line
@@ -19,7 +22,7 @@ from dataclasses import asdict
 
 import click
 
-from minisense import __version__, checkpoint, psiren, sense
+from minisense import __version__, checkpoint, psiren, reproduce, sense, sweep
 from minisense.data import DATASETS
 from minisense.errors import MinisenseError
 from minisense.psiren import PRUNING, PsirenConfig
@@ -355,6 +358,47 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
                        f"{t['speedup_over_oracle']:>9,.0f}x {str(t['agrees_with_oracle']):>7}")
     if json_path is not None:
         checkpoint.atomic_write_json(json_path, results)
+
+
+# -- minisense reproduce --------------------------------------------------------------------------
+
+FIGURE_HELP = ", ".join(f"{name} ({figure.kind}, {figure.dataset})"
+                        for name, figure in reproduce.FIGURES.items())
+
+
+@main.command(name="reproduce", help=f"""Regenerate one of the paper's figures: its experiment,
+a PNG, and a JSON of every plotted number with the exact command, in OUT/FIGURE/.
+
+FIGURE is one of: {FIGURE_HELP}.""")
+@click.argument("figure")
+@click.option("--quick", is_flag=True,
+              help="The same code on tiny budgets (digits for MNIST/Fashion-MNIST), a minute or "
+                   "two per figure.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes for the independent runs (sparsity x seed, chunks "
+                   "of neighbours).")
+@click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
+              show_default=True, help="joblib: this machine; dask: a Dask cluster.")
+@click.option("--scheduler", help="With --backend dask: the scheduler, e.g. tcp://host:8786.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="[default: reference_outputs, or runs/quick with --quick]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Folder holding the datasets (else $MINISENSE_DATA, then the cache).")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(path_type=pathlib.Path),
+              help="The 90% network of fig3-5, 9-11  [default: OUT/psiren/<dataset>-p90, "
+                   "trained there if missing]")
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="Run the figure on another dataset than the paper's (e.g. digits).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def reproduce_figure(figure, quick, jobs, backend, scheduler, out, data_dir, checkpoint_path,
+                     dataset, seed):
+    record = reproduce.run(figure, quick=quick, out=out, data_dir=data_dir,
+                           checkpoint_path=checkpoint_path, seed=seed, jobs=jobs,
+                           backend=backend, scheduler=scheduler, dataset=dataset,
+                           progress=_progressbar, log=click.echo)
+    folder = pathlib.Path(record["folder"])
+    click.echo(f"{record['summary']} ({record['wall_seconds']:.0f} s)")
+    click.echo(f"figure: {folder / record['png']}, numbers: {folder / (figure + '.json')}")
 
 
 if __name__ == "__main__":

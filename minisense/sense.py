@@ -114,7 +114,11 @@ def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
 
 
 class Search:
-    """A SENSE run in a folder: evaluators, state, records; ``run`` climbs until done."""
+    """A SENSE run in a folder: evaluators, state, records; ``run`` climbs until done.
+
+    After each ``step``, ``neighbourhood`` holds what it looked at: the layer, the candidate
+    swaps ``src``/``dst`` (K,), their ``fitness`` (K,) and the index of the ``best``.
+    """
 
     def __init__(self, net: Network, data, config: SenseConfig, out, start: dict | None = None):
         config.validate(net)
@@ -133,6 +137,7 @@ class Search:
                                "best_validation": -1.0, "best_step": 0}
         self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
         self.template = net
+        self.neighbourhood: dict | None = None
 
     # -- fitness -----------------------------------------------------------------------------
     def fitness(self, correct, margin) -> np.ndarray:
@@ -157,6 +162,9 @@ class Search:
         current = float(self.fitness(*self.fit.current_score()))
         scores = self.fitness(*self.fit.score(layer, src, dst))
         best = int(np.argmax(scores))                       # first of equals: deterministic
+        # The neighbourhood just looked at, for whoever draws it (Fig. 5, neighbourhood.climb).
+        self.neighbourhood = {"layer": layer, "src": src, "dst": dst, "fitness": scores,
+                              "best": best}
         delta = float(scores[best]) - current
         accept = delta > 0
         if not accept and cfg.anneal_temperature > 0:
