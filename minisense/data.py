@@ -165,12 +165,19 @@ def _file_in(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
     return None
 
 
-def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
-    """Look for the four files (lookup order in the module docstring); -> (folder or None, where looked)."""
+def _folders(name: str, data_dir) -> tuple[list[pathlib.Path], str]:
+    """The folders that may hold ``name``, in lookup order (module docstring), and a note saying
+    so for an error message."""
     roots = [pathlib.Path(data_dir)] if data_dir is not None else []
     env = os.environ.get("MINISENSE_DATA")
     roots += [pathlib.Path(env)] if env else []
     folders = [f for root in roots for f in (root / name, root)] + [default_cache_dir() / name]
+    return folders, ", ".join(str(f) for f in folders) + ("" if env else " ($MINISENSE_DATA is not set)")
+
+
+def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
+    """Look for the four files (lookup order in the module docstring); -> (folder or None, where looked)."""
+    folders, looked = _folders(name, data_dir)
     notes = []
     for folder in folders:
         missing = [stem + ".gz" for stem in FILES if _file_in(folder, stem) is None]
@@ -178,7 +185,6 @@ def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
             return folder, ""
         if len(missing) < len(FILES):
             notes.append(f"{folder} lacks {', '.join(missing)}")
-    looked = ", ".join(str(f) for f in folders) + ("" if env else " ($MINISENSE_DATA is not set)")
     return None, looked + "".join(f"; {note}" for note in notes)
 
 
@@ -378,14 +384,9 @@ def _load_carracing(data_dir) -> Dataset:
 
     from minisense.car import FILE_STEM, FRAME_SIZE, SPLITS
 
-    roots = [pathlib.Path(data_dir)] if data_dir is not None else []
-    env = os.environ.get("MINISENSE_DATA")
-    roots += [pathlib.Path(env)] if env else []
-    folders = [f for root in roots for f in (root / "carracing", root)] + [
-        default_cache_dir() / "carracing"]
+    folders, looked = _folders("carracing", data_dir)
     folder = next((f for f in folders if (f / f"{FILE_STEM}.npz").is_file()), None)
     if folder is None:
-        looked = ", ".join(str(f) for f in folders) + ("" if env else " ($MINISENSE_DATA is not set)")
         raise MinisenseError(f"no carracing recording found: looked for {FILE_STEM}.npz in {looked}; "
                              "record one with 'minisense car record --out DIR' and pass "
                              "--data-dir DIR")
