@@ -383,7 +383,10 @@ def car_expert(episodes, seed, labelling, workers, json_path):
               help="Processes driving episodes at once.")
 @click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
               help="Cut each episode after this many steps (for quick trials).")
-def car_record(episodes, seed, out, labelling, workers, max_steps):
+@click.option("--noise", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Per-step probability of executing a random class for "
+                                      "10 steps (labels stay the expert's).")
+def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
     """Record the expert's frames and 3-class labels (split train/validation/test by episode)."""
     from minisense.car import record
     from minisense.data import default_cache_dir
@@ -391,7 +394,7 @@ def car_record(episodes, seed, out, labelling, workers, max_steps):
 
     out = out if out is not None else default_cache_dir() / "carracing"
     meta = record(episodes, seed, out, ExpertConfig(labelling=labelling), workers, _progressbar,
-                  command=list(sys.argv), max_steps=max_steps)
+                  command=list(sys.argv), max_steps=max_steps, noise=noise)
     counts = ", ".join(f"{c} {n}" for c, n in zip(meta["classes"], meta["class_counts"]))
     split = ", ".join(f"{n} {k}" for k, n in meta["split_frames"].items())
     click.echo(f"{meta['frames']} frames from {episodes} episodes in {meta['seconds']:.0f} s "

@@ -162,8 +162,26 @@ def summarize(runs: list[dict]) -> dict:
 
 # -- recording demonstrations ---------------------------------------------------------------------
 
+def perturbed(policy, noise: float, rng: np.random.Generator, hold_steps: int = 10):
+    """``policy`` whose *executed* action is, with probability ``noise`` per step, replaced by a
+    random class held for ``hold_steps`` steps; the class reported (the label) stays the
+    policy's own. The car then visits states off the expert's line and the recording shows how
+    the expert would recover from them (the usual remedy for imitation drifting off course)."""
+    held = {"class": 0, "left": 0}
+
+    def act(env, observation):
+        action, cls = policy(env, observation)
+        if held["left"] == 0 and rng.random() < noise:
+            held.update({"class": int(rng.integers(len(ACTIONS))), "left": hold_steps})
+        if held["left"] > 0:
+            held["left"] -= 1
+            action = ACTIONS[held["class"]]
+        return action, cls
+    return act
+
+
 def _record_episode(args) -> dict:
-    seed, config, max_steps = args
+    seed, config, max_steps, noise = args
     frames, labels, steps = [], [], []
 
     def keep(step, observation, cls):
@@ -172,8 +190,10 @@ def _record_episode(args) -> dict:
             labels.append(cls)
             steps.append(step)
 
-    run = run_episode(seed, expert_policy(config), render=True, max_steps=max_steps,
-                      on_frame=keep)
+    policy = expert_policy(config)
+    if noise > 0:
+        policy = perturbed(policy, noise, np.random.default_rng([seed, 1]))
+    run = run_episode(seed, policy, render=True, max_steps=max_steps, on_frame=keep)
     empty = np.zeros((0, FRAME_SIZE, FRAME_SIZE), np.uint8)
     return {**run, "frames": np.array(frames, np.uint8) if frames else empty,
             "labels": np.array(labels, np.uint8), "steps": np.array(steps, np.int32)}
@@ -193,11 +213,13 @@ def split_episodes(episodes: int) -> dict[str, list[int]]:
 
 def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, workers: int = 2,
            progress=_no_progress, command: list[str] | None = None,
-           max_steps: int = MAX_STEPS) -> dict:
+           max_steps: int = MAX_STEPS, noise: float = 0.0) -> dict:
     """Record the expert driving ``episodes`` episodes into ``out/carracing.npz`` + ``.json``.
 
     Episode i runs on CarRacing-v3 seed ``seed + i``, in ``workers`` processes, for at most
     ``max_steps`` steps (shorter only for tests); the result does not depend on ``workers``.
+    With ``noise`` > 0 the executed actions are perturbed (``perturbed``), the labels are still
+    the expert's, and the recorded returns are those of the perturbed driver.
     Returns the metadata written to the JSON file.
     """
     from minisense.checkpoint import atomic_write_bytes, atomic_write_json
@@ -205,12 +227,14 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
     config = config or ExpertConfig()
     config.validate()
     splits = split_episodes(episodes)
+    if not 0 <= noise < 1:
+        raise MinisenseError(f"noise must be a probability in [0, 1), got {noise}")
     if not ZOOM_STEPS < max_steps <= MAX_STEPS:
         raise MinisenseError(f"max steps must be in {ZOOM_STEPS + 1}..{MAX_STEPS} (the first "
                              f"{ZOOM_STEPS} frames are not recorded), got {max_steps}")
     started = time.perf_counter()
-    runs = _map(_record_episode, [(seed + i, config, max_steps) for i in range(episodes)], workers,
-                progress, "recording")
+    jobs = [(seed + i, config, max_steps, noise) for i in range(episodes)]
+    runs = _map(_record_episode, jobs, workers, progress, "recording")
     seconds = time.perf_counter() - started
     frames = np.concatenate([r["frames"] for r in runs])
     labels = np.concatenate([r["labels"] for r in runs])
@@ -239,7 +263,7 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
         "splits": splits, "split_frames": counts,
         "split_rule": "by episode: the last ceil(E/10) test, the ceil(E/10) before validation, "
                       "the rest train",
-        "expert": asdict(config),
+        "expert": asdict(config), "noise": noise,
         "expert_mean_return": float(arrays["returns"].mean()),
         "expert_min_return": float(arrays["returns"].min()),
         "expert_laps": int(arrays["laps"].sum()),

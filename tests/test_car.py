@@ -83,6 +83,21 @@ def test_label_follows_the_labelling_rule(monkeypatch, labelling, wheel_angle, w
     assert expert.label(FakeEnv(wheel_angle), ExpertConfig(labelling=labelling)) == expected
 
 
+def test_perturbed_policy_executes_random_blocks_but_keeps_the_expert_label():
+    policy = car.perturbed(lambda env, observation: (car.ACTIONS[1], 1), 0.1,
+                           np.random.default_rng(0), hold_steps=10)
+    steps = [policy(None, None) for _ in range(400)]
+    assert all(cls == 1 for _, cls in steps)
+    executed = np.array([np.flatnonzero((car.ACTIONS == a).all(axis=1))[0] for a, _ in steps])
+    assert 0 < (executed != 1).sum() < 400 and set(executed) == {0, 1, 2}
+    starts = np.flatnonzero(np.diff(np.r_[1, executed]) != 0)   # runs are at least 10 long ...
+    lengths = np.diff(np.r_[starts, len(executed)])
+    assert (lengths[executed[starts] != 1] % 10 == 0).all()      # ... of the held random class
+    unperturbed = car.perturbed(lambda env, observation: (car.ACTIONS[2], 2), 0.0,
+                                np.random.default_rng(0))
+    assert all(np.array_equal(unperturbed(None, None)[0], car.ACTIONS[2]) for _ in range(50))
+
+
 def test_wheel_turns_at_most_one_step_toward_its_target():
     assert next_wheel_angle(0.0, 0.6) == pytest.approx(0.06)
     assert next_wheel_angle(0.03, 0.0) == 0.0
