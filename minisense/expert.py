@@ -54,7 +54,8 @@ LABELLINGS = ("angle", "threshold")
 
 @dataclass
 class ExpertConfig:
-    """The pure-pursuit driver's knobs (module docstring), tuned on seeds 0-4 of CarRacing-v3."""
+    """The pure-pursuit driver's knobs (module docstring), tuned by small grid searches of the
+    3-class driver's return on CarRacing-v3 seeds 0-4 and 100-107."""
 
     lookahead_base: int = 2                # waypoints
     lookahead_per_speed: float = 0.06      # waypoints per (unit / s)
@@ -68,7 +69,7 @@ class ExpertConfig:
     labelling: str = "angle"
     gas_bonus: float = 0.03                # rad: 'angle' labelling's preference for gas ...
     coast_penalty: float = 0.05            # rad: ... and against it above the allowed speed
-    threshold: float = 0.15                # rad: 'threshold' labelling
+    threshold: float = 0.3                 # rad: 'threshold' labelling (best of 0.05..0.5)
 
     def validate(self) -> None:
         if self.labelling not in LABELLINGS:
