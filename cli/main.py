@@ -237,10 +237,11 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
         run = sense.start(config, out, dataset, from_checkpoint,
                           sparsity if init == "random" else None, data_dir)
     first, base = run.accuracies(), run.majority_baseline()
-    click.echo(f"start: validation {_with_baseline(first['validation_accuracy'], base['validation'])}"
-               f", test {_with_baseline(first['test_accuracy'], base['test'])}, fitness on {run.n_train} training images "
-               f"({run.config.fitness}); {run.fit.cache_bytes / 2**20:.0f} MiB cache per "
-               "evaluator; writing to " + str(run.out))
+    click.echo(f"start: validation "
+               f"{_with_baseline(first['validation_accuracy'], base['validation'])}, test "
+               f"{_with_baseline(first['test_accuracy'], base['test'])}, fitness on "
+               f"{run.n_train} training images ({run.config.fitness}); "
+               f"{run.fit.cache_bytes / 2**20:.0f} MiB cache per evaluator; writing to {run.out}")
     last = [0.0]
 
     def status(record):

@@ -172,7 +172,8 @@ def _folders(name: str, data_dir) -> tuple[list[pathlib.Path], str]:
     env = os.environ.get("MINISENSE_DATA")
     roots += [pathlib.Path(env)] if env else []
     folders = [f for root in roots for f in (root / name, root)] + [default_cache_dir() / name]
-    return folders, ", ".join(str(f) for f in folders) + ("" if env else " ($MINISENSE_DATA is not set)")
+    looked = ", ".join(str(f) for f in folders)
+    return folders, looked + ("" if env else " ($MINISENSE_DATA is not set)")
 
 
 def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
@@ -387,8 +388,8 @@ def _load_carracing(data_dir) -> Dataset:
     folders, looked = _folders("carracing", data_dir)
     folder = next((f for f in folders if (f / f"{FILE_STEM}.npz").is_file()), None)
     if folder is None:
-        raise MinisenseError(f"no carracing recording found: looked for {FILE_STEM}.npz in {looked}; "
-                             "record one with 'minisense car record --out DIR' and pass "
+        raise MinisenseError(f"no carracing recording found: looked for {FILE_STEM}.npz in "
+                             f"{looked}; record one with 'minisense car record --out DIR' and pass "
                              "--data-dir DIR")
     npz_path, json_path = folder / f"{FILE_STEM}.npz", folder / f"{FILE_STEM}.json"
     try:
@@ -403,8 +404,8 @@ def _load_carracing(data_dir) -> Dataset:
     if frames.dtype != np.uint8 or frames.shape != (n, FRAME_SIZE, FRAME_SIZE) or \
             episode.shape != (n,) or (n and labels.max() >= CARRACING_CLASSES):
         raise MinisenseError(f"{npz_path} holds {frames.dtype} frames of shape {frames.shape} and "
-                             f"{n} labels; expected uint8 (n, {FRAME_SIZE}, {FRAME_SIZE}) frames and "
-                             f"labels 0..{CARRACING_CLASSES - 1}; record it again")
+                             f"{n} labels; expected uint8 (n, {FRAME_SIZE}, {FRAME_SIZE}) frames "
+                             f"and labels 0..{CARRACING_CLASSES - 1}; record it again")
 
     def split(name):
         index = np.flatnonzero(np.isin(episode, splits[name]))
