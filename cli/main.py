@@ -416,9 +416,11 @@ def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
               help="Stop each episode after this many steps (CarRacing-v3's limit is 1000).")
 @click.option("--gif", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Also write an animation of the first episode's drive to this GIF.")
+@click.option("--gif-every", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Put every N-th step in the GIF (it plays at real-time speed either way).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def car_drive(checkpoint_path, episodes, seed, max_steps, gif, workers, json_path):
+def car_drive(checkpoint_path, episodes, seed, max_steps, gif, gif_every, workers, json_path):
     """Let a car network checkpoint drive, closed loop: returns and laps finished."""
     from minisense.car import drive, write_gif
 
@@ -426,8 +428,8 @@ def car_drive(checkpoint_path, episodes, seed, max_steps, gif, workers, json_pat
     click.echo("returns " + " ".join(f"{e['return']:.0f}" for e in r["episodes"]))
     _print_returns(f"network {r['checkpoint']}", r)
     if gif is not None:
-        g = write_gif(checkpoint_path, seed, gif, max_steps)
-        r["gif"] = {k: v for k, v in g.items()}
+        g = write_gif(checkpoint_path, seed, gif, max_steps, every=gif_every)
+        r["gif"] = g
         click.echo(f"gif: {gif} ({g['gif_frames']} frames, seed {seed}, return "
                    f"{g['return']:.1f})")
     if json_path is not None:
