@@ -3,8 +3,10 @@
     minisense train   p-SIREN (Algorithm 1, Section 4.1) on a static-task dataset -> a run folder
                       with model.npz + model.json (the checkpoint) and metrics.json
     minisense eval    a checkpoint's validation and test accuracy, sparsity and family per layer
-    minisense search  SENSE (Algorithm 2): bit-swap hill climbing from a checkpoint or at random
+    minisense search  SENSE (Algorithm 2) from a checkpoint or a random network
+    minisense bench   speed benchmarks (training, delta evaluation)
     minisense car     the car-racing task: expert returns, recording demonstrations, driving
+    minisense reproduce FIGURE   one of the paper's figures: PNG + JSON in <out>/<figure>/
 
 Every command is one ``@main.command()`` function that parses its options, calls the library and
 prints; whatever it does is callable from Python too. Errors reach the user as ONE line
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from dataclasses import asdict
 
 import click
 
-from minisense import __version__, checkpoint, psiren, sense
+from minisense import __version__, checkpoint, psiren, reproduce, sense, sweep
 from minisense.data import DATASETS
 from minisense.errors import MinisenseError
 from minisense.expert import LABELLINGS
@@ -216,24 +219,58 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Continue the search in this folder (after a crash or kill).")
+@click.option("--backprop", is_flag=True,
+              help="Instead of SENSE, the paper's comparison line: binary backprop (Algorithm 1, "
+                   "step 4) from the same start, same budget (--max-steps counts batches).")
+@click.option("--backprop-lr", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True)
 def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
            steps_per_layer, repeats, layers, budget_minutes, max_steps, train_images, anneal,
-           seed, out, resume):
+           seed, out, resume, backprop, backprop_lr):
     """SENSE (Algorithm 2): hill-climb the architecture manifold by bit swaps, no backprop."""
-    if resume is not None:
-        run = sense.resume(resume, data_dir=data_dir)
-    else:
+    if resume is None:
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
+        if from_checkpoint is None and init is None:
+            raise click.UsageError("start from --checkpoint CKPT or --init random --sparsity P")
+        dataset = dataset or (None if from_checkpoint else "digits")
+        out = out or pathlib.Path("runs") / (f"{'backprop' if backprop else 'search'}-"
+                                             f"{dataset or 'ckpt'}-s{seed}")
         config = sense.SenseConfig(
             schedule=schedule, neighbours=neighbours, fitness=fitness,
             steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers),
             budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
             anneal_temperature=anneal, seed=seed)
-        if from_checkpoint is None and init is None:
-            raise click.UsageError("start from --checkpoint CKPT or --init random --sparsity P")
-        dataset = dataset or (None if from_checkpoint else "digits")
-        out = out or pathlib.Path("runs") / f"search-{dataset or 'ckpt'}-s{seed}"
+    if backprop:
+        if resume is not None:
+            raise click.UsageError("--backprop runs are short and not resumable; start anew")
+        last = [-1.0]
+
+        def show(r):
+            if r["seconds"] - last[0] >= 1.0:
+                last[0] = r["seconds"]
+                click.echo(f"\rbatch {r['batches']:>7} val {100 * r['validation_accuracy']:.2f}% "
+                           f"test {100 * r['test_accuracy']:.2f}% {r['seconds']:,.0f} s",
+                           nl=False, err=True)
+
+        records = sense.backprop_line(config, out, dataset, from_checkpoint,
+                                      sparsity if init == "random" else None, data_dir,
+                                      backprop_lr, show)
+        click.echo("", err=True)
+        best = max(records, key=lambda r: r["validation_accuracy"])
+        summary = {"method": "backprop", "lr": backprop_lr, "config": asdict(config),
+                   "first": records[0], "last": records[-1], "best_by_validation": best}
+        checkpoint.atomic_write_json(out / "summary.json", summary)
+        click.echo(f"backprop: {records[-1]['batches']} batches in {records[-1]['seconds']:.0f} s;"
+                   f" start test {100 * records[0]['test_accuracy']:.2f}%, end validation "
+                   f"{100 * records[-1]['validation_accuracy']:.2f}%, test "
+                   f"{100 * records[-1]['test_accuracy']:.2f}%; best by validation: test "
+                   f"{100 * best['test_accuracy']:.2f}% (batch {best['batches']})")
+        click.echo(f"records: {out / sense.BACKPROP_FILE}")
+        return
+    if resume is not None:
+        run = sense.resume(resume, data_dir=data_dir)
+    else:
         run = sense.start(config, out, dataset, from_checkpoint,
                           sparsity if init == "random" else None, data_dir)
     first, base = run.accuracies(), run.majority_baseline()
@@ -435,6 +472,45 @@ def car_drive(checkpoint_path, episodes, seed, max_steps, gif, gif_every, worker
     if json_path is not None:
         checkpoint.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
+# -- minisense reproduce --------------------------------------------------------------------------
+
+FIGURE_HELP = ", ".join(f"{name} ({figure.kind}, {figure.dataset})"
+                        for name, figure in reproduce.FIGURES.items())
+
+
+@main.command(name="reproduce", help=f"""Regenerate one of the paper's figures: its experiment,
+a PNG, and a JSON of every plotted number with the exact command, in OUT/FIGURE/.
+
+FIGURE is one of: {FIGURE_HELP}.""")
+@click.argument("figure")
+@click.option("--quick", is_flag=True,
+              help="The same code on tiny budgets (digits for MNIST/Fashion-MNIST), a minute or "
+                   "two per figure.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes for the independent runs (sparsity x seed, chunks "
+                   "of neighbours).")
+@click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
+              show_default=True, help="joblib: this machine; dask: a Dask cluster.")
+@click.option("--scheduler", help="With --backend dask: the scheduler, e.g. tcp://host:8786.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="[default: reference_outputs, or runs/quick with --quick]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Folder holding the datasets (else $MINISENSE_DATA, then the cache).")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(path_type=pathlib.Path),
+              help="The 90% network of fig3-5, 9-11  [default: OUT/psiren/<dataset>-p90, "
+                   "trained there if missing]")
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="Run the figure on another dataset than the paper's (e.g. digits).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def reproduce_figure(figure, quick, jobs, backend, scheduler, out, data_dir, checkpoint_path,
+                     dataset, seed):
+    record = reproduce.run(figure, quick=quick, out=out, data_dir=data_dir,
+                           checkpoint_path=checkpoint_path, seed=seed, jobs=jobs,
+                           backend=backend, scheduler=scheduler, dataset=dataset,
+                           progress=_progressbar, log=click.echo)
+    folder = pathlib.Path(record["folder"])
+    click.echo(f"{record['summary']} ({record['wall_seconds']:.0f} s)")
+    click.echo(f"figure: {folder / record['png']}, numbers: {folder / (figure + '.json')}")
 
 
 if __name__ == "__main__":

@@ -287,13 +287,10 @@ def network_policy(net):
 
 def one_blas_thread():
     """A context in which BLAS uses one thread. One frame's matrix products are tiny: threads
-    only wait on each other there (5x slower per step on a busy 2-core machine). Uses
-    threadpoolctl (installed with scikit-learn) when it is there; only speed depends on it."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
+    only wait on each other there (5x slower per step on a busy 2-core machine)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 def _drive_episode(args) -> dict:

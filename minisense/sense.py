@@ -114,7 +114,11 @@ def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
 
 
 class Search:
-    """A SENSE run in a folder: evaluators, state, records; ``run`` climbs until done."""
+    """A SENSE run in a folder: evaluators, state, records; ``run`` climbs until done.
+
+    After each ``step``, ``neighbourhood`` holds what it looked at: the layer, the candidate
+    swaps ``src``/``dst`` (K,), their ``fitness`` (K,) and the index of the ``best``.
+    """
 
     def __init__(self, net: Network, data, config: SenseConfig, out, start: dict | None = None):
         config.validate(net)
@@ -133,6 +137,7 @@ class Search:
                                "best_validation": -1.0, "best_step": 0}
         self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
         self.template = net
+        self.neighbourhood: dict | None = None
 
     # -- fitness -----------------------------------------------------------------------------
     def fitness(self, correct, margin) -> np.ndarray:
@@ -164,6 +169,9 @@ class Search:
         current = float(self.fitness(*self.fit.current_score()))
         scores = self.fitness(*self.fit.score(layer, src, dst))
         best = int(np.argmax(scores))                       # first of equals: deterministic
+        # The neighbourhood just looked at, for whoever draws it (Fig. 5, neighbourhood.climb).
+        self.neighbourhood = {"layer": layer, "src": src, "dst": dst, "fitness": scores,
+                              "best": best}
         delta = float(scores[best]) - current
         accept = delta > 0
         if not accept and cfg.anneal_temperature > 0:
@@ -286,10 +294,11 @@ def resume(out, data_dir=None) -> Search:
     return search
 
 
-def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
-          sparsity: float | None = None, data_dir=None) -> Search:
-    """A new search in ``out``: from a p-SIREN checkpoint, or from a random network of
-    ``sparsity`` percent zeros per layer (thresholds calibrated on training images)."""
+def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
+                    sparsity: float | None = None, data_dir=None) -> tuple[Network, object]:
+    """The starting point of Algorithm 2 and its data: a p-SIREN checkpoint, or a random network
+    of ``sparsity`` percent zeros per layer drawn from ``seed`` (thresholds calibrated on
+    training images). The backprop comparison line starts from exactly the same network."""
     from minisense.data import architecture_for, load_dataset
     from minisense.swaps import random_network
 
@@ -307,15 +316,45 @@ def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=
         raise MinisenseError("no dataset: pass --dataset")
     if from_checkpoint is not None:
         net, _ = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
-        data = load_dataset(dataset, data_dir)
-    else:
-        data = load_dataset(dataset, data_dir)
-        if not 0 < sparsity < 100:
-            raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
-                                 "zero weights, e.g. --sparsity 80")
-        net = random_network(architecture_for(dataset), sparsity, config.seed,
-                             data.train.images[:1000])
+        return net, load_dataset(dataset, data_dir)
+    if not 0 < sparsity < 100:
+        raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
+                             "zero weights, e.g. --sparsity 80")
+    data = load_dataset(dataset, data_dir)
+    return random_network(architecture_for(dataset), sparsity, seed,
+                          data.train.images[:1000]), data
+
+
+def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
+          sparsity: float | None = None, data_dir=None) -> Search:
+    """A new search in ``out`` from :func:`initial_network`."""
+    net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
     if (pathlib.Path(out) / STATE_FILE).exists():
         raise MinisenseError(f"{out} already holds a search; continue it with --resume {out} or "
                              "choose another --out")
     return Search(net, data, config, out)
+
+
+BACKPROP_FILE = "backprop.jsonl"
+
+
+def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
+                  sparsity: float | None = None, data_dir=None, lr: float = 0.01,
+                  on_record=lambda record: None) -> list[dict]:
+    """The paper's comparison for SENSE (Section 4.4, Figs. 6-8): binary backprop fine-tuning
+    (Algorithm 1's step 4, ``psiren.binary_backprop``) from the very network ``start`` would
+    search from, for the same ``budget_seconds`` (or ``max_steps`` batches). One JSON line per
+    evaluation in ``out/backprop.jsonl``, validation and test accuracy as SENSE reports them.
+    """
+    from minisense.psiren import binary_backprop
+
+    net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / BACKPROP_FILE, "w") as log:
+        def record(r):
+            log.write(json.dumps(r) + "\n")
+            log.flush()
+            on_record(r)
+        return binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
+                               max_batches=config.max_steps, on_record=record)

@@ -185,6 +185,21 @@ def test_search_from_a_checkpoint_keeps_its_family(trained, tmp_path):
     assert before == after
 
 
+def test_search_backprop_line_starts_from_the_search_start(tmp_path):
+    common = ["--init", "random", "--sparsity", "80", "--dataset", "digits", "--seed", "3"]
+    assert_ok(run("search", *common, "--max-steps", "4", "--out", tmp_path / "s"))
+    result = run("search", *common, "--backprop", "--max-steps", "60", "--out", tmp_path / "b")
+    assert_ok(result)
+    assert "backprop: 60 batches" in result.output
+    records = [json.loads(line) for line in
+               (tmp_path / "b" / "backprop.jsonl").read_text().splitlines()]
+    assert [r["batches"] for r in records] == [0, 50, 60]
+    first = json.loads((tmp_path / "s" / "steps.jsonl").read_text().splitlines()[0])
+    assert records[0]["test_accuracy"] == first["test_accuracy"]     # the very same network
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["last"] == records[-1]
+
+
 @pytest.mark.parametrize("args", [
     ["--init", "random", "--sparsity", "80", "--neighbours", "0"],
     ["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],

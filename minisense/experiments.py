@@ -1,0 +1,271 @@
+"""The experiments behind the paper's figures, one function per kind (``minisense.reproduce``
+holds the registry of figures and writes the JSON).
+
+Each ``<kind>(fig, dataset, options, folder, ...)`` runs its experiment with the library's own
+pieces -- p-SIREN (``psiren.train``), the neighbourhood survey, maps and climb
+(``neighbourhood``), SENSE (``sense.start`` / ``Search.run``), backprop from a given network
+(``psiren.binary_backprop``) -- draws the figure (``plots``) and returns (results, summary): every
+plotted number, and one human-readable line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import shutil
+from dataclasses import asdict
+
+import numpy as np
+
+from minisense import checkpoint, neighbourhood, plots, psiren, sense, sweep
+from minisense.errors import MinisenseError
+
+NO_TIME_LIMIT = 1e9        # seconds: the figures' searches stop by step count, reproducibly
+
+VIEWS = {"side": (0, -90), "top": (90, -90), "oblique": (25, -60)}   # (elevation, azimuth)
+EMBEDDING_LABELS = {"tsne": "t-SNE", "lle": "LLE", "isomap": "Isomap"}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+# -- Figs. 2 and 12: the sparsity sweep ------------------------------------------------------------
+
+def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, out: str) -> dict:
+    """One p-SIREN run (a sweep task) into ``out``; a finished run with the same settings there
+    is read back instead of trained again, so a killed sweep resumes where it stopped."""
+    config = psiren.PsirenConfig(sparsity=sparsity, epochs=dict(epochs), seed=seed)
+    metrics = pathlib.Path(out) / "metrics.json"
+    reused = metrics.is_file() and json.loads(metrics.read_text()).get("config") == asdict(config)
+    summary = json.loads(metrics.read_text()) if reused else psiren.train(dataset, config, out,
+                                                                          data_dir)
+    return {"sparsity": sparsity, "seed": seed, "test_accuracy": summary["accuracy"]["test"],
+            "validation_accuracy": summary["accuracy"]["validation"],
+            "actual_sparsity": summary["actual_sparsity"],
+            "wall_seconds": summary["wall_seconds"], "reused": reused}
+
+
+def sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel, progress, log,
+                   title, **_):
+    """Figs. 2 and 12 (Section 4.1): p-SIREN at every sparsity level with several seeds, each
+    run a sweep task; test accuracy of every binary network."""
+    levels, seeds = options["levels"], [seed + i for i in range(options["seeds"])]
+    # Runs live in <out>/psiren/, named by everything that defines them: a figure that needs the
+    # same run (fig2a and fig12 in --quick both train on digits) reads it back.
+    epochs = "-".join(str(options["epochs"][step]) for step in psiren.STEPS)
+    tasks = [dict(dataset=dataset, sparsity=p, seed=s, epochs=options["epochs"],
+                  data_dir=None if data_dir is None else str(data_dir),
+                  out=str(out / "psiren" / f"{dataset}-p{p:g}-s{s}-e{epochs}"))
+             for p in levels for s in seeds]
+    log(f"{fig.name}: {len(tasks)} p-SIREN runs ({len(levels)} sparsity levels x {len(seeds)} "
+        f"seeds) on {dataset}, epochs {options['epochs']}")
+    runs = sweep.run(psiren_at, tasks, **parallel, progress=progress, label="p-SIREN runs")
+    accuracy = np.array([r["test_accuracy"] for r in runs]).reshape(len(levels), len(seeds))
+    plots.sparsity_curve(folder / f"{fig.name}.png", title, levels, accuracy.tolist(), seeds)
+    at = 90 if 90 in levels else levels[len(levels) // 2]
+    row = accuracy[levels.index(at)]
+    mean = accuracy.mean(axis=1)
+    summary = (f"test accuracy at {at}% sparsity {_pct(row.mean())} (mean of {len(seeds)} seeds, "
+               f"range {_pct(row.min())}-{_pct(row.max())}); mean from {_pct(mean[0])} at "
+               f"{levels[0]}% to {_pct(mean[-1])} at {levels[-1]}%")
+    return {"sparsity": levels, "seeds": seeds, "test_accuracy": accuracy,
+            "mean": mean, "min": accuracy.min(axis=1), "max": accuracy.max(axis=1),
+            "std": accuracy.std(axis=1), "runs": runs}, summary
+
+
+# -- the 90% network of Figs. 3-5 and 9-11 -------------------------------------------------------
+
+def network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress, log):
+    """(network, checkpoint path, its metadata): ``checkpoint_path``, else
+    ``<out>/psiren/<dataset>-p90`` (``-quick``), trained there by p-SIREN when missing."""
+    from minisense.data import architecture_for
+
+    path = pathlib.Path(checkpoint_path) if checkpoint_path else \
+        out / "psiren" / f"{dataset}-p90{'-quick' if quick else ''}"
+    if checkpoint_path is None and not checkpoint.checkpoint_paths(path)[0].is_file():
+        config = psiren.PsirenConfig(sparsity=90, seed=seed,
+                                     **({"epochs": {"dense": 2, "prune": 1, "sparse": 1,
+                                                    "binary": 1}} if quick else {}))
+        log(f"no 90% {dataset} network at {path}: training one with p-SIREN (Algorithm 1)")
+        psiren.train(dataset, config, path, data_dir, progress=progress, log=log)
+    net, meta = checkpoint.load(path, architecture=architecture_for(dataset))
+    if meta.get("dataset") not in (None, dataset):
+        raise MinisenseError(f"checkpoint {path} was trained on {meta.get('dataset')}, not "
+                             f"{dataset}; pass a {dataset} checkpoint with --checkpoint")
+    return net, path, meta
+
+
+def _net_info(path, meta) -> dict:
+    return {"checkpoint": str(path), "sparsity": meta.get("actual_sparsity"),
+            "seed": meta.get("seed"), "family": meta.get("family")}
+
+
+# -- Figs. 3 and 9: first-neighbour histograms ---------------------------------------------------
+
+def accuracy_histogram(accuracy: np.ndarray, images: int, bins: int = 40):
+    """(counts, edges) of accuracies that are multiples of 1/images: at most ``bins`` bins, each
+    a whole number of images wide and centred on the grid, so no bin is empty by aliasing."""
+    correct = np.rint(np.asarray(accuracy) * images).astype(np.int64)
+    width = max(1, -(-(int(correct.max()) - int(correct.min()) + 1) // bins))
+    edges = np.arange(correct.min() - 0.5, correct.max() + width, width)
+    counts, _ = np.histogram(correct, edges)
+    return counts, edges / images
+
+
+def histograms(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed,
+               parallel, progress, log, title, **_):
+    """Figs. 3 and 9 (Section 4.2): the test accuracy of sampled first neighbours, per layer,
+    against the original network's; the share of better neighbours."""
+    net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
+                                log)
+    layers = list(net.weighted) if options["layers"] == "all" else options["layers"]
+    survey = neighbourhood.survey(net, dataset, layers, options["neighbours"], seed, data_dir,
+                                  "test", options["images"], options["chunk"], **parallel,
+                                  progress=progress)
+    for d in survey.values():
+        acc, original = d["accuracy"], d["original_accuracy"]
+        d.update(better_fraction=float((acc > original).mean()),
+                 equal_fraction=float((acc == original).mean()),
+                 worse_fraction=float((acc < original).mean()))
+        d["counts"], d["edges"] = accuracy_histogram(acc, d["images"])
+    plots.neighbour_histograms(folder / f"{fig.name}.png", title, survey)
+    original = next(iter(survey.values()))["original_accuracy"]
+    summary = f"original test {_pct(original)}; neighbours better: " + ", ".join(
+        f"{name} {100 * d['better_fraction']:.1f}% of {len(d['accuracy'])}"
+        for name, d in survey.items())
+    return {"network": _net_info(path, meta), "layers": survey}, summary
+
+
+# -- Figs. 4, 10 and 11: neighbourhood maps ------------------------------------------------------
+
+def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed, parallel,
+         progress, log, title, **_):
+    """Figs. 4, 10 and 11 (Section 4.2): first neighbours as weight vectors, embedded in 2-D
+    (t-SNE, LLE, Isomap), test accuracy as the third axis; point 0 is the original network."""
+    net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
+                                log)
+    layers = [list(net.weighted)[-1]] if options["layers"] == "last" else options["layers"]
+    survey = neighbourhood.survey(net, dataset, layers, options["neighbours"], seed, data_dir,
+                                  "test", options["images"], options["chunk"], **parallel,
+                                  progress=progress)
+    weights, panels = net.ternary_weights(), []
+    for name, d in survey.items():
+        rows = [[]] + [[(s, t)] for s, t in zip(d["src"].tolist(), d["dst"].tolist())]
+        vectors = neighbourhood.weight_vectors(weights[name].reshape(-1), rows)
+        d["z"] = np.concatenate([[d["original_accuracy"]], d["accuracy"]])
+        d["embeddings"] = {}
+        for method in options["embeddings"]:
+            log(f"{fig.name}: {EMBEDDING_LABELS[method]} of {len(rows)} networks ({name})")
+            xy = neighbourhood.embed(vectors, method, seed)
+            d["embeddings"][method] = {"x": xy[:, 0], "y": xy[:, 1]}
+            for view in options["views"]:
+                elev, azim = VIEWS[view]
+                panels.append({"title": f"{EMBEDDING_LABELS[method]}, {view} view: first "
+                               f"neighbours from {name} perturbations",
+                               "x": xy[:, 0], "y": xy[:, 1], "z": d["z"], "original": 0,
+                               "elev": elev, "azim": azim, "xlabel": EMBEDDING_LABELS[method]})
+    plots.neighbourhood_maps(folder / f"{fig.name}.png", title, panels)
+    summary = "; ".join(
+        f"{name}: {len(d['accuracy'])} first neighbours, test {_pct(d['accuracy'].min())}"
+        f"-{_pct(d['accuracy'].max())} (original {_pct(d['original_accuracy'])})"
+        for name, d in survey.items()) + f", by {', '.join(options['embeddings'])}"
+    return {"network": _net_info(path, meta), "point_0_is_the_original": True,
+            "layers": survey}, summary
+
+
+# -- Fig. 5: SENSE climbing from the 90% network ----------------------------------------------
+
+def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed, progress,
+          log, title, **_):
+    """Fig. 5 (Section 4.3): SENSE from the 90% p-SIREN network until 6 moves; every network of
+    every neighbourhood it moved through on one t-SNE map, with the path of best neighbours."""
+    net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
+                                log)
+    config = sense.SenseConfig(schedule=options["schedule"], neighbours=options["neighbours"],
+                               fitness=options["fitness"],
+                               steps_per_layer=options["steps_per_layer"],
+                               train_images=options["train_images"], seed=seed,
+                               max_steps=options["max_steps"], budget_seconds=NO_TIME_LIMIT)
+    search = sense.start(config, folder / "search", dataset, from_checkpoint=path,
+                         data_dir=data_dir)
+    base = np.concatenate([w.reshape(-1) for w in search.fit.weights.values()])
+    climbed = neighbourhood.climb(search, options["moves"], options["max_steps"], progress)
+    moves = [s for s in climbed["steps"] if s["accepted"]]
+    rows, hood, best, path_points, taken = [[]], [-1], [False], [0], []
+    for h, step in enumerate(moves):
+        for k, (s, t) in enumerate(zip(step["src"].tolist(), step["dst"].tolist())):
+            if k == step["best"]:
+                path_points.append(len(rows))
+            rows.append(taken + [(s, t)])
+            hood.append(h)
+            best.append(k == step["best"])
+        taken = taken + [(int(step["src"][step["best"]]), int(step["dst"][step["best"]]))]
+    xy = neighbourhood.embed(neighbourhood.weight_vectors(base, rows), "tsne", seed)
+    along = {split: [climbed["start"][f"{split}_accuracy"]] +
+             [s[f"{split}_accuracy"] for s in moves] for split in ("train", "validation", "test")}
+    plots.climb_map(folder / f"{fig.name}.png", title, xy[:, 0], xy[:, 1], hood, best,
+                    path_points, along)
+    test = along["test"]
+    summary = (f"test {_pct(test[0])} -> {_pct(test[-1])} ({100 * (test[-1] - test[0]):+.2f} "
+               f"points; training images, the selection: {_pct(along['train'][0])} -> "
+               f"{_pct(along['train'][-1])}) over {len(moves)} neighbourhoods "
+               f"({len(climbed['steps'])} steps of {options['neighbours']} neighbours, "
+               f"{len(climbed['steps']) - len(moves)} without a better one)")
+    return {"network": _net_info(path, meta), "start": climbed["start"], "steps": climbed["steps"],
+            "accuracy_along_path": along,
+            "points": {"x": xy[:, 0], "y": xy[:, 1], "neighbourhood": hood, "best": best,
+                       "path": path_points}}, summary
+
+
+# -- Figs. 6-8: SENSE from a random network, and backprop from the same one --------------------
+
+def backprop_from(network: dict, dataset: str, data_dir, max_batches: int, evaluate_every: int,
+                  seed: int) -> list[dict]:
+    """Straight-through backprop from the given binary network (a sweep task, one BLAS thread)."""
+    return psiren.binary_backprop(neighbourhood.network_from(network),
+                                  neighbourhood.load_cached(dataset, data_dir), math.inf, seed=seed,
+                                  evaluate_every=evaluate_every, max_batches=max_batches)
+
+
+def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, log, title, **_):
+    """Figs. 6-8 (Section 4.4): SENSE from a random p% network with the figure's schedule, and
+    straight-through backprop from the same network; validation and test curves of both."""
+    o = options
+    config = sense.SenseConfig(schedule=o["schedule"], neighbours=o["neighbours"],
+                               fitness=o["fitness"], steps_per_layer=o["steps_per_layer"],
+                               repeats=o["repeats"], layers=list(o["layers"]),
+                               budget_seconds=NO_TIME_LIMIT, max_steps=o["max_steps"],
+                               train_images=o["train_images"], seed=seed)
+    search_dir = folder / "sense"
+    if (search_dir / sense.STATE_FILE).exists():
+        shutil.rmtree(search_dir)           # a figure is re-run from its start, not resumed
+    search = sense.start(config, search_dir, dataset, sparsity=o["sparsity"], data_dir=data_dir)
+    initial = neighbourhood.network_spec(search.network())
+    log(f"{fig.name}: SENSE ({o['schedule']}) from a random {o['sparsity']}% network, "
+        f"{o['max_steps']} steps of {o['neighbours']} neighbours; records in {search_dir}")
+    with progress(range(o["max_steps"]), label="SENSE steps") as bar:
+        ticks = iter(bar)
+        result = search.run(on_step=lambda record: next(ticks, None))
+    steps = [json.loads(line) for line in (search_dir / sense.LOG_FILE).read_text().splitlines()]
+    batches_per_epoch = -(-len(search.data.train.labels) // 100)
+    task = dict(network=initial, dataset=dataset, data_dir=None if data_dir is None else
+                str(data_dir), max_batches=o["backprop_epochs"] * batches_per_epoch,
+                evaluate_every=o["backprop_evaluate_every"], seed=seed)
+    backprop = sweep.run(backprop_from, [task], **{**parallel, "jobs": 1}, progress=progress,
+                         label="backprop")[0]
+    plots.search_curves(folder / f"{fig.name}.png", title, steps, backprop, batches_per_epoch)
+    first, last = steps[0], steps[-1]
+    summary = (f"SENSE validation {_pct(first['validation_accuracy'])} -> "
+               f"{_pct(last['validation_accuracy'])}, test {_pct(first['test_accuracy'])} -> "
+               f"{_pct(last['test_accuracy'])} in {last['step']} steps "
+               f"({result['seconds']:.0f} s); backprop from the same network: test "
+               f"{_pct(backprop[0]['test_accuracy'])} -> {_pct(backprop[-1]['test_accuracy'])} "
+               f"after {o['backprop_epochs']} epochs")
+    return {"steps": steps, "search": result, "backprop": backprop,
+            "backprop_batches_per_epoch": batches_per_epoch}, summary
+
+
+KINDS = {"sparsity": sparsity_sweep, "histograms": histograms, "maps": maps, "climb": climb,
+         "search": search}

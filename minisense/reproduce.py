@@ -1,0 +1,210 @@
+"""Every figure of the paper, regenerated: ``run("fig3")`` is ``minisense reproduce fig3``.
+
+``FIGURES`` is the registry: for each figure its kind of experiment, the paper's dataset, its
+caption (the PNG's title), what the paper reports, the settings of a real run and the smaller
+ones of ``quick`` (the same code on tiny budgets: scikit-learn's digits instead of MNIST and
+Fashion-MNIST, a few neighbours, steps and epochs). The kinds:
+
+=========== ======================================================================== ==========
+kind        experiment                                                               figures
+=========== ======================================================================== ==========
+sparsity    p-SIREN (Algorithm 1) at every sparsity level x 3 seeds, test accuracy   2a 2b 12
+histograms  test accuracy of sampled first neighbours per layer (Section 4.2)        3 9
+maps        first neighbours' weight vectors by t-SNE / LLE / Isomap, accuracy as z  4 10 11
+climb       SENSE (Algorithm 2) from the 90% p-SIREN network, 6 neighbourhoods      5
+search      SENSE from a random network (Section 4.4), and backprop from the same   6 7 8a 8b
+=========== ======================================================================== ==========
+
+A figure writes ``<out>/<figure>/<figure>.png`` and ``<figure>.json``: every plotted number, the
+settings, the exact command and seed, and a one-line summary. Settings the paper does not state,
+and the real-run budgets chosen for a 2-core machine, are listed with their reasons in README.md.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from minisense import __version__, checkpoint, experiments, neighbourhood, sweep
+from minisense.errors import MinisenseError
+
+MNIST_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 87, 89, 91, 93, 95)   # Fig. 2a
+CAR_LEVELS = MNIST_LEVELS + (96, 97, 98, 99)                                    # Fig. 2b
+QUICK_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 1}
+SWEEP_EPOCHS = {"dense": 3, "prune": 2, "sparse": 1, "binary": 2}   # 45 runs in ~2 h on 2 cores
+CAR = "carracing"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    kind: str
+    dataset: str            # the paper's dataset
+    caption: str            # the paper's caption, shortened where it is garbled
+    paper: str              # what the paper reports
+    options: dict = field(default_factory=dict)    # a real run
+    quick: dict = field(default_factory=dict)      # overrides for --quick
+
+
+def _sparsity(name, dataset, caption, paper, levels=MNIST_LEVELS):
+    return Figure(name, "sparsity", dataset, caption, paper,
+                  {"levels": list(levels), "seeds": 3, "epochs": SWEEP_EPOCHS},
+                  {"levels": [0, 90], "seeds": 2, "epochs": QUICK_EPOCHS})
+
+
+def _histograms(name, dataset, caption, paper):
+    return Figure(name, "histograms", dataset, caption, paper,
+                  {"layers": "all", "neighbours": 3000, "images": 0, "chunk": 250},
+                  {"neighbours": 40, "chunk": 20})
+
+
+def _maps(name, dataset, caption, paper, layers, embeddings, views):
+    return Figure(name, "maps", dataset, caption, paper,
+                  {"layers": layers, "neighbours": 1000, "images": 0, "chunk": 250,
+                   "embeddings": embeddings, "views": views},
+                  {"neighbours": 40, "chunk": 20})
+
+
+def _search(name, dataset, caption, paper, sparsity, schedule, steps_per_layer, max_steps,
+            layers=()):
+    return Figure(name, "search", dataset, caption, paper,
+                  {"sparsity": sparsity, "schedule": schedule, "steps_per_layer": steps_per_layer,
+                   "repeats": 3, "layers": list(layers), "neighbours": 100, "fitness": "margin",
+                   "max_steps": max_steps, "train_images": 10_000, "backprop_epochs": 3,
+                   "backprop_evaluate_every": 100},
+                  {"steps_per_layer": 2, "repeats": 1, "neighbours": 20,
+                   "max_steps": min(max_steps, 12), "train_images": 0, "backprop_epochs": 1,
+                   "backprop_evaluate_every": 4})
+
+
+FIGURES = {f.name: f for f in [
+    _sparsity("fig2a", "mnist", "Fig. 2a: high-performance binary networks of variable "
+              "sparsities, a static task, MNIST classification",
+              "high test accuracy at all 15 sparsity levels, n = 3 networks each (no numbers "
+              "in the text)"),
+    _sparsity("fig2b", CAR, "Fig. 2b: high-performance binary networks of variable sparsities, "
+              "a dynamic task, car-racing imitation learning",
+              "19 sparsity levels up to 99%, n = 3 (no numbers in the text)", CAR_LEVELS),
+    _sparsity("fig12", "fashion-mnist", "Fig. 12: high-performance binary networks of variable "
+              "sparsities on static task, Fashion MNIST", "no numbers in the text"),
+    _histograms("fig3", "mnist", "Fig. 3: MNIST: first family test accuracies compared to "
+                "original network accuracy",
+                "deeper layers (2.0, fc) have a larger share of better first neighbours than "
+                "layer 1.0"),
+    _histograms("fig9", CAR, "Fig. 9: Car racing: first family test accuracies compared to "
+                "original network accuracy", "as Fig. 3, on the car task"),
+    _maps("fig4", "mnist", "Fig. 4: first neighbourhood families of a 90% sparse binary MNIST "
+          "network, t-SNE, with test accuracy; blue dot: the original network",
+          "local clusters of first neighbours (4d, fc), each with a large range of accuracy",
+          ["layer1.0", "fc"], ["tsne"], ["side", "top"]),
+    _maps("fig10", CAR, "Fig. 10: first neighbourhood families of a 90% sparse binary car-racing "
+          "network, t-SNE, with test accuracy; blue dot: the original network",
+          "fc perturbations; clusters with a large range of accuracy", "last", ["tsne"],
+          ["side", "top"]),
+    _maps("fig11", "mnist", "Fig. 11: first neighbourhood families of a 90% sparse binary MNIST "
+          "network by LLE and Isomap, with test accuracy",
+          "(a, b) layer 1.0 by LLE and Isomap, (c, d) fc by LLE and Isomap",
+          ["layer1.0", "fc"], ["lle", "isomap"], ["oblique"]),
+    Figure("fig5", "climb", "mnist", "Fig. 5: a 90% MNIST network climbing in accuracy over 6 "
+           "neighbourhoods; black: best neighbour of each, red: the path",
+           "climbs 3% in accuracy over 6 neighbourhoods",
+           {"moves": 6, "neighbours": 200, "max_steps": 60, "fitness": "accuracy",
+            "schedule": "random", "steps_per_layer": 1, "train_images": 10_000},
+           {"neighbours": 20, "max_steps": 30, "train_images": 0}),
+    _search("fig6", "mnist", "Fig. 6: SENSE from a random 90% sparse binary network, "
+            "alternating layers 1.0 / 2.0 / fc, 10 steps each, 3 times",
+            "validation 12.34 -> 33.27%, test 10.94 -> 25.68%; backprop test 10.94 -> 9.81%",
+            90, "alternate", 10, 90),
+    _search("fig7", "mnist", "Fig. 7: SENSE from a random 90% sparse binary network, "
+            "fc layer only", "validation 12.34 -> 35.87%, test 10.94 -> 27.73%; backprop test "
+            "10.94 -> 9.79%", 90, "fc", 10, 90),
+    _search("fig8a", "mnist", "Fig. 8a: SENSE from a random 80% sparse binary MNIST network, a "
+            "random layer for 3 neighbourhoods at a time",
+            "validation 13.45 -> 69.5%, test 12.6 -> 63.4%", 80, "random", 3, 600),
+    _search("fig8b", CAR, "Fig. 8b: SENSE from a random 80% sparse binary car-racing network, "
+            "layer 1 or layer 2 at random for 3 neighbourhoods at a time",
+            "validation 19.8 -> 75.17%, test 19.0 -> 74.0%", 80, "random", 3, 600,
+            layers=("layer1.0", "layer2.0")),
+]}
+def default_out(quick: bool) -> pathlib.Path:
+    """Real runs go to reference_outputs/, quick ones to runs/quick/ (never over real results)."""
+    return pathlib.Path("runs/quick" if quick else "reference_outputs")
+
+
+def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_path=None,
+        seed: int = 0, jobs: int = 1, backend: str = "joblib", scheduler: str | None = None,
+        dataset: str | None = None, progress=sweep.no_progress, log=lambda line: None) -> dict:
+    """Run one figure's experiment, write its PNG and JSON into ``<out>/<figure>/``; returns the
+    JSON's content (``summary`` is the one-line result).
+
+    ``dataset`` replaces the paper's dataset (e.g. digits, to try a car figure's code without the
+    car recording); ``--quick`` already uses digits for the MNIST and Fashion-MNIST figures.
+    """
+    if figure not in FIGURES:
+        raise MinisenseError(f"unknown figure {figure!r}; choose one of {', '.join(FIGURES)}")
+    sweep.check(jobs, backend, scheduler)
+    fig = FIGURES[figure]
+    usual = "digits" if quick and fig.dataset != CAR else fig.dataset
+    dataset = dataset or usual
+    _require(fig, dataset, data_dir)
+    options = {**fig.options, **(fig.quick if quick else {})}
+    out = pathlib.Path(out) if out is not None else default_out(quick)
+    folder = out / figure
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    context = dict(fig=fig, dataset=dataset, options=options, folder=folder, out=out,
+                   quick=quick, data_dir=data_dir, checkpoint_path=checkpoint_path, seed=seed,
+                   parallel=dict(jobs=jobs, backend=backend, scheduler=scheduler),
+                   progress=progress, log=log,
+                   title=fig.caption + (f"  [{dataset}{', quick' if quick else ''}]"
+                                        if quick or dataset != fig.dataset else ""))
+    results, summary = experiments.KINDS[fig.kind](**context)
+    command = ["minisense", "reproduce", figure] + (["--quick"] if quick else []) + \
+        ["--seed", str(seed), "--out", str(out)] + \
+        (["--dataset", dataset] if dataset != usual else []) + \
+        (["--data-dir", str(data_dir)] if data_dir else []) + \
+        (["--checkpoint", str(checkpoint_path)] if checkpoint_path else []) + \
+        (["--jobs", str(jobs)] if jobs != 1 else []) + \
+        (["--backend", backend, "--scheduler", scheduler] if backend == "dask" else [])
+    record = {"figure": figure, "caption": fig.caption, "paper_reports": fig.paper,
+              "summary": f"{figure}: {summary}", "quick": quick, "dataset": dataset,
+              "seed": seed, "command": " ".join(command), "settings": options,
+              "folder": str(folder), "png": f"{figure}.png", "results": _plain(results),
+              "wall_seconds": time.perf_counter() - started, "minisense_version": __version__}
+    checkpoint.atomic_write_json(folder / f"{figure}.json", record)
+    return record
+
+
+def _require(fig: Figure, dataset: str, data_dir) -> None:
+    """The car figures need a recorded car-racing dataset: a clear one-line error without it."""
+    from minisense import data
+
+    if dataset != CAR:
+        return
+    hint = "record one with 'minisense car record'"
+    if CAR not in data.DATASETS:
+        raise MinisenseError(f"{fig.name} needs the recorded car-racing dataset '{CAR}', which "
+                             f"this minisense cannot load yet; {hint} (the car-racing commands) "
+                             "and pass its folder with --data-dir")
+    try:
+        neighbourhood.split_of(dataset, data_dir, "test", 1)
+    except MinisenseError as e:
+        message = str(e).rstrip(".")
+        raise MinisenseError(f"{fig.name} needs the recorded car-racing dataset: {message}"
+                             + ("" if "car record" in message else f"; {hint}")) from None
+
+
+def _plain(obj):
+    """JSON-ready: numpy arrays and scalars as lists and Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

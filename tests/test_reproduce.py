@@ -1,0 +1,235 @@
+"""``minisense reproduce``: a --quick run of every figure writes its PNG and a JSON holding the
+plotted numbers, which are checked against independent computations; the Dask backend gives the
+joblib results; bad input is one line.
+
+Offline and short: digits only, every figure on tiny budgets, one shared output folder (the 90%
+network and the p-SIREN runs are trained once and read back by the figures that need them).
+"""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from minisense import checkpoint, data, experiments, reproduce
+from minisense.network import exact_logits
+from minisense.swaps import apply_swap
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TWO_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 0}
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def assert_one_line_error(result):
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("reproduce")
+
+
+def quick(out, figure, *extra):
+    """Run one figure with --quick through the CLI; return its JSON after checking the files."""
+    result = run("reproduce", figure, "--quick", "--out", out, *extra)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    folder = out / figure
+    record = json.loads((folder / f"{figure}.json").read_text())
+    assert (folder / record["png"]).read_bytes()[:8] == PNG_MAGIC
+    assert record["summary"] in result.output and record["quick"] is True
+    assert record["command"].startswith(f"minisense reproduce {figure} --quick --seed 0")
+    assert record["seed"] == 0 and record["results"]
+    return record
+
+
+def digits_accuracy(net, split="test"):
+    part = getattr(data.load_dataset("digits"), split)
+    return float((exact_logits(net, part.images).argmax(axis=1) == part.labels).mean())
+
+
+# -- Figs. 2 and 12 ------------------------------------------------------------------------------
+
+def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out):
+    record = quick(out, "fig2a")
+    r = record["results"]
+    assert r["sparsity"] == [0, 90] and r["seeds"] == [0, 1]
+    acc = np.array(r["test_accuracy"])
+    assert acc.shape == (2, 2)
+    np.testing.assert_allclose(r["mean"], acc.mean(axis=1))
+    for one in r["runs"]:
+        net, meta = checkpoint.load(out / "psiren" / f"digits-p{one['sparsity']}-s{one['seed']}"
+                                                     "-e1-1-0-1")
+        assert meta["seed"] == one["seed"]
+        assert abs(checkpoint.sparsity_percent(net) - one["sparsity"]) < 0.01
+        assert digits_accuracy(net) == one["test_accuracy"]
+    # Fig. 12 in --quick trains the same runs (digits), so it reads them back.
+    again = quick(out, "fig12")["results"]
+    assert again["test_accuracy"] == r["test_accuracy"]
+    assert all(x["reused"] for x in again["runs"])
+
+
+# -- Figs. 3 and 9: first-neighbour histograms ---------------------------------------------------
+
+def test_histogram_figure_holds_each_neighbours_accuracy_as_a_full_forward_pass_gives_it(out):
+    record = quick(out, "fig3")
+    net, _ = checkpoint.load(out / "psiren" / "digits-p90-quick")
+    original = digits_accuracy(net)
+    weights = net.ternary_weights()
+    layers = record["results"]["layers"]
+    assert list(layers) == ["layer1.0", "layer2.0", "fc"]
+    for name, d in layers.items():
+        acc = np.array(d["accuracy"])
+        assert len(acc) == 40 and len(set(zip(d["src"], d["dst"]))) == 40   # distinct swaps
+        assert d["original_accuracy"] == original
+        assert d["better_fraction"] == np.mean(acc > original)
+        assert sum(d["counts"]) == 40
+        for k in (0, 17, 39):               # the oracle: swap, run the exact forward pass
+            swapped = {n: w.copy() for n, w in weights.items()}
+            apply_swap(swapped[name], d["src"][k], d["dst"][k])
+            net.set_ternary(swapped, net.thresholds, list(net.weighted.values())[-1].gain)
+            assert digits_accuracy(net) == acc[k]
+        net.set_ternary(weights, net.thresholds, list(net.weighted.values())[-1].gain)
+    assert f"original test {100 * original:.2f}%" in record["summary"]
+
+
+def test_car_figures_without_a_recording_say_so_in_one_line(tmp_path):
+    empty = {"MINISENSE_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    for figure in ("fig2b", "fig8b", "fig9", "fig10"):
+        line = assert_one_line_error(run("reproduce", figure, "--quick", "--out", tmp_path,
+                                         "--data-dir", tmp_path, env=empty))
+        assert figure in line and "car" in line and "minisense car record" in line
+
+
+def test_car_figures_run_their_generic_code_on_digits(out):
+    """fig9: every layer of the network; fig10: the last layer; same code as the car will use."""
+    r9 = reproduce.run("fig9", quick=True, out=out, dataset="digits")
+    assert list(r9["results"]["layers"]) == ["layer1.0", "layer2.0", "fc"]
+    assert "--dataset digits" in r9["command"]
+    r10 = reproduce.run("fig10", quick=True, out=out, dataset="digits")
+    assert list(r10["results"]["layers"]) == ["fc"]
+    r8 = reproduce.run("fig8b", quick=True, out=out, dataset="digits")
+    assert {s["layer"] for s in r8["results"]["steps"][1:]} <= {"layer1.0", "layer2.0"}
+    r2 = reproduce.run("fig2b", quick=True, out=out, dataset="digits")
+    assert all(x["reused"] for x in r2["results"]["runs"])       # fig2a's runs
+
+
+# -- Figs. 4, 10, 11: maps -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("figure, methods", [("fig4", ["tsne"]), ("fig11", ["lle", "isomap"])])
+def test_map_figures_hold_coordinates_and_accuracy_of_the_original_and_each_neighbour(
+        out, figure, methods):
+    r = quick(out, figure)["results"]
+    assert r["point_0_is_the_original"] and list(r["layers"]) == ["layer1.0", "fc"]
+    for d in r["layers"].values():
+        assert d["z"] == [d["original_accuracy"]] + d["accuracy"]
+        assert list(d["embeddings"]) == methods
+        for xy in d["embeddings"].values():
+            assert len(xy["x"]) == len(xy["y"]) == 41 and np.isfinite(xy["x"]).all()
+
+
+# -- Fig. 5: the climb ---------------------------------------------------------------------------
+
+def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recomputed_exactly(out):
+    r = quick(out, "fig5")["results"]
+    moves = [s for s in r["steps"] if s["accepted"]]
+    along = r["accuracy_along_path"]
+    assert len(moves) == 6 and [len(v) for v in along.values()] == [7, 7, 7]
+    assert along["train"] == sorted(along["train"])      # the selection never goes down
+    points = r["points"]
+    assert points["path"][0] == 0 and points["neighbourhood"][0] == -1
+    assert [points["best"][i] for i in points["path"][1:]] == [True] * 6
+    assert sum(points["best"]) == 6 and len(points["x"]) == 1 + 20 * 6
+    # Replay the path on the checkpoint: each move's test accuracy is the network's.
+    net, _ = checkpoint.load(out / "psiren" / "digits-p90-quick")
+    weights = net.ternary_weights()
+    flat = np.concatenate([w.reshape(-1) for w in weights.values()])
+    assert digits_accuracy(net) == along["test"][0]
+    for step, expected in zip(moves, along["test"][1:]):
+        apply_swap(flat, step["src"][step["best"]], step["dst"][step["best"]])
+        start = 0
+        for name, w in weights.items():
+            weights[name] = flat[start:start + w.size].reshape(w.shape)
+            start += w.size
+        net.set_ternary(weights, net.thresholds, list(net.weighted.values())[-1].gain)
+        assert digits_accuracy(net) == expected
+
+
+# -- Figs. 6-8: SENSE from a random network ------------------------------------------------------
+
+@pytest.mark.parametrize("figure, layers", [("fig6", None), ("fig7", {"fc"}),
+                                            ("fig8a", None)])
+def test_search_figures_hold_sense_and_backprop_curves_from_the_same_network(out, figure,
+                                                                           layers):
+    r = quick(out, figure)["results"]
+    steps, backprop = r["steps"], r["backprop"]
+    assert steps[0]["step"] == 0 and len(steps) == r["search"]["steps"] + 1
+    assert backprop[0]["batches"] == 0
+    # Both curves start from the same network: the same test accuracy before any change.
+    assert backprop[0]["test_accuracy"] == steps[0]["test_accuracy"]
+    assert backprop[-1]["batches"] == r["backprop_batches_per_epoch"]
+    touched = {s["layer"] for s in steps[1:]}
+    if layers:
+        assert touched == layers
+    if figure == "fig6":                    # alternate: 2 steps per layer, in order, once
+        assert [s["layer"] for s in steps[1:]] == ["layer1.0"] * 2 + ["layer2.0"] * 2 + ["fc"] * 2
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["fig99"], ["unknown figure 'fig99'", "fig2a"]),
+    (["fig3", "--backend", "dask"], ["--scheduler"]),
+    (["fig3", "--scheduler", "tcp://localhost:1"], ["--backend dask"]),
+    (["fig3", "--jobs", "0"], ["--jobs"]),
+])
+def test_bad_reproduce_input_is_one_line_error(tmp_path, args, words):
+    line = assert_one_line_error(run("reproduce", *args, "--out", tmp_path))
+    for word in words:
+        assert word in line
+
+
+# -- Dask ----------------------------------------------------------------------------------------
+
+def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path):
+    """p-SIREN runs (float training) and first-neighbour chunks, on one process, on two joblib
+    worker processes and on a local Dask cluster: the same numbers and weights, bit for bit."""
+    distributed = pytest.importorskip("distributed")
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from minisense import sweep
+
+    blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                       dashboard_address=None)
+    try:
+        results = {}
+        for label, options in [("joblib-1", dict(jobs=1)), ("joblib-2", dict(jobs=2)),
+                               ("dask", dict(backend="dask",
+                                             scheduler=cluster.scheduler_address))]:
+            tasks = [dict(dataset="digits", sparsity=90, seed=s, epochs=TWO_EPOCHS,
+                          data_dir=None, out=str(tmp_path / label / f"s{s}")) for s in (0, 1)]
+            runs = sweep.run(experiments.psiren_at, tasks, **options)
+            assert not any(r["reused"] for r in runs)
+            weights = [checkpoint.load(t["out"])[0].ternary_weights() for t in tasks]
+            hist = reproduce.run("fig3", quick=True, out=out, **options)
+            results[label] = ([r["test_accuracy"] for r in runs], weights,
+                              hist["results"]["layers"])
+    finally:
+        cluster.close()
+        if blas:
+            threadpool_limits(blas[0], user_api="blas")   # the threaded workers pinned ours
+    reference = results["joblib-1"]
+    for label in ("joblib-2", "dask"):
+        assert results[label][0] == reference[0]
+        for a, b in zip(results[label][1], reference[1]):
+            assert all(np.array_equal(a[n], b[n]) for n in a)
+        assert json.dumps(results[label][2]) == json.dumps(reference[2])
