@@ -5,6 +5,7 @@
     minisense eval    a checkpoint's validation and test accuracy, sparsity and family per layer
     minisense search  SENSE (Algorithm 2) from a checkpoint or a random network
     minisense bench   speed benchmarks (training, delta evaluation)
+    minisense car     the car-racing task: expert returns, recording demonstrations, driving
     minisense reproduce FIGURE   one of the paper's figures: PNG + JSON in <out>/<figure>/
 
 Every command is one ``@main.command()`` function that parses its options, calls the library and
@@ -25,6 +26,7 @@ import click
 from minisense import __version__, checkpoint, psiren, reproduce, sense, sweep
 from minisense.data import DATASETS
 from minisense.errors import MinisenseError
+from minisense.expert import LABELLINGS
 from minisense.psiren import PRUNING, PsirenConfig
 
 DEFAULTS = PsirenConfig()
@@ -87,9 +89,16 @@ def default_out(dataset: str, sparsity: float, seed: int) -> pathlib.Path:
     return pathlib.Path("runs") / f"{dataset}-p{sparsity:g}-s{seed}"
 
 
-def _progressbar(iterable, label=""):
-    """A progress bar on stderr over one epoch's batches (the ``progress`` hook of ``psiren``)."""
-    return click.progressbar(iterable, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+def _progressbar(iterable, label="", length=None):
+    """A progress bar on stderr over one epoch's batches (the ``progress`` hook of ``psiren``),
+    or over episodes (``car``; ``length`` when the iterable has no len)."""
+    return click.progressbar(iterable, length=length, label=label, file=sys.stderr,
+                             show_pos=True, show_eta=True)
+
+
+def _with_baseline(accuracy: float, baseline: float) -> str:
+    """'97.12% (majority class 11.35%)': an accuracy beside the split's majority-class rate."""
+    return f"{100 * accuracy:.2f}% (majority class {100 * baseline:.2f}%)"
 
 
 @main.command()
@@ -130,10 +139,11 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
                            command=list(sys.argv))
-    accuracy = summary["accuracy"]
-    click.echo(f"binary network: validation {100 * accuracy['validation']:.2f}%, "
-               f"test {100 * accuracy['test']:.2f}%, sparsity {summary['actual_sparsity']:.2f}%, "
-               f"{summary['wall_seconds']:.1f} s")
+    accuracy, baseline = summary["accuracy"], summary["majority_baseline"]
+    click.echo(f"binary network: validation "
+               f"{_with_baseline(accuracy['validation'], baseline['validation'])}, test "
+               f"{_with_baseline(accuracy['test'], baseline['test'])}, sparsity "
+               f"{summary['actual_sparsity']:.2f}%, {summary['wall_seconds']:.1f} s")
     click.echo(f"checkpoint: {summary['checkpoint']}")
 
 
@@ -153,8 +163,10 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
     click.echo(f"checkpoint {result['checkpoint']}: {result['architecture']} network, dataset "
                f"{result['dataset']} from {result['source']}")
     click.echo(f"validation accuracy {100 * result['validation_accuracy']:.2f}% "
-               f"({result['validation_images']} images), test accuracy "
-               f"{100 * result['test_accuracy']:.2f}% ({result['test_images']} images)")
+               f"({result['validation_images']} images, majority class "
+               f"{100 * result['validation_majority_baseline']:.2f}%), test accuracy "
+               f"{100 * result['test_accuracy']:.2f}% ({result['test_images']} images, majority "
+               f"class {100 * result['test_majority_baseline']:.2f}%)")
     layers = result["layers"]
     total = sum(layer["weights"] for layer in layers.values())
     zeros = sum(layer["family"]["0"] for layer in layers.values())
@@ -261,11 +273,12 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
     else:
         run = sense.start(config, out, dataset, from_checkpoint,
                           sparsity if init == "random" else None, data_dir)
-    first = run.accuracies()
-    click.echo(f"start: validation {100 * first['validation_accuracy']:.2f}%, test "
-               f"{100 * first['test_accuracy']:.2f}%, fitness on {run.n_train} training images "
-               f"({run.config.fitness}); {run.fit.cache_bytes / 2**20:.0f} MiB cache per "
-               "evaluator; writing to " + str(run.out))
+    first, base = run.accuracies(), run.majority_baseline()
+    click.echo(f"start: validation "
+               f"{_with_baseline(first['validation_accuracy'], base['validation'])}, test "
+               f"{_with_baseline(first['test_accuracy'], base['test'])}, fitness on "
+               f"{run.n_train} training images ({run.config.fitness}); "
+               f"{run.fit.cache_bytes / 2**20:.0f} MiB cache per evaluator; writing to {run.out}")
     last = [0.0]
 
     def status(record):
@@ -284,8 +297,9 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
     click.echo(f"{summary['steps']} steps, {summary['accepted']} moves accepted, "
                f"{summary['evaluations']:,} neighbours in {summary['seconds']:.0f} s "
                f"({summary['evals_per_second']:,.0f} evals/s); best (step {best['step']}, by "
-               f"validation): validation {100 * best['validation_accuracy']:.2f}%, test "
-               f"{100 * best['test_accuracy']:.2f}%")
+               f"validation): validation "
+               f"{_with_baseline(best['validation_accuracy'], base['validation'])}, test "
+               f"{_with_baseline(best['test_accuracy'], base['test'])}")
     checkpoint.atomic_write_json(run.out / "summary.json", summary)
     click.echo(f"records: {run.out / sense.LOG_FILE}, best network: {run.out / 'best'}")
 
@@ -360,6 +374,104 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
         checkpoint.atomic_write_json(json_path, results)
 
 
+# -- minisense car --------------------------------------------------------------------------------
+
+@main.group()
+def car():
+    """The car-racing task (Section 4.1): expert, demonstrations, closed-loop driving."""
+
+
+def _print_returns(name: str, r: dict) -> None:
+    click.echo(f"{name}: mean return {r['mean_return']:.1f} (min {r['min_return']:.1f}, max "
+               f"{r['max_return']:.1f}), laps finished {r['laps']} of {len(r['episodes'])}")
+
+
+@car.command(name="expert")
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Episodes run on seeds seed, seed+1, ...")
+@click.option("--labelling", type=click.Choice(LABELLINGS), default="angle", show_default=True,
+              help="How a step's 3-class label is chosen (minisense/expert.py).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+def car_expert(episodes, seed, labelling, workers, json_path):
+    """The pure-pursuit expert's returns, with continuous actions and with the 3 classes."""
+    from minisense.car import expert_returns
+    from minisense.expert import ExpertConfig
+
+    r = expert_returns(episodes, seed, ExpertConfig(labelling=labelling), workers, _progressbar)
+    for name in ("continuous", "three_class"):
+        click.echo(f"{name:<12} " + " ".join(f"{e['return']:.0f}" for e in r[name]["episodes"]))
+    _print_returns("continuous expert", r["continuous"])
+    _print_returns(f"3-class expert ({labelling} labels)", r["three_class"])
+    if json_path is not None:
+        checkpoint.atomic_write_json(json_path, r)
+        click.echo(f"results: {json_path}")
+
+
+@car.command(name="record")
+@click.option("--episodes", type=click.IntRange(min=3), default=30, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Episode i runs on seed seed+i.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Folder for carracing.npz + carracing.json  [default: the user cache's "
+                   "carracing folder, where --dataset carracing looks last]")
+@click.option("--labelling", type=click.Choice(LABELLINGS), default="angle", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Processes driving episodes at once.")
+@click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
+              help="Cut each episode after this many steps (for quick trials).")
+@click.option("--noise", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Per-step probability of executing a random class for "
+                                      "10 steps (labels stay the expert's).")
+def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
+    """Record the expert's frames and 3-class labels (split train/validation/test by episode)."""
+    from minisense.car import record
+    from minisense.data import default_cache_dir
+    from minisense.expert import ExpertConfig
+
+    out = out if out is not None else default_cache_dir() / "carracing"
+    meta = record(episodes, seed, out, ExpertConfig(labelling=labelling), workers, _progressbar,
+                  command=list(sys.argv), max_steps=max_steps, noise=noise)
+    counts = ", ".join(f"{c} {n}" for c, n in zip(meta["classes"], meta["class_counts"]))
+    split = ", ".join(f"{n} {k}" for k, n in meta["split_frames"].items())
+    click.echo(f"{meta['frames']} frames from {episodes} episodes in {meta['seconds']:.0f} s "
+               f"({meta['frames'] / max(meta['seconds'], 1e-9):.0f} frames/s): {split}; "
+               f"classes: {counts}")
+    click.echo(f"expert return: mean {meta['expert_mean_return']:.1f}, min "
+               f"{meta['expert_min_return']:.1f}, laps finished {meta['expert_laps']} of "
+               f"{episodes}")
+    click.echo(f"dataset: {out / 'carracing.npz'} (metadata {out / 'carracing.json'})")
+
+
+@car.command(name="drive")
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(path_type=pathlib.Path))
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=1000, show_default=True,
+              help="Episodes run on seeds seed, seed+1, ... (recordings use 0, 1, ...).")
+@click.option("--max-steps", type=click.IntRange(1, 1000), default=1000, show_default=True,
+              help="Stop each episode after this many steps (CarRacing-v3's limit is 1000).")
+@click.option("--gif", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              help="Also write an animation of the first episode's drive to this GIF.")
+@click.option("--gif-every", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Put every N-th step in the GIF (it plays at real-time speed either way).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+def car_drive(checkpoint_path, episodes, seed, max_steps, gif, gif_every, workers, json_path):
+    """Let a car network checkpoint drive, closed loop: returns and laps finished."""
+    from minisense.car import drive, write_gif
+
+    r = drive(checkpoint_path, episodes, seed, max_steps, workers, _progressbar)
+    click.echo("returns " + " ".join(f"{e['return']:.0f}" for e in r["episodes"]))
+    _print_returns(f"network {r['checkpoint']}", r)
+    if gif is not None:
+        g = write_gif(checkpoint_path, seed, gif, max_steps, every=gif_every)
+        r["gif"] = g
+        click.echo(f"gif: {gif} ({g['gif_frames']} frames, seed {seed}, return "
+                   f"{g['return']:.1f})")
+    if json_path is not None:
+        checkpoint.atomic_write_json(json_path, r)
+        click.echo(f"results: {json_path}")
 # -- minisense reproduce --------------------------------------------------------------------------
 
 FIGURE_HELP = ", ".join(f"{name} ({figure.kind}, {figure.dataset})"

@@ -153,7 +153,7 @@ def evaluate(path, dataset: str | None = None, data_dir=None) -> dict:
     ``dataset`` defaults to the one recorded in the checkpoint; the architecture the dataset needs
     must be the checkpoint's (see :func:`load`).
     """
-    from minisense.data import load_dataset, architecture_for
+    from minisense.data import architecture_for, load_dataset, majority_baseline
 
     npz_path, _ = checkpoint_paths(path)
     _, meta = load(path)
@@ -171,4 +171,6 @@ def evaluate(path, dataset: str | None = None, data_dir=None) -> dict:
             "validation_accuracy": net.accuracy(data.validation.images, data.validation.labels),
             "test_images": len(data.test.labels),
             "test_accuracy": net.accuracy(data.test.images, data.test.labels),
+            "validation_majority_baseline": majority_baseline(data.validation),
+            "test_majority_baseline": majority_baseline(data.test),
             "sparsity": sparsity_percent(net), "layers": layers}

@@ -1,8 +1,9 @@
-"""The image data of the static task: MNIST, Fashion-MNIST and scikit-learn's digits.
+"""The image data: MNIST, Fashion-MNIST, scikit-learn's digits and recorded car-racing frames.
 
 The paper's static task (Section 4.1, "p-SIREN: generating sparse binary neural networks") is MNIST
-classification with a 2-conv + 1-FC network on 28x28 grey images. Every dataset here is therefore
-handed out in the same form: ``uint8`` images of shape (n, 28, 28) and ``int64`` labels 0..9.
+classification with a 2-conv + 1-FC network on 28x28 grey images; its dynamic task imitates a
+car-racing driver with the car network on 32x32 grey frames. Every dataset is handed out in the
+same form: ``uint8`` images of shape (n, h, w) and ``int64`` labels (0..9; 0..2 for carracing).
 
 Splits (the paper states none; the test set is never used to select anything):
 
@@ -13,11 +14,15 @@ Splits (the paper states none; the test set is never used to select anything):
   frame, the way MNIST centres its digits in a 20x20 box. The order is fixed by
   ``np.random.default_rng(0).permutation(1797)``: the first 360 are test, the next 360
   validation, the remaining 1,077 train.
+* carracing: frames recorded by ``minisense car record`` (``minisense.car``), split by episode as
+  recorded there (the last tenth of the episodes test, the tenth before validation). There is no
+  download: when no folder holds ``carracing.npz``, the error says to record one.
 
 MNIST-style files are the four IDX files, gzipped (canonical names) or not, in ``<root>/<name>/``
 or in ``<root>`` itself. Where to look, in order: the ``data_dir`` argument (``--data-dir``),
 ``$MINISENSE_DATA``, then the cache ``default_cache_dir()/<name>/``, into which the files are
-downloaded (MD5-checked, written atomically) when none of them holds the data.
+downloaded (MD5-checked, written atomically) when none of them holds the data. A car-racing
+recording, ``carracing.npz`` + ``carracing.json``, is looked up in the same folders.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pathlib
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 
@@ -37,7 +43,9 @@ import numpy as np
 
 from minisense.errors import MinisenseError
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
+DATASETS = ("digits", "mnist", "fashion-mnist", "carracing")
+DOWNLOADABLE = ("mnist", "fashion-mnist")
+CARRACING_CLASSES = 3
 VALIDATION_SIZE = 10_000
 DOWNLOAD_TIMEOUT_SECONDS = 30
 
@@ -74,8 +82,8 @@ class Split:
 
     Attributes
     ----------
-    images : ndarray of shape (n, 28, 28), uint8 in 0..255, C-contiguous
-    labels : ndarray of shape (n,), int64 in 0..9
+    images : ndarray of shape (n, 28, 28) (carracing: (n, 32, 32)), uint8 in 0..255, C-contiguous
+    labels : ndarray of shape (n,), int64 in 0..num_classes-1
     """
 
     images: np.ndarray
@@ -90,7 +98,7 @@ class Dataset:
     ----------
     name : one of ``DATASETS``
     train, validation, test : Split
-    num_classes : 10
+    num_classes : 10 (carracing: 3)
     source : the folder the files were read from, or "scikit-learn digits"
     """
 
@@ -157,12 +165,20 @@ def _file_in(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
     return None
 
 
-def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
-    """Look for the four files (lookup order in the module docstring); -> (folder or None, where looked)."""
+def _folders(name: str, data_dir) -> tuple[list[pathlib.Path], str]:
+    """The folders that may hold ``name``, in lookup order (module docstring), and a note saying
+    so for an error message."""
     roots = [pathlib.Path(data_dir)] if data_dir is not None else []
     env = os.environ.get("MINISENSE_DATA")
     roots += [pathlib.Path(env)] if env else []
     folders = [f for root in roots for f in (root / name, root)] + [default_cache_dir() / name]
+    looked = ", ".join(str(f) for f in folders)
+    return folders, looked + ("" if env else " ($MINISENSE_DATA is not set)")
+
+
+def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
+    """Look for the four files (lookup order in the module docstring); -> (folder or None, where looked)."""
+    folders, looked = _folders(name, data_dir)
     notes = []
     for folder in folders:
         missing = [stem + ".gz" for stem in FILES if _file_in(folder, stem) is None]
@@ -170,7 +186,6 @@ def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
             return folder, ""
         if len(missing) < len(FILES):
             notes.append(f"{folder} lacks {', '.join(missing)}")
-    looked = ", ".join(str(f) for f in folders) + ("" if env else " ($MINISENSE_DATA is not set)")
     return None, looked + "".join(f"; {note}" for note in notes)
 
 
@@ -253,13 +268,20 @@ def download_dataset(name, cache_dir) -> pathlib.Path:
 
 
 def architecture_for(name: str) -> str:
-    """The network a dataset is for (Section 3.1): every static-task dataset uses ``mnist``."""
+    """The network a dataset is for (Section 3.1): ``car`` for carracing, else ``mnist``."""
     _check_name(name)
-    return "mnist"
+    return "car" if name == "carracing" else "mnist"
+
+
+def majority_baseline(split: Split) -> float:
+    """The accuracy of always answering the split's own most common class (0.0 when empty)."""
+    if len(split.labels) == 0:
+        return 0.0
+    return float(np.bincount(split.labels).max() / len(split.labels))
 
 
 def _check_name(name, downloadable=False) -> None:
-    choices = DATASETS[1:] if downloadable else DATASETS
+    choices = DOWNLOADABLE if downloadable else DATASETS
     if name not in choices:
         raise MinisenseError(f"unknown dataset {name!r}; choose one of {', '.join(choices)}")
 
@@ -298,6 +320,8 @@ def load_dataset(name: str, data_dir=None, download: bool = True) -> Dataset:
     _check_name(name)
     if name == "digits":
         return _load_digits()
+    if name == "carracing":
+        return _load_carracing(data_dir)
     folder, looked = _search(name, data_dir)
     if folder is None:
         folder = default_cache_dir() / name
@@ -353,3 +377,39 @@ def _load_digits() -> Dataset:
 
     return Dataset("digits", split(train), split(validation), split(test), num_classes=10,
                    source="scikit-learn digits")
+
+
+def _load_carracing(data_dir) -> Dataset:
+    """A recording of ``minisense car record``, split by episode as its JSON file says."""
+    import json
+
+    from minisense.car import FILE_STEM, FRAME_SIZE, SPLITS
+
+    folders, looked = _folders("carracing", data_dir)
+    folder = next((f for f in folders if (f / f"{FILE_STEM}.npz").is_file()), None)
+    if folder is None:
+        raise MinisenseError(f"no carracing recording found: looked for {FILE_STEM}.npz in "
+                             f"{looked}; record one with 'minisense car record --out DIR' and pass "
+                             "--data-dir DIR")
+    npz_path, json_path = folder / f"{FILE_STEM}.npz", folder / f"{FILE_STEM}.json"
+    try:
+        meta = json.loads(json_path.read_text())
+        with np.load(npz_path, allow_pickle=False) as f:
+            frames, labels, episode = f["frames"], f["labels"], f["episode"]
+        splits = {name: np.asarray(meta["splits"][name], dtype=np.int64) for name in SPLITS}
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise MinisenseError(f"carracing recording in {folder} is unreadable ({type(e).__name__}: "
+                             f"{e}); record it again with 'minisense car record'") from None
+    n = len(labels)
+    if frames.dtype != np.uint8 or frames.shape != (n, FRAME_SIZE, FRAME_SIZE) or \
+            episode.shape != (n,) or (n and labels.max() >= CARRACING_CLASSES):
+        raise MinisenseError(f"{npz_path} holds {frames.dtype} frames of shape {frames.shape} and "
+                             f"{n} labels; expected uint8 (n, {FRAME_SIZE}, {FRAME_SIZE}) frames "
+                             f"and labels 0..{CARRACING_CLASSES - 1}; record it again")
+
+    def split(name):
+        index = np.flatnonzero(np.isin(episode, splits[name]))
+        return Split(np.ascontiguousarray(frames[index]), labels[index].astype(np.int64))
+
+    return Dataset("carracing", split("train"), split("validation"), split("test"),
+                   num_classes=CARRACING_CLASSES, source=str(folder))

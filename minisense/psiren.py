@@ -147,6 +147,8 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
         epochs = config.epochs[step]
         if step == "binary":
             binarize(net)
+            # Before any fine-tuning: how much binarization alone costs (step 4's starting point).
+            log(f"  binarized: validation {100 * net.accuracy(val.images, val.labels):.2f}%")
             for layer in net.weighted.values():
                 layer.learn_gain = config.learn_gains
         elif step == "prune" and config.sparsity == 0:
@@ -198,7 +200,7 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     ``out/metrics.json`` (the history); returns the summary that metrics.json holds.
     """
     from minisense import checkpoint
-    from minisense.data import architecture_for, load_dataset
+    from minisense.data import architecture_for, load_dataset, majority_baseline
 
     started = time.perf_counter()
     config.validate()                      # before a possibly long download
@@ -213,6 +215,8 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
         "seed": config.seed, "config": asdict(config),
         "accuracy": {"validation": steps["binary"]["validation_accuracy"],
                      "test": steps["binary"]["test_accuracy"]},
+        "majority_baseline": {"validation": majority_baseline(data.validation),
+                              "test": majority_baseline(data.test)},
         "steps": steps, "command": command, "wall_seconds": time.perf_counter() - started,
     }
     npz_path = checkpoint.save(net, out, summary)

@@ -151,6 +151,13 @@ class Search:
                 "validation_accuracy": self.val.current_score()[0] / len(self.data.validation.labels),
                 "test_accuracy": self.test.current_score()[0] / len(self.data.test.labels)}
 
+    def majority_baseline(self) -> dict:
+        """The validation and test splits' majority-class rates, to read accuracies against."""
+        from minisense.data import majority_baseline
+
+        return {"validation": majority_baseline(self.data.validation),
+                "test": majority_baseline(self.data.test)}
+
     # -- one step of Algorithm 2 -------------------------------------------------------------
     def step(self) -> dict | None:
         cfg, t = self.config, self.state["step"]
@@ -254,7 +261,7 @@ class Search:
         return {"steps": self.state["step"], "accepted": self.state["accepted"],
                 "evaluations": self.state["evaluations"], "seconds": self.state["seconds"],
                 "evals_per_second": self.state["evaluations"] / max(self.state["seconds"], 1e-9),
-                "current": self.accuracies(),
+                "current": self.accuracies(), "majority_baseline": self.majority_baseline(),
                 "best": {"step": self.state["best_step"],
                          "validation_accuracy": best.accuracy(self.data.validation.images,
                                                               self.data.validation.labels),

@@ -397,3 +397,17 @@ def test_real_dataset_has_50000_10000_10000_and_labels_0_to_9(name):
         assert split.images.shape == (len(split.labels), 28, 28) and split.images.dtype == np.uint8
         assert split.labels.min() == 0 and split.labels.max() == 9
     assert np.bincount(dataset.test.labels).tolist() == TEST_LABEL_COUNTS[name]
+
+
+def test_majority_baseline_is_the_split_s_most_common_class_rate():
+    split = data.Split(np.zeros((5, 28, 28), np.uint8), np.array([2, 0, 2, 1, 2]))
+    assert data.majority_baseline(split) == 0.6
+    assert data.majority_baseline(data.Split(np.zeros((0, 28, 28), np.uint8),
+                                             np.zeros(0, np.int64))) == 0.0
+
+
+def test_architecture_for_names_the_car_network_for_carracing_only():
+    assert data.architecture_for("carracing") == "car"
+    assert {data.architecture_for(n) for n in ("digits", "mnist", "fashion-mnist")} == {"mnist"}
+    with pytest.raises(MinisenseError, match="unknown dataset"):
+        data.architecture_for("cartpole")

@@ -1,0 +1,365 @@
+"""The car-racing task (Section 4.1, dynamic task): frames, demonstrations, closed-loop driving.
+
+The environment is Gymnasium's ``CarRacing-v3`` with continuous actions; a policy picks one of
+the three classes of ``minisense.expert`` (left / straight+gas / right) every step. An episode
+ends when the lap is finished (95% of the track's tiles visited and the start tile reached),
+when the car leaves the playfield, or after ``MAX_STEPS`` = 1,000 steps (CarRacing-v3's
+registered time limit). Its return is the environment's: +1000/N per new tile of the N, -0.1 per
+step, -100 for leaving the playfield; a finished lap scores 1000 - 0.1 * steps.
+
+Frames (what the car network sees): the 96x96 RGB observation, indicator bar (rows 84-95:
+speed, ABS, steering, gyro) included, turned grey with the ITU-R 601 weights 0.299 R + 0.587 G
++ 0.114 B and shrunk to 32x32 by the mean of each 3x3 block, rounded to uint8. Valid
+convolutions then give the paper's flatten size: 32 -> 26 -> pool 2 -> 13 -> 9 -> pool 3 -> 3,
+64 * 3 * 3 = 576. The first ``ZOOM_STEPS`` = 50 frames of an episode (1 s at 50 FPS) show the
+camera zooming in; they are not recorded. The network still drives through them in ``drive``.
+
+A recording (``record``) is one ``carracing.npz`` (compressed) beside ``carracing.json``:
+
+    frames   (n, 32, 32) uint8    the network inputs
+    labels   (n,) uint8           the expert's class for that frame, 0..2
+    episode  (n,) int32           the index of the frame's episode, 0..E-1
+    step     (n,) int32           the step within the episode
+    seeds    (E,) int64           episode i is CarRacing-v3 reset with seed ``seed + i``
+    returns  (E,) float64         the expert's return in each episode (3-class actions)
+    laps     (E,) bool            whether the expert finished the lap
+
+Splits are by episode (neighbouring frames are near-duplicates): the last ceil(E/10) episodes
+are test, the ceil(E/10) before them validation, the rest train. ``minisense.data`` reads it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import io
+import os
+import pathlib
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from minisense import __version__
+from minisense.errors import MinisenseError
+from minisense.expert import ACTIONS, CLASSES, ExpertConfig, continuous_action, label
+
+ENV_ID = "CarRacing-v3"
+MAX_STEPS = 1000
+ZOOM_STEPS = 50
+FRAME_SIZE = 32
+GREY = np.array([0.299, 0.587, 0.114])
+FILE_STEM = "carracing"
+SPLITS = ("train", "validation", "test")
+
+
+def make_env(render: bool = True):
+    """A continuous-action CarRacing-v3. ``render=False`` skips drawing the frame: the physics,
+    and so the expert's returns, are the same, about ten times faster (drawing is the cost)."""
+    try:
+        import gymnasium
+    except ImportError:
+        raise MinisenseError("the car-racing task needs gymnasium with Box2D; install it with "
+                             "pip install \"gymnasium[box2d]\"") from None
+    env = gymnasium.make(ENV_ID, render_mode="rgb_array", continuous=True,
+                         max_episode_steps=MAX_STEPS, disable_env_checker=True)
+    if not render:
+        env.unwrapped._render = lambda mode: None     # step() would draw the observation
+    return env
+
+
+def preprocess(frames: np.ndarray) -> np.ndarray:
+    """RGB observations uint8 (..., 96, 96, 3) -> network inputs uint8 (..., 32, 32)."""
+    grey = np.asarray(frames, dtype=np.float64) @ GREY
+    shape = grey.shape[:-2] + (FRAME_SIZE, 3, FRAME_SIZE, 3)
+    return np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
+
+
+def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STEPS,
+                on_frame=None) -> dict:
+    """Drive one episode of CarRacing-v3 reset with ``seed``.
+
+    ``policy(env, observation)`` -> (continuous action (3,), class or None); ``on_frame(step,
+    observation, class)`` sees every observation the policy acted on. Returns the episode's
+    return, steps and whether the lap was finished.
+    """
+    env = make_env(render)
+    try:
+        observation, _ = env.reset(seed=int(seed))
+        total, lap, step = 0.0, False, 0
+        while step < max_steps:
+            action, cls = policy(env, observation)
+            if on_frame is not None:
+                on_frame(step, observation, cls)
+            observation, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            step += 1
+            if terminated or truncated:
+                lap = bool(info.get("lap_finished", False))
+                break
+    finally:
+        env.close()
+    return {"seed": int(seed), "return": total, "steps": step, "lap": lap}
+
+
+def expert_policy(config: ExpertConfig, three_classes: bool = True):
+    """The expert as a ``run_episode`` policy: its 3-class action, or its continuous one."""
+    def policy(env, observation):
+        if not three_classes:
+            return continuous_action(env, config), None
+        cls = label(env, config)
+        return ACTIONS[cls], cls
+    return policy
+
+
+# -- expert returns -------------------------------------------------------------------------------
+
+def _no_progress(iterable, length=None, label=""):
+    return contextlib.nullcontext(iterable)
+
+
+def _map(function, items: list, workers: int, progress, label: str) -> list:
+    """``[function(x) for x in items]`` in ``workers`` processes, in order, with a progress bar."""
+    workers = max(1, min(workers, len(items)))
+    with contextlib.ExitStack() as stack:
+        if workers == 1:
+            results = map(function, items)
+        else:
+            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(workers))
+            results = pool.map(function, items)
+        with progress(results, length=len(items), label=label) as bar:
+            return list(bar)
+
+
+def _expert_episode(args) -> dict:
+    seed, config, three_classes = args
+    return run_episode(seed, expert_policy(config, three_classes), render=False)
+
+
+def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = None,
+                   workers: int = 2, progress=_no_progress) -> dict:
+    """The expert's returns on seeds ``seed .. seed+episodes-1``, continuous and 3-class."""
+    config = config or ExpertConfig()
+    config.validate()
+    if episodes < 1:
+        raise MinisenseError(f"episodes must be >= 1, got {episodes}")
+    seeds = list(range(seed, seed + episodes))
+    result = {"expert": asdict(config), "seeds": seeds}
+    for name, three in (("continuous", False), ("three_class", True)):
+        runs = _map(_expert_episode, [(s, config, three) for s in seeds], workers, progress,
+                    f"expert {name.replace('_', '-')}")
+        result[name] = summarize(runs)
+    return result
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean, min, max return and laps finished of ``run_episode`` results."""
+    returns = np.array([r["return"] for r in runs])
+    return {"mean_return": float(returns.mean()), "min_return": float(returns.min()),
+            "max_return": float(returns.max()), "laps": int(sum(r["lap"] for r in runs)),
+            "episodes": runs}
+
+
+# -- recording demonstrations ---------------------------------------------------------------------
+
+def perturbed(policy, noise: float, rng: np.random.Generator, hold_steps: int = 10):
+    """``policy`` whose *executed* action is, with probability ``noise`` per step, replaced by a
+    random class held for ``hold_steps`` steps; the class reported (the label) stays the
+    policy's own. The car then visits states off the expert's line and the recording shows how
+    the expert would recover from them (the usual remedy for imitation drifting off course)."""
+    held = {"class": 0, "left": 0}
+
+    def act(env, observation):
+        action, cls = policy(env, observation)
+        if held["left"] == 0 and rng.random() < noise:
+            held.update({"class": int(rng.integers(len(ACTIONS))), "left": hold_steps})
+        if held["left"] > 0:
+            held["left"] -= 1
+            action = ACTIONS[held["class"]]
+        return action, cls
+    return act
+
+
+def _record_episode(args) -> dict:
+    seed, config, max_steps, noise = args
+    frames, labels, steps = [], [], []
+
+    def keep(step, observation, cls):
+        if step >= ZOOM_STEPS:
+            frames.append(preprocess(observation))
+            labels.append(cls)
+            steps.append(step)
+
+    policy = expert_policy(config)
+    if noise > 0:
+        policy = perturbed(policy, noise, np.random.default_rng([seed, 1]))
+    run = run_episode(seed, policy, render=True, max_steps=max_steps, on_frame=keep)
+    empty = np.zeros((0, FRAME_SIZE, FRAME_SIZE), np.uint8)
+    return {**run, "frames": np.array(frames, np.uint8) if frames else empty,
+            "labels": np.array(labels, np.uint8), "steps": np.array(steps, np.int32)}
+
+
+def split_episodes(episodes: int) -> dict[str, list[int]]:
+    """The fixed split by episode index (module docstring); needs at least 3 episodes."""
+    if episodes < 3:
+        raise MinisenseError(f"a recording needs at least 3 episodes (train, validation, test), "
+                             f"got {episodes}")
+    held = -(-episodes // 10)
+    order = list(range(episodes))
+    return {"train": order[:episodes - 2 * held],
+            "validation": order[episodes - 2 * held:episodes - held],
+            "test": order[episodes - held:]}
+
+
+def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, workers: int = 2,
+           progress=_no_progress, command: list[str] | None = None,
+           max_steps: int = MAX_STEPS, noise: float = 0.0) -> dict:
+    """Record the expert driving ``episodes`` episodes into ``out/carracing.npz`` + ``.json``.
+
+    Episode i runs on CarRacing-v3 seed ``seed + i``, in ``workers`` processes, for at most
+    ``max_steps`` steps (shorter only for tests); the result does not depend on ``workers``.
+    With ``noise`` > 0 the executed actions are perturbed (``perturbed``), the labels are still
+    the expert's, and the recorded returns are those of the perturbed driver.
+    Returns the metadata written to the JSON file.
+    """
+    from minisense.checkpoint import atomic_write_bytes, atomic_write_json
+
+    config = config or ExpertConfig()
+    config.validate()
+    splits = split_episodes(episodes)
+    if not 0 <= noise < 1:
+        raise MinisenseError(f"noise must be a probability in [0, 1), got {noise}")
+    if not ZOOM_STEPS < max_steps <= MAX_STEPS:
+        raise MinisenseError(f"max steps must be in {ZOOM_STEPS + 1}..{MAX_STEPS} (the first "
+                             f"{ZOOM_STEPS} frames are not recorded), got {max_steps}")
+    started = time.perf_counter()
+    jobs = [(seed + i, config, max_steps, noise) for i in range(episodes)]
+    runs = _map(_record_episode, jobs, workers, progress, "recording")
+    seconds = time.perf_counter() - started
+    frames = np.concatenate([r["frames"] for r in runs])
+    labels = np.concatenate([r["labels"] for r in runs])
+    arrays = {
+        "frames": frames, "labels": labels,
+        "episode": np.concatenate([np.full(len(r["labels"]), i, np.int32)
+                                   for i, r in enumerate(runs)]),
+        "step": np.concatenate([r["steps"] for r in runs]),
+        "seeds": np.array([r["seed"] for r in runs], np.int64),
+        "returns": np.array([r["return"] for r in runs], np.float64),
+        "laps": np.array([r["lap"] for r in runs], bool),
+    }
+    out = pathlib.Path(out)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(out / f"{FILE_STEM}.npz", buffer.getvalue())
+    counts = {name: int(np.isin(arrays["episode"], ids).sum()) for name, ids in splits.items()}
+    meta = {
+        "format": "minisense-carracing", "format_version": 1, "minisense_version": __version__,
+        "environment": ENV_ID, "episodes": episodes, "seed": seed, "frames": int(len(labels)),
+        "frame": f"{FRAME_SIZE}x{FRAME_SIZE} uint8: grey (0.299 R + 0.587 G + 0.114 B) of the "
+                 "whole 96x96 observation, 3x3 block mean; the first "
+                 f"{ZOOM_STEPS} (zoom) frames of each episode dropped",
+        "classes": list(CLASSES), "actions": ACTIONS.tolist(),
+        "class_counts": np.bincount(labels, minlength=len(CLASSES)).tolist(),
+        "splits": splits, "split_frames": counts,
+        "split_rule": "by episode: the last ceil(E/10) test, the ceil(E/10) before validation, "
+                      "the rest train",
+        "expert": asdict(config), "noise": noise,
+        "expert_mean_return": float(arrays["returns"].mean()),
+        "expert_min_return": float(arrays["returns"].min()),
+        "expert_laps": int(arrays["laps"].sum()),
+        "max_steps": max_steps, "workers": workers, "seconds": seconds, "command": command,
+    }
+    atomic_write_json(out / f"{FILE_STEM}.json", meta)
+    return meta
+
+
+# -- closed-loop driving --------------------------------------------------------------------------
+
+def network_policy(net):
+    """The binary car network as a ``run_episode`` policy (exact integer inference)."""
+    from minisense.network import exact_logits
+
+    def policy(env, observation):
+        cls = int(exact_logits(net, preprocess(observation)[None])[0].argmax())
+        return ACTIONS[cls], cls
+    return policy
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread. One frame's matrix products are tiny: threads
+    only wait on each other there (5x slower per step on a busy 2-core machine)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
+def _drive_episode(args) -> dict:
+    path, seed, max_steps = args
+    from minisense.checkpoint import load
+
+    net, _ = load(path, architecture="car")
+    counts = np.zeros(len(CLASSES), np.int64)
+
+    def count(step, observation, cls):
+        counts[cls] += 1
+
+    with one_blas_thread():
+        run = run_episode(seed, network_policy(net), render=True, max_steps=max_steps,
+                          on_frame=count)
+    return {**run, "class_counts": counts.tolist()}
+
+
+def drive(path, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
+          workers: int = 2, progress=_no_progress) -> dict:
+    """The checkpoint's car network drives ``episodes`` episodes (seeds ``seed, seed+1, ...``).
+
+    Returns mean / min / max return, laps finished and each episode's record.
+    """
+    from minisense.checkpoint import checkpoint_paths, load
+
+    _, meta = load(path, architecture="car")          # a clear error before any process starts
+    if episodes < 1:
+        raise MinisenseError(f"episodes must be >= 1, got {episodes}")
+    if not 1 <= max_steps <= MAX_STEPS:
+        raise MinisenseError(f"max steps must be in 1..{MAX_STEPS}, got {max_steps}")
+    jobs = [(path, seed + i, max_steps) for i in range(episodes)]
+    runs = _map(_drive_episode, jobs, workers, progress, "driving")
+    return {"checkpoint": str(checkpoint_paths(path)[0]), "dataset": meta.get("dataset"),
+            "seeds": [seed + i for i in range(episodes)], "max_steps": max_steps,
+            **summarize(runs)}
+
+
+def write_gif(path, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
+              scale: int = 2) -> dict:
+    """Drive one episode with the checkpoint's network and write every ``every``-th step to the
+    animated GIF ``gif`` (real-time speed): the 96x96 observation beside the 32x32 network
+    input, both ``scale`` * 96 pixels wide, under a line with the step, class and return.
+    Pillow (a matplotlib dependency) draws the frames directly: no figure per frame."""
+    from PIL import Image, ImageDraw
+
+    from minisense.checkpoint import load
+
+    net, _ = load(path, architecture="car")
+    size, gap, caption = scale * 96, 4, 16
+    frames = []
+
+    def keep(step, observation, cls):
+        if step % every:
+            return
+        view = np.kron(observation, np.ones((scale, scale, 1), np.uint8))
+        small = np.kron(preprocess(observation), np.ones((size // FRAME_SIZE,) * 2, np.uint8))
+        canvas = np.zeros((caption + size, 2 * size + gap, 3), np.uint8)
+        canvas[caption:, :size] = view
+        canvas[caption:, size + gap:] = small[..., None]
+        image = Image.fromarray(canvas)
+        ImageDraw.Draw(image).text((4, 2), f"seed {seed} step {step:4d}  {CLASSES[cls]:<12}"
+                                   f"  network input 32x32", fill=(255, 255, 255))
+        frames.append(image.convert("P", palette=Image.ADAPTIVE))
+
+    with one_blas_thread():
+        run = run_episode(seed, network_policy(net), render=True, max_steps=max_steps,
+                          on_frame=keep)
+    pathlib.Path(gif).parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(os.fspath(gif), save_all=True, append_images=frames[1:], loop=0,
+                   duration=int(1000 * every / 50))              # CarRacing runs at 50 FPS
+    return {**run, "gif": str(gif), "gif_frames": len(frames)}

@@ -1,0 +1,133 @@
+"""The car-racing expert: a scripted pure-pursuit driver whose actions are the imitation targets.
+
+The paper's dynamic task (Section 4.1) is imitation learning on CarRacing with a network of three
+outputs; it does not say where its demonstrations came from. Here they come from a driver that
+reads the simulator's internals (never the pixels):
+
+* ``env.unwrapped.track[i] = (alpha, beta, x, y)``: waypoints 3.5 units apart in driving order,
+  ``beta`` the direction of the track there;
+* ``env.unwrapped.car.hull``: the car's position, velocity and body frame (forward is body +y);
+* ``env.unwrapped.car.wheels[0].joint.angle``: the front wheel angle, positive = turned left,
+  limited to +-0.4 rad; every step the wheel turns toward its target by at most 0.06 rad.
+
+Steering (pure pursuit): aim at the waypoint ``lookahead_base + lookahead_per_speed * speed``
+waypoints past the nearest one; the wheel target is ``steer_gain`` times the angle to it.
+Speed: the curvature of the track ahead (turn of ``beta`` per unit length) gives each of the next
+``horizon`` waypoints a cornering speed sqrt(lateral_acceleration / curvature); the speed allowed
+now is the lowest of sqrt(v_j**2 + 2 * deceleration * distance_j), so the driver slows in time
+for the tightest corner within reach.
+
+The three classes (the network's outputs) are CarRacing's discrete actions 2, 3, 1:
+
+    0 left          continuous action (-0.6, 0.0, 0)
+    1 straight+gas  continuous action ( 0.0, 0.2, 0)
+    2 right         continuous action (+0.6, 0.0, 0)
+
+There is no brake among them: the car slows only by coasting in a steering class. A 3-class label
+is chosen per step by ``labelling``:
+
+* ``angle`` (the default): the class whose next front wheel angle comes closest to the one the
+  continuous expert's steering would give, with a small bonus for the gas class while the car is
+  slower than the allowed speed and a penalty while it is faster. Steering classes turn the wheel
+  at the full 0.06 rad per step, so matching the angle step by step is how three coarse actions
+  follow a smooth steering curve (the labels flip often: left, straight, left, ...).
+* ``threshold``: left / right when the continuous wheel target is beyond +-``threshold`` rad,
+  else straight+gas: smoother labels, a worse driver (README, "Car racing", has the numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from minisense.errors import MinisenseError
+
+CLASSES = ("left", "straight+gas", "right")
+ACTIONS = np.array([[-0.6, 0.0, 0.0], [0.0, 0.2, 0.0], [0.6, 0.0, 0.0]])   # (3, 3) per class
+WHEEL_TARGETS = (0.6, 0.0, -0.6)   # the wheel angle each class steers toward (car.steer(-a[0]))
+WHEEL_STEP = 0.06                  # rad per step: motor speed min(50*err, 3) rad/s at 50 Hz
+WAYPOINT_SPACING = 3.5             # TRACK_DETAIL_STEP = 21 / 6 world units
+LABELLINGS = ("angle", "threshold")
+
+
+@dataclass
+class ExpertConfig:
+    """The pure-pursuit driver's knobs (module docstring), tuned by small grid searches of the
+    3-class driver's return on CarRacing-v3 seeds 0-4 and 100-107."""
+
+    lookahead_base: int = 2                # waypoints
+    lookahead_per_speed: float = 0.06      # waypoints per (unit / s)
+    steer_gain: float = 1.5                # wheel target per radian of aiming error
+    horizon: int = 40                      # waypoints of track ahead that set the speed
+    lateral_acceleration: float = 60.0     # units / s^2 in a corner
+    deceleration: float = 15.0             # units / s^2 the driver counts on when slowing
+    max_speed: float = 200.0               # units / s
+    gas: float = 0.5                       # continuous driver's gas while below the allowed speed
+    brake: float = 0.6                     # continuous driver's brake when well above it
+    labelling: str = "angle"
+    gas_bonus: float = 0.03                # rad: 'angle' labelling's preference for gas ...
+    coast_penalty: float = 0.05            # rad: ... and against it above the allowed speed
+    threshold: float = 0.3                 # rad: 'threshold' labelling (best of 0.05..0.5)
+
+    def validate(self) -> None:
+        if self.labelling not in LABELLINGS:
+            raise MinisenseError(f"unknown labelling {self.labelling!r}; choose angle or threshold")
+
+
+def _wrap(angle):
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def plan(env, config: ExpertConfig) -> tuple[float, float, float]:
+    """Read the simulator and decide: (wheel target in rad, speed, allowed speed), speeds in
+    world units per second. ``env`` is a CarRacing environment (wrapped or not)."""
+    u = env.unwrapped
+    track = np.asarray(u.track, dtype=np.float64)            # (N, 4): alpha, beta, x, y
+    hull = u.car.hull
+    position = np.array(hull.position)
+    speed = float(np.hypot(*hull.linearVelocity))
+    n = len(track)
+    nearest = int(np.argmin(((track[:, 2:] - position) ** 2).sum(axis=1)))
+    ahead = int(config.lookahead_base + config.lookahead_per_speed * speed)
+    target = track[(nearest + ahead) % n, 2:]
+    local_x, local_y = hull.GetLocalVector(tuple(target - position))
+    aim = math.atan2(-local_x, local_y)                       # > 0: the target is to the left
+    wheel_target = float(np.clip(config.steer_gain * aim, -1.0, 1.0))
+    # Curvature: turn of the track direction per unit length, smoothed over 3 waypoints.
+    beta = track[(nearest + np.arange(config.horizon + 1)) % n, 1]
+    turn = np.abs(_wrap(np.diff(beta)))
+    curvature = np.convolve(turn, np.ones(3) / 3, "same") / WAYPOINT_SPACING
+    corner_speed = np.minimum(config.max_speed,
+                              np.sqrt(config.lateral_acceleration / np.maximum(curvature, 1e-9)))
+    distance = WAYPOINT_SPACING * np.arange(len(corner_speed))
+    allowed = float(np.min(np.sqrt(corner_speed ** 2 + 2 * config.deceleration * distance)))
+    return wheel_target, speed, allowed
+
+
+def continuous_action(env, config: ExpertConfig) -> np.ndarray:
+    """The continuous expert: (steer, gas, brake), steer = -wheel target as CarRacing expects."""
+    wheel_target, speed, allowed = plan(env, config)
+    gas = config.gas if speed < allowed else 0.0
+    brake = config.brake if speed > allowed + 5.0 else 0.0
+    return np.array([-wheel_target, gas, brake])
+
+
+def next_wheel_angle(angle: float, target: float) -> float:
+    """The front wheel angle one step later when it turns toward ``target`` (car_dynamics)."""
+    return angle + float(np.clip(target - angle, -WHEEL_STEP, WHEEL_STEP))
+
+
+def label(env, config: ExpertConfig) -> int:
+    """The expert's 3-class action now (0 left, 1 straight+gas, 2 right; module docstring)."""
+    wheel_target, speed, allowed = plan(env, config)
+    if config.labelling == "threshold":
+        if wheel_target > config.threshold:
+            return 0
+        return 2 if wheel_target < -config.threshold else 1
+    angle = float(env.unwrapped.car.wheels[0].joint.angle)
+    wanted = next_wheel_angle(angle, wheel_target)
+    cost = [abs(next_wheel_angle(angle, t) - wanted) for t in WHEEL_TARGETS]
+    cost[1] += config.coast_penalty if speed > allowed else -config.gas_bonus
+    return int(np.argmin(cost))                               # first of equals: deterministic
