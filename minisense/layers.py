@@ -288,7 +288,9 @@ class SGD:
         for i, layer in enumerate(self.layers):
             if layer.learn_gain:
                 self.gain_velocity[i] = self.momentum * self.gain_velocity[i] + layer.gain_grad
-                layer.gain = max(layer.gain - self.lr * self.gain_velocity[i], 1e-6)
+                # A Python float: a NumPy float64 gain would silently turn the float32 forward
+                # and backward passes into float64 ones (NumPy 2 promotion), 3x slower.
+                layer.gain = max(float(layer.gain - self.lr * self.gain_velocity[i]), 1e-6)
         for layer, v in zip(self.layers, self.velocity):
             g = layer.grad
             if self.weight_decay:

@@ -121,7 +121,7 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
 def _cosine(lr: float, epochs: int, batches: int):
     """Per-batch cosine decay from lr to 0 over a whole step (epoch e, batch i)."""
     total = max(1, epochs * batches)
-    return lambda e, i: lr * 0.5 * (1 + np.cos(np.pi * (e * batches + i) / total))
+    return lambda e, i: lr * 0.5 * (1 + float(np.cos(np.pi * (e * batches + i) / total)))
 
 
 def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line: None,

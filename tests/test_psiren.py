@@ -85,3 +85,25 @@ def test_psiren_learns_the_tiny_task(tiny):
 def test_sparsity_outside_0_100_is_a_one_line_error(tiny, sparsity):
     with pytest.raises(MinisenseError, match=r"outside \[0, 100\)"):
         psiren(tiny, PsirenConfig(sparsity=sparsity))
+
+
+def test_binary_fine_tuning_stays_in_float32(tiny):
+    """Step 4 learns the gains under a cosine rate; a NumPy float64 gain would quietly promote
+    every later forward and backward pass to float64 (three times slower), so the gains must stay
+    Python floats and the logits float32."""
+    config = PsirenConfig(sparsity=90, epochs=TINY_EPOCHS, batch_size=50)
+    net, _ = psiren(tiny, config)
+    for layer in net.weighted.values():
+        assert type(layer.gain) is float
+        layer.learn_gain = True
+    from minisense.layers import SGD, softmax_cross_entropy
+    from minisense.psiren import _cosine
+    optimizer = SGD(list(net.weighted.values()), _cosine(0.01, 1, 4)(0, 1), 0.9)
+    for _ in range(2):
+        logits = net.forward(tiny.train.images[:50])
+        assert logits.dtype == np.float32
+        _, d = softmax_cross_entropy(logits, tiny.train.labels[:50])
+        net.backward(d)
+        optimizer.step()
+    assert all(type(layer.gain) is float for layer in net.weighted.values())
+    assert net.forward(tiny.train.images[:5]).dtype == np.float32
