@@ -121,21 +121,22 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
               show_default=True, help="n4: epochs of step 4 (binary fine-tuning).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
               show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=DEFAULTS.lr,
-              show_default=True, help="Learning rate of steps 1-3.")
-@click.option("--lr-binary", type=click.FloatRange(0, min_open=True), default=DEFAULTS.lr_binary,
-              show_default=True, help="Learning rate of step 4.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True),
+              help=f"Learning rate of steps 1-3  [default: {DEFAULTS.lr}; "
+                   f"{psiren.DATASET_RATES['carracing']['lr']} for carracing]")
+@click.option("--lr-binary", type=click.FloatRange(0, min_open=True),
+              help=f"Learning rate of step 4  [default: {DEFAULTS.lr_binary}; "
+                   f"{psiren.DATASET_RATES['carracing']['lr_binary']} for carracing]")
 @click.option("--pruning", type=click.Choice(PRUNING), default=DEFAULTS.pruning,
               show_default=True, help="One magnitude ranking over all layers, or per layer.")
 def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
           epochs_binary, batch_size, lr, lr_binary, pruning):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
-    config = PsirenConfig(
-        sparsity=sparsity,
+    config = psiren.config_for(
+        dataset, sparsity=sparsity,
         epochs={"dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
                 "binary": epochs_binary},
-        batch_size=batch_size, lr=lr, lr_binary=lr_binary, momentum=DEFAULTS.momentum,
-        weight_decay=DEFAULTS.weight_decay, pruning=pruning, seed=seed)
+        batch_size=batch_size, lr=lr, lr_binary=lr_binary, pruning=pruning, seed=seed)
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
                            command=list(sys.argv))

@@ -36,7 +36,7 @@ def _pct(x: float) -> str:
 def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, out: str) -> dict:
     """One p-SIREN run (a sweep task) into ``out``; a finished run with the same settings there
     is read back instead of trained again, so a killed sweep resumes where it stopped."""
-    config = psiren.PsirenConfig(sparsity=sparsity, epochs=dict(epochs), seed=seed)
+    config = psiren.config_for(dataset, sparsity=sparsity, epochs=dict(epochs), seed=seed)
     metrics = pathlib.Path(out) / "metrics.json"
     reused = metrics.is_file() and json.loads(metrics.read_text()).get("config") == asdict(config)
     summary = json.loads(metrics.read_text()) if reused else psiren.train(dataset, config, out,
@@ -85,9 +85,9 @@ def network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress, lo
     path = pathlib.Path(checkpoint_path) if checkpoint_path else \
         out / "psiren" / f"{dataset}-p90{'-quick' if quick else ''}"
     if checkpoint_path is None and not checkpoint.checkpoint_paths(path)[0].is_file():
-        config = psiren.PsirenConfig(sparsity=90, seed=seed,
-                                     **({"epochs": {"dense": 2, "prune": 1, "sparse": 1,
-                                                    "binary": 1}} if quick else {}))
+        config = psiren.config_for(dataset, sparsity=90, seed=seed,
+                                   **({"epochs": {"dense": 2, "prune": 1, "sparse": 1,
+                                                  "binary": 1}} if quick else {}))
         log(f"no 90% {dataset} network at {path}: training one with p-SIREN (Algorithm 1)")
         psiren.train(dataset, config, path, data_dir, progress=progress, log=log)
     net, meta = checkpoint.load(path, architecture=architecture_for(dataset))

@@ -4,6 +4,7 @@ Offline: digits only (scikit-learn), tiny epochs, so the whole file runs in well
 """
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -65,8 +66,12 @@ def test_version_prints_package_version():
 
 def test_train_writes_checkpoint_and_metrics(trained):
     out, output = trained
+    umask = os.umask(0)
+    os.umask(umask)
     for name in ("model.npz", "model.json", "metrics.json"):
         assert (out / name).is_file()
+        # written atomically, yet with the mode of an ordinary file, not mkstemp's private 0600
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask
     assert "scikit-learn digits" in output and "1077 train" in output
     assert f"checkpoint: {out / 'model.npz'}" in output
     meta = json.loads((out / "model.json").read_text())

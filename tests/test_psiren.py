@@ -107,3 +107,12 @@ def test_binary_fine_tuning_stays_in_float32(tiny):
         optimizer.step()
     assert all(type(layer.gain) is float for layer in net.weighted.values())
     assert net.forward(tiny.train.images[:5]).dtype == np.float32
+
+
+def test_config_for_uses_the_dataset_rates_unless_given():
+    from minisense.psiren import DATASET_RATES, config_for
+    assert config_for("mnist", sparsity=95).lr == PsirenConfig().lr
+    car = config_for("carracing", sparsity=90, lr=None)
+    assert (car.lr, car.lr_binary) == (DATASET_RATES["carracing"]["lr"],
+                                       DATASET_RATES["carracing"]["lr_binary"])
+    assert config_for("carracing", lr=0.2).lr == 0.2
