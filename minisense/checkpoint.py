@@ -32,10 +32,12 @@ FORMAT = "minisense-checkpoint"
 FORMAT_VERSION = 1
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode an ordinary ``open()`` gives a new file (0o666 less the umask); temporary files
+    start private (0600), and a file renamed into place should not stay so."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> None:
@@ -47,8 +49,7 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        # mkstemp makes the file private (0600); give it the mode an ordinary open() would.
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if sync:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minisense import checkpoint
 from minisense.errors import MinisenseError
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "carracing")
@@ -218,7 +219,7 @@ def _fetch(url: str, target: pathlib.Path, md5: str) -> str | None:
         with tmp, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 tmp.write(chunk)
-        os.chmod(tmp.name, 0o644)            # NamedTemporaryFile is private (0600)
+        os.chmod(tmp.name, checkpoint.file_mode())
         actual = _md5(pathlib.Path(tmp.name))
         if actual != md5:
             return f"MD5 mismatch (got {actual}, expected {md5})"

@@ -282,11 +282,17 @@ def test_download_fetches_verifies_and_leaves_no_temporary_files(tmp_path, monke
     for name in sums:  # the second mirror serves corrupt copies
         (served / "bad" / name).write_bytes(b"corrupt")
     monkeypatch.setitem(data.MIRRORS, "mnist", [closed_port_url(), url + "bad/", url + "good/"])
-    dataset = data.load_dataset("mnist")
+    umask = os.umask(0o027)                # not the usual 022, so a fixed 0644 would show
+    try:
+        dataset = data.load_dataset("mnist")
+    finally:
+        os.umask(umask)
     folder = tmp_path / "cache" / "mnist"
     assert dataset.source == str(folder)
     assert sorted(p.name for p in folder.iterdir()) == sorted(sums)
     assert {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()} == sums
+    # Downloaded through a private temporary file, but kept with an ordinary file's mode.
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o640}
     assert dataset.train.images.shape == (10, 28, 28)
 
 
