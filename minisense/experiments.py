@@ -38,7 +38,8 @@ def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, 
     is read back instead of trained again, so a killed sweep resumes where it stopped."""
     config = psiren.config_for(dataset, sparsity=sparsity, epochs=dict(epochs), seed=seed)
     metrics = pathlib.Path(out) / "metrics.json"
-    reused = metrics.is_file() and json.loads(metrics.read_text()).get("config") == asdict(config)
+    reused = metrics.is_file() and psiren.same_config(json.loads(metrics.read_text()).get("config",
+                                                                                      {}), config)
     summary = json.loads(metrics.read_text()) if reused else psiren.train(dataset, config, out,
                                                                           data_dir)
     return {"sparsity": sparsity, "seed": seed, "test_accuracy": summary["accuracy"]["test"],
@@ -64,11 +65,14 @@ def sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel,
     runs = sweep.run(psiren_at, tasks, **parallel, progress=progress, label="p-SIREN runs")
     accuracy = np.array([r["test_accuracy"] for r in runs]).reshape(len(levels), len(seeds))
     plots.sparsity_curve(folder / f"{fig.name}.png", title, levels, accuracy.tolist(), seeds)
-    at = 90 if 90 in levels else levels[len(levels) // 2]
-    row = accuracy[levels.index(at)]
+    # The paper's levels skip 90% (89, 91): report the levels nearest to 90, both if tied.
+    gap = min(abs(p - 90) for p in levels)
+    near = [p for p in levels if abs(p - 90) == gap]
     mean = accuracy.mean(axis=1)
-    summary = (f"test accuracy at {at}% sparsity {_pct(row.mean())} (mean of {len(seeds)} seeds, "
-               f"range {_pct(row.min())}-{_pct(row.max())}); mean from {_pct(mean[0])} at "
+    at = "; ".join(f"at {p:g}% sparsity {_pct(mean[levels.index(p)])} (range "
+                   f"{_pct(accuracy[levels.index(p)].min())}-"
+                   f"{_pct(accuracy[levels.index(p)].max())})" for p in near)
+    summary = (f"test accuracy, mean of {len(seeds)} seeds, {at}; mean from {_pct(mean[0])} at "
                f"{levels[0]}% to {_pct(mean[-1])} at {levels[-1]}%")
     return {"sparsity": levels, "seeds": seeds, "test_accuracy": accuracy,
             "mean": mean, "min": accuracy.min(axis=1), "max": accuracy.max(axis=1),
@@ -239,13 +243,28 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
                                budget_seconds=NO_TIME_LIMIT, max_steps=o["max_steps"],
                                train_images=o["train_images"], seed=seed)
     search_dir = folder / "sense"
-    if (search_dir / sense.STATE_FILE).exists():
-        shutil.rmtree(search_dir)           # a figure is re-run from its start, not resumed
-    search = sense.start(config, search_dir, dataset, sparsity=o["sparsity"], data_dir=data_dir)
-    initial = neighbourhood.network_spec(search.network())
+    # A killed figure resumes its search (sense.resume reaches the same network); a search of
+    # other settings in the folder is replaced.
+    setting = {"figure": fig.name, "dataset": dataset, "sparsity": o["sparsity"],
+               "config": asdict(config)}
+    marker = search_dir / "figure.json"
+    resumable = (search_dir / sense.STATE_FILE).exists() and marker.exists() and \
+        json.loads(marker.read_text()) == json.loads(json.dumps(setting))
+    if resumable:
+        search = sense.resume(search_dir, data_dir)
+        initial = neighbourhood.network_spec(sense.initial_network(
+            seed, dataset, sparsity=o["sparsity"], data_dir=data_dir)[0])
+    else:
+        shutil.rmtree(search_dir, ignore_errors=True)
+        search = sense.start(config, search_dir, dataset, sparsity=o["sparsity"],
+                             data_dir=data_dir)
+        initial = neighbourhood.network_spec(search.network())
+        checkpoint.atomic_write_json(marker, setting)
+    done = search.state["step"]
     log(f"{fig.name}: SENSE ({o['schedule']}) from a random {o['sparsity']}% network, "
-        f"{o['max_steps']} steps of {o['neighbours']} neighbours; records in {search_dir}")
-    with progress(range(o["max_steps"]), label="SENSE steps") as bar:
+        f"{o['max_steps']} steps of {o['neighbours']} neighbours; records in {search_dir}"
+        + (f" (resumed at step {done})" if resumable else ""))
+    with progress(range(o["max_steps"] - done), label="SENSE steps") as bar:
         ticks = iter(bar)
         result = search.run(on_step=lambda record: next(ticks, None))
     steps = [json.loads(line) for line in (search_dir / sense.LOG_FILE).read_text().splitlines()]

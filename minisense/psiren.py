@@ -27,6 +27,7 @@ from minisense.network import Network, binarize, build_network, fix_thresholds
 
 STEPS = ("dense", "prune", "sparse", "binary")
 PRUNING = ("global", "layer")
+PRUNE_EVERY = ("epoch", "batch")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class PsirenConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     pruning: str = "global"
+    prune_every: str = "epoch"             # how often step 2 moves the mask along its schedule
     seed: int = 0
 
     def validate(self) -> None:
@@ -51,6 +53,9 @@ class PsirenConfig:
                                  "of zero weights, e.g. --sparsity 90")
         if self.pruning not in PRUNING:
             raise MinisenseError(f"unknown pruning {self.pruning!r}; choose global or layer")
+        if self.prune_every not in PRUNE_EVERY:
+            raise MinisenseError(f"unknown prune_every {self.prune_every!r}; choose epoch or "
+                                 "batch")
         for step, n in self.epochs.items():
             if n < 0 or (step == "prune" and n < 1 and self.sparsity > 0):
                 raise MinisenseError(f"epochs for step {step!r} must be >= "
@@ -63,6 +68,16 @@ class PsirenConfig:
 # lr_binary 0.01 collapsed in step 4 (41-51% validation); 0.01 / 0.002 gave the committed
 # reference_outputs/car/psiren-p90 (test 77.84%).
 DATASET_RATES = {"carracing": {"lr": 0.01, "lr_binary": 0.002}}
+
+
+# Options added after runs were already saved, with the behaviour those runs had; a saved
+# config without one of them means this value (``same_config`` reads old runs by it).
+ADDED_OPTIONS = {"prune_every": "epoch"}
+
+
+def same_config(saved: dict, config: PsirenConfig) -> bool:
+    """Whether a run saved with config ``saved`` (a dict from metrics.json) is one of ``config``."""
+    return {**ADDED_OPTIONS, **saved} == asdict(config)
 
 
 def config_for(dataset: str, **options) -> PsirenConfig:
@@ -111,10 +126,11 @@ def _no_progress(iterable, label=""):
 
 def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer: SGD,
                 rng: np.random.Generator, batch_size: int, lr_schedule=None,
-                progress=_no_progress, label: str = "") -> float:
+                progress=_no_progress, label: str = "", before_batch=None) -> float:
     """One epoch of minibatch SGD over a fresh permutation; returns the mean loss.
 
-    images uint8 (n, h, w), labels int64 (n,). ``lr_schedule(i)`` gives the rate for batch i.
+    images uint8 (n, h, w), labels int64 (n,). ``lr_schedule(i)`` gives the rate for batch i;
+    ``before_batch(i)``, if given, runs before batch i (step 2 moves the mask there).
     """
     order = rng.permutation(len(images))
     starts = range(0, len(images), batch_size)
@@ -124,6 +140,8 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
             batch = order[start:start + batch_size]
             if lr_schedule is not None:
                 optimizer.lr = lr_schedule(i)
+            if before_batch is not None:
+                before_batch(i)
             loss, dlogits = softmax_cross_entropy(net.forward(images[batch]), labels[batch])
             net.backward(dlogits)
             optimizer.step()
@@ -172,14 +190,21 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
                         0.0 if step == "binary" else config.weight_decay)
         started = time.perf_counter()
         for epoch in range(epochs):
-            if step == "prune":
+            move_mask = None
+            if step == "prune" and config.prune_every == "epoch":
                 prune(net, target_zeros(net, config.sparsity, config.pruning,
                                         (epoch + 1) / epochs))
+            elif step == "prune":
+                # The same linear schedule in steps of one batch: the mask reaches k/n2 of the
+                # target zeros with the last batch of epoch k, so no epoch starts with a jump.
+                def move_mask(i, e=epoch):
+                    prune(net, target_zeros(net, config.sparsity, config.pruning,
+                                            (e + (i + 1) / batches) / epochs))
             t0 = time.perf_counter()
             loss = train_epoch(
                 net, train.images, train.labels, optimizer, rng, config.batch_size,
                 None if schedule is None else (lambda i, e=epoch: schedule(e, i)),
-                progress, f"{step} {epoch + 1}/{epochs}")
+                progress, f"{step} {epoch + 1}/{epochs}", before_batch=move_mask)
             if step == "binary":
                 fix_thresholds(net)           # the learned gains, rounded to integer thresholds
             history.append({"step": step, "epoch": epoch + 1, "loss": loss,

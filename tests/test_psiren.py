@@ -53,6 +53,40 @@ def test_gradual_pruning_reaches_k_over_n2_of_the_target_after_epoch_k(tiny):
         assert zeros == round(total * 0.9 * k / 4)
 
 
+@pytest.mark.parametrize("pruning", ["global", "layer"])
+def test_pruning_every_batch_follows_the_same_schedule_to_the_exact_zeros(tiny, pruning):
+    # 200 images at batch 50: 4 batches per epoch, so after batch i of epoch e the mask holds
+    # (e + (i + 1) / 4) / n2 of the target; record the zeros seen by every batch.
+    import minisense.psiren as P
+
+    seen, original = [], P.train_epoch
+
+    def spy(net, *args, before_batch=None, **kwargs):
+        def count(i):
+            before_batch(i)
+            seen.append(sum(int((layer.mask == 0).sum()) for layer in net.weighted.values()))
+        return original(net, *args, before_batch=count if before_batch else None, **kwargs)
+
+    config = PsirenConfig(sparsity=90, epochs=TINY_EPOCHS, pruning=pruning, batch_size=50,
+                          prune_every="batch")
+    P.train_epoch = spy
+    try:
+        net, _ = psiren(tiny, config)
+    finally:
+        P.train_epoch = original
+    n2, batches = TINY_EPOCHS["prune"], 4
+    wanted = [sum(target_zeros(net, 90, pruning, (e + (i + 1) / batches) / n2).values())
+              for e in range(n2) for i in range(batches)]
+    assert seen == wanted and len(set(seen)) == len(seen)      # grows at every batch
+    zeros = sum(int((w == 0).sum()) for w in net.ternary_weights().values())
+    assert zeros == sum(target_zeros(net, 90, pruning).values())
+
+
+def test_unknown_prune_every_is_refused():
+    with pytest.raises(MinisenseError, match="prune_every"):
+        PsirenConfig(prune_every="step").validate()
+
+
 def test_pruning_removes_the_lowest_magnitudes_and_masks_only_grow():
     net = build_network("mnist", 1)
     before = np.concatenate([np.abs(layer.weight).ravel() for layer in net.weighted.values()])
@@ -116,3 +150,15 @@ def test_config_for_uses_the_dataset_rates_unless_given():
     assert (car.lr, car.lr_binary) == (DATASET_RATES["carracing"]["lr"],
                                        DATASET_RATES["carracing"]["lr_binary"])
     assert config_for("carracing", lr=0.2).lr == 0.2
+
+
+def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behaviour():
+    from dataclasses import asdict
+
+    from minisense.psiren import ADDED_OPTIONS, same_config
+
+    config = PsirenConfig(sparsity=90, seed=2)
+    old = {k: v for k, v in asdict(config).items() if k not in ADDED_OPTIONS}
+    assert same_config(old, config) and same_config(asdict(config), config)
+    assert not same_config(old, PsirenConfig(sparsity=90, seed=2, prune_every="batch"))
+    assert not same_config({**old, "seed": 3}, config)

@@ -184,6 +184,34 @@ def test_search_figures_hold_sense_and_backprop_curves_from_the_same_network(out
         assert [s["layer"] for s in steps[1:]] == ["layer1.0"] * 2 + ["layer2.0"] * 2 + ["fc"] * 2
 
 
+def test_a_killed_search_figure_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path):
+    import contextlib
+
+    @contextlib.contextmanager
+    def killed_after(iterable, label=""):
+        def ticks():
+            for i, item in enumerate(iterable):
+                if label == "SENSE steps" and i == 3:
+                    raise KeyboardInterrupt
+                yield item
+        yield ticks()
+
+    whole = reproduce.run("fig8a", quick=True, out=tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run("fig8a", quick=True, out=tmp_path / "killed", progress=killed_after)
+    lines = []
+    again = reproduce.run("fig8a", quick=True, out=tmp_path / "killed", log=lines.append)
+    assert any("resumed at step" in line for line in lines)
+
+    def untimed(records):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_second")}
+                for r in records]
+
+    for curve in ("steps", "backprop"):      # backprop: from the same start network
+        assert untimed(again["results"][curve]) == untimed(whole["results"][curve])
+    assert len(whole["results"]["steps"]) > 4
+
+
 # -- bad input -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, words", [
