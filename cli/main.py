@@ -129,14 +129,18 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
                    f"{psiren.DATASET_RATES['carracing']['lr_binary']} for carracing]")
 @click.option("--pruning", type=click.Choice(PRUNING), default=DEFAULTS.pruning,
               show_default=True, help="One magnitude ranking over all layers, or per layer.")
+@click.option("--prune-every", type=click.Choice(psiren.PRUNE_EVERY),
+              default=DEFAULTS.prune_every, show_default=True,
+              help="Move step 2's mask along its schedule once per epoch or after every batch.")
 def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
-          epochs_binary, batch_size, lr, lr_binary, pruning):
+          epochs_binary, batch_size, lr, lr_binary, pruning, prune_every):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
     config = psiren.config_for(
         dataset, sparsity=sparsity,
         epochs={"dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
                 "binary": epochs_binary},
-        batch_size=batch_size, lr=lr, lr_binary=lr_binary, pruning=pruning, seed=seed)
+        batch_size=batch_size, lr=lr, lr_binary=lr_binary, pruning=pruning,
+        prune_every=prune_every, seed=seed)
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
                            command=list(sys.argv))

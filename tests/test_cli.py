@@ -116,6 +116,15 @@ def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path):
         assert first[name].tobytes() == second[name].tobytes(), name
 
 
+def test_train_prune_every_batch_reaches_the_same_sparsity_and_records_it(trained, tmp_path):
+    assert_ok(run("train", *TINY, "--prune-every", "batch", "--out", tmp_path / "b"))
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    first = json.loads((trained[0] / "metrics.json").read_text())
+    assert metrics["config"]["prune_every"] == "batch"
+    assert first["config"]["prune_every"] == "epoch"
+    assert metrics["actual_sparsity"] == first["actual_sparsity"]
+
+
 def test_default_out_names_dataset_sparsity_and_seed():
     assert default_out("digits", 90.0, 0) == pathlib.Path("runs/digits-p90-s0")
     assert default_out("mnist", 92.5, 3) == pathlib.Path("runs/mnist-p92.5-s3")
@@ -126,6 +135,7 @@ def test_default_out_names_dataset_sparsity_and_seed():
     (["--sparsity", "-1"], "0<=x<100"),
     (["--dataset", "cifar"], "'cifar' is not one of"),
     (["--pruning", "random"], "'random' is not one of"),
+    (["--prune-every", "step"], "'step' is not one of"),
     (["--epochs-prune", "0"], "epochs for step 'prune'"),  # the library's error, not click's
 ])
 def test_train_bad_input_is_one_line_error(args, says, tmp_path):
