@@ -2,7 +2,12 @@
 
 Step 1  train the dense float network for n1 epochs (SGD with momentum).
 Step 2  for k = 1..n2: prune the lowest-magnitude weights so that, after epoch k, a fraction k/n2
-        of the target N*p/100 zeros are zero, and train that epoch with the mask.
+        of the target N*p/100 zeros are zero, training with the mask. By default the mask moves
+        along this schedule after every batch (``prune_every="batch"``: the fraction after batch i
+        of epoch k is (k - 1 + i/B)/n2), not once at the start of each epoch (``"epoch"``). At
+        high sparsity the per-epoch jump hurts: at 95% on MNIST (seed 0) the last epoch's step,
+        from 24% to 5% of the weights kept, left a mask whose binarized network scored 82.5%
+        validation before step 4 and 96.5% test after it; moved every batch, 97.2% and 97.8%.
 Step 3  fine-tune the sparse network for n3 epochs with the mask fixed.
 Step 4  binarize to {-1, 0, +1} (``network.binarize``) and fine-tune n4 epochs with the
         straight-through estimator, mask fixed; the final weights are exactly ternary.
@@ -44,7 +49,7 @@ class PsirenConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     pruning: str = "global"
-    prune_every: str = "epoch"             # how often step 2 moves the mask along its schedule
+    prune_every: str = "batch"             # how often step 2 moves the mask along its schedule
     seed: int = 0
 
     def validate(self) -> None:

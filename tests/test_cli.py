@@ -116,12 +116,12 @@ def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path):
         assert first[name].tobytes() == second[name].tobytes(), name
 
 
-def test_train_prune_every_batch_reaches_the_same_sparsity_and_records_it(trained, tmp_path):
-    assert_ok(run("train", *TINY, "--prune-every", "batch", "--out", tmp_path / "b"))
+def test_train_prune_every_epoch_reaches_the_same_sparsity_and_records_it(trained, tmp_path):
+    assert_ok(run("train", *TINY, "--prune-every", "epoch", "--out", tmp_path / "b"))
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
     first = json.loads((trained[0] / "metrics.json").read_text())
-    assert metrics["config"]["prune_every"] == "batch"
-    assert first["config"]["prune_every"] == "epoch"
+    assert metrics["config"]["prune_every"] == "epoch"
+    assert first["config"]["prune_every"] == "batch"          # the default
     assert metrics["actual_sparsity"] == first["actual_sparsity"]
 
 

@@ -26,10 +26,13 @@ def tiny():
     return Dataset("tiny", split(200), split(60), split(60), 10, "test fixture")
 
 
+@pytest.mark.parametrize("prune_every", ["batch", "epoch"])
 @pytest.mark.parametrize("pruning", ["global", "layer"])
 @pytest.mark.parametrize("sparsity", [0, 50, 87, 95])
-def test_psiren_gives_exactly_the_documented_zeros_and_ternary_weights(tiny, pruning, sparsity):
-    config = PsirenConfig(sparsity=sparsity, epochs=TINY_EPOCHS, pruning=pruning, batch_size=50)
+def test_psiren_gives_exactly_the_documented_zeros_and_ternary_weights(tiny, pruning, sparsity,
+                                                                        prune_every):
+    config = PsirenConfig(sparsity=sparsity, epochs=TINY_EPOCHS, pruning=pruning, batch_size=50,
+                          prune_every=prune_every)
     net, history = psiren(tiny, config)
     weights = net.ternary_weights()
     sizes = {name: w.size for name, w in weights.items()}
@@ -157,8 +160,8 @@ def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behavio
 
     from minisense.psiren import ADDED_OPTIONS, same_config
 
-    config = PsirenConfig(sparsity=90, seed=2)
+    config = PsirenConfig(sparsity=90, seed=2, prune_every="epoch")
     old = {k: v for k, v in asdict(config).items() if k not in ADDED_OPTIONS}
     assert same_config(old, config) and same_config(asdict(config), config)
-    assert not same_config(old, PsirenConfig(sparsity=90, seed=2, prune_every="batch"))
+    assert not same_config(old, PsirenConfig(sparsity=90, seed=2))     # default: batch
     assert not same_config({**old, "seed": 3}, config)
