@@ -165,3 +165,17 @@ def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behavio
     assert same_config(old, config) and same_config(asdict(config), config)
     assert not same_config(old, PsirenConfig(sparsity=90, seed=2))     # default: batch
     assert not same_config({**old, "seed": 3}, config)
+
+
+def test_pruning_selection_is_the_stable_argsort_one_ties_and_all():
+    from minisense.psiren import _keep_all_but_smallest
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 200))
+        # Odd trials: few distinct values, so many ties fall across the cut.
+        m = (rng.integers(0, 5, n) if trial % 2 else rng.random(n)).astype(np.float32)
+        count = int(rng.integers(0, n + 1))
+        oracle = np.ones(n, dtype=bool)
+        oracle[np.argsort(m, kind="stable")[:count]] = False
+        assert np.array_equal(_keep_all_but_smallest(m, count), oracle)
