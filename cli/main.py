@@ -227,10 +227,8 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 @click.option("--backprop", is_flag=True,
               help="Instead of SENSE, the paper's comparison line: binary backprop (Algorithm 1, "
                    "step 4) from the same start, same budget (--max-steps counts batches).")
-@click.option("--backprop-lr", type=click.FloatRange(min=0, min_open=True),
-              help=f"Learning rate of --backprop  [default: the dataset's step-4 rate, "
-                   f"{DEFAULTS.lr_binary}; {psiren.DATASET_RATES['carracing']['lr_binary']} for "
-                   "carracing]")
+@click.option("--backprop-lr", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True)
 def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
            steps_per_layer, repeats, layers, budget_minutes, max_steps, train_images, anneal,
            seed, out, resume, backprop, backprop_lr):
@@ -260,10 +258,6 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
                            f"test {100 * r['test_accuracy']:.2f}% {r['seconds']:,.0f} s",
                            nl=False, err=True)
 
-        if backprop_lr is None:
-            name = dataset or (checkpoint.load(from_checkpoint)[1].get("dataset")
-                               if from_checkpoint is not None else None)
-            backprop_lr = psiren.config_for(name).lr_binary
         records = sense.backprop_line(config, out, dataset, from_checkpoint,
                                       sparsity if init == "random" else None, data_dir,
                                       backprop_lr, show)

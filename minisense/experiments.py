@@ -227,11 +227,9 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
 
 def backprop_from(network: dict, dataset: str, data_dir, max_batches: int, evaluate_every: int,
                   seed: int) -> list[dict]:
-    """Straight-through backprop from the given binary network (a sweep task, one BLAS thread),
-    at the dataset's step-4 learning rate."""
+    """Straight-through backprop from the given binary network (a sweep task, one BLAS thread)."""
     return psiren.binary_backprop(neighbourhood.network_from(network),
-                                  neighbourhood.load_cached(dataset, data_dir), math.inf,
-                                  lr=psiren.config_for(dataset).lr_binary, seed=seed,
+                                  neighbourhood.load_cached(dataset, data_dir), math.inf, seed=seed,
                                   evaluate_every=evaluate_every, max_batches=max_batches)
 
 

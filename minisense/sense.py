@@ -339,15 +339,14 @@ BACKPROP_FILE = "backprop.jsonl"
 
 
 def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
-                  sparsity: float | None = None, data_dir=None, lr: float | None = None,
+                  sparsity: float | None = None, data_dir=None, lr: float = 0.01,
                   on_record=lambda record: None) -> list[dict]:
     """The paper's comparison for SENSE (Section 4.4, Figs. 6-8): binary backprop fine-tuning
     (Algorithm 1's step 4, ``psiren.binary_backprop``) from the very network ``start`` would
     search from, for the same ``budget_seconds`` (or ``max_steps`` batches). One JSON line per
     evaluation in ``out/backprop.jsonl``, validation and test accuracy as SENSE reports them.
-    ``lr`` defaults to the dataset's step-4 rate (``psiren.config_for``).
     """
-    from minisense.psiren import binary_backprop, config_for
+    from minisense.psiren import binary_backprop
 
     net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
     out = pathlib.Path(out)
@@ -357,6 +356,5 @@ def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_che
             log.write(json.dumps(r) + "\n")
             log.flush()
             on_record(r)
-        lr = config_for(data.name).lr_binary if lr is None else lr
         return binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
                                max_batches=config.max_steps, on_record=record)

@@ -213,16 +213,6 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path):
     assert records[0]["test_accuracy"] == first["test_accuracy"]     # the very same network
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["last"] == records[-1]
-    assert summary["lr"] == 0.01                 # digits' step-4 rate, as p-SIREN's
-
-
-def test_search_backprop_defaults_to_the_datasets_step4_rate(tmp_path, monkeypatch):
-    from minisense import psiren
-
-    monkeypatch.setitem(psiren.DATASET_RATES, "digits", {"lr_binary": 0.003})
-    assert_ok(run("search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
-                  "--backprop", "--max-steps", "2", "--out", tmp_path / "b"))
-    assert json.loads((tmp_path / "b" / "summary.json").read_text())["lr"] == 0.003
 
 
 @pytest.mark.parametrize("args", [
