@@ -67,11 +67,10 @@ def sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel,
     plots.sparsity_curve(folder / f"{fig.name}.png", title, levels, accuracy.tolist(), seeds)
     # The paper's levels skip 90% (89, 91): report the levels nearest to 90, both if tied.
     gap = min(abs(p - 90) for p in levels)
-    near = [p for p in levels if abs(p - 90) == gap]
     mean = accuracy.mean(axis=1)
-    at = "; ".join(f"at {p:g}% sparsity {_pct(mean[levels.index(p)])} (range "
-                   f"{_pct(accuracy[levels.index(p)].min())}-"
-                   f"{_pct(accuracy[levels.index(p)].max())})" for p in near)
+    at = "; ".join(f"at {p:g}% sparsity {_pct(mean[i])} (range {_pct(accuracy[i].min())}-"
+                   f"{_pct(accuracy[i].max())})"
+                   for i, p in enumerate(levels) if abs(p - 90) == gap)
     summary = (f"test accuracy, mean of {len(seeds)} seeds, {at}; mean from {_pct(mean[0])} at "
                f"{levels[0]}% to {_pct(mean[-1])} at {levels[-1]}%")
     return {"sparsity": levels, "seeds": seeds, "test_accuracy": accuracy,
