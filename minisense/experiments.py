@@ -33,15 +33,17 @@ def _pct(x: float) -> str:
 
 # -- Figs. 2 and 12: the sparsity sweep ------------------------------------------------------------
 
-def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, out: str) -> dict:
+def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, out: str,
+              dense_store: str | None = None) -> dict:
     """One p-SIREN run (a sweep task) into ``out``; a finished run with the same settings there
-    is read back instead of trained again, so a killed sweep resumes where it stopped."""
+    is read back instead of trained again, so a killed sweep resumes where it stopped. Runs of
+    one seed share step 1 through ``dense_store`` (``psiren.psiren``)."""
     config = psiren.config_for(dataset, sparsity=sparsity, epochs=dict(epochs), seed=seed)
     metrics = pathlib.Path(out) / "metrics.json"
     reused = metrics.is_file() and psiren.same_config(json.loads(metrics.read_text()).get("config",
                                                                                       {}), config)
-    summary = json.loads(metrics.read_text()) if reused else psiren.train(dataset, config, out,
-                                                                          data_dir)
+    summary = json.loads(metrics.read_text()) if reused else psiren.train(
+        dataset, config, out, data_dir, dense_store=dense_store)
     return {"sparsity": sparsity, "seed": seed, "test_accuracy": summary["accuracy"]["test"],
             "validation_accuracy": summary["accuracy"]["validation"],
             "actual_sparsity": summary["actual_sparsity"],
@@ -58,7 +60,9 @@ def sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel,
     epochs = "-".join(str(options["epochs"][step]) for step in psiren.STEPS)
     tasks = [dict(dataset=dataset, sparsity=p, seed=s, epochs=options["epochs"],
                   data_dir=None if data_dir is None else str(data_dir),
-                  out=str(out / "psiren" / f"{dataset}-p{p:g}-s{s}-e{epochs}"))
+                  out=str(out / "psiren" / f"{dataset}-p{p:g}-s{s}-e{epochs}"),
+                  dense_store=str(out / "psiren" / "dense" /
+                                  f"{dataset}-s{s}-e{options['epochs']['dense']}"))
              for p in levels for s in seeds]
     log(f"{fig.name}: {len(tasks)} p-SIREN runs ({len(levels)} sparsity levels x {len(seeds)} "
         f"seeds) on {dataset}, epochs {options['epochs']}")

@@ -21,6 +21,9 @@ counts the weights being ranked. The test split is only ever reported; nothing s
 from __future__ import annotations
 
 import contextlib
+import io
+import json
+import pathlib
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -173,14 +176,58 @@ def _cosine(lr: float, epochs: int, batches: int):
     return lambda e, i: lr * 0.5 * (1 + float(np.cos(np.pi * (e * batches + i) / total)))
 
 
+# -- sharing step 1 ------------------------------------------------------------------------------
+# Step 1 does not depend on p: a sweep over sparsity levels (Figs. 2 and 12) trains the same dense
+# network once per seed and starts every level from it. Its state after step 1 is the latent
+# weights and the generator (the next epochs' shuffles), so a run started from the store is bit
+# for bit the run that trained step 1 itself.
+
+def _dense_key(dataset, config: PsirenConfig, architecture: str) -> dict:
+    """Everything step 1 depends on."""
+    return {"dataset": dataset.name, "train_images": len(dataset.train.labels),
+            "architecture": architecture, "seed": config.seed, "epochs": config.epochs["dense"],
+            "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
+            "weight_decay": config.weight_decay}
+
+
+def _restore_dense(store, key: dict, net: Network, rng: np.random.Generator) -> list | None:
+    """Load step 1 from ``store`` into ``net`` and ``rng`` if it was saved with ``key``; returns
+    its history records, or None (nothing saved there, or saved with other settings)."""
+    meta_path, weights_path = pathlib.Path(store) / "dense.json", pathlib.Path(store) / "dense.npz"
+    if not (meta_path.is_file() and weights_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("key") != key:
+        return None
+    with np.load(weights_path) as weights:
+        for name, layer in net.weighted.items():
+            layer.weight = weights[name].copy()
+    rng.bit_generator.state = meta["generator"]
+    return [{**record, "reused_from": str(store)} for record in meta["history"]]
+
+
+def _save_dense(store, key: dict, net: Network, rng: np.random.Generator,
+                history: list[dict]) -> None:
+    from minisense import checkpoint
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: layer.weight for name, layer in net.weighted.items()})
+    # The weights before the JSON that vouches for them: a kill in between leaves no match.
+    checkpoint.atomic_write_bytes(pathlib.Path(store) / "dense.npz", buffer.getvalue())
+    checkpoint.atomic_write_json(pathlib.Path(store) / "dense.json",
+                                 {"key": key, "generator": rng.bit_generator.state,
+                                  "history": history})
+
+
 def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line: None,
-           architecture: str = "mnist") -> tuple[Network, list[dict]]:
+           architecture: str = "mnist", dense_store=None) -> tuple[Network, list[dict]]:
     """Run Algorithm 1 on ``dataset`` (a ``minisense.data.Dataset``).
 
     Returns the binary network and a history: one record per epoch (step, epoch, loss,
     validation accuracy, seconds) and one per finished step with its test accuracy too.
     ``progress(iterable, label=...)`` wraps the batches (e.g. ``click.progressbar``);
-    ``log`` receives one human-readable line per step.
+    ``log`` receives one human-readable line per step. ``dense_store``, a folder, shares step 1
+    between runs that differ only after it (e.g. in p): step 1 is read from there when it was
+    saved with the same settings, else trained and saved there. The result is the same either way.
     """
     config.validate()
     rng = np.random.default_rng(config.seed)
@@ -191,9 +238,17 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
     train, val, test = dataset.train, dataset.validation, dataset.test
     batches = -(-len(train.images) // config.batch_size)
     history: list[dict] = []
+    key = _dense_key(dataset, config, architecture)
 
     for step in STEPS:
         epochs = config.epochs[step]
+        if step == "dense" and dense_store is not None:
+            reused = _restore_dense(dense_store, key, net, rng)
+            if reused is not None:
+                history += reused
+                log(f"step dense: read from {dense_store}, validation "
+                    f"{100 * reused[-1]['validation_accuracy']:.2f}%")
+                continue
         if step == "binary":
             binarize(net)
             # Before any fine-tuning: how much binarization alone costs (step 4's starting point).
@@ -242,6 +297,8 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
                                    for layer in net.weighted.values())),
                   "seconds": time.perf_counter() - started}
         history.append(record)
+        if step == "dense" and dense_store is not None:
+            _save_dense(dense_store, key, net, rng, history)
         log(f"step {step}: {epochs} epochs, validation {100 * record['validation_accuracy']:.2f}%"
             f", test {100 * record['test_accuracy']:.2f}%, {record['zeros']} zeros, "
             f"{record['seconds']:.1f} s")
@@ -249,11 +306,12 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
 
 
 def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=_no_progress,
-          log=lambda line: None, command: list[str] | None = None) -> dict:
+          log=lambda line: None, command: list[str] | None = None, dense_store=None) -> dict:
     """Algorithm 1 end to end: load the data, run p-SIREN, save the checkpoint and metrics.
 
     Writes ``out/model.npz`` + ``out/model.json`` (``minisense.checkpoint``) and
     ``out/metrics.json`` (the history); returns the summary that metrics.json holds.
+    ``dense_store`` shares step 1 between runs, as in :func:`psiren`.
     """
     from minisense import checkpoint
     from minisense.data import architecture_for, load_dataset, majority_baseline
@@ -263,7 +321,8 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     data = load_dataset(dataset_name, data_dir)
     log(f"dataset {data.name} from {data.source}: {len(data.train.labels)} train, "
         f"{len(data.validation.labels)} validation, {len(data.test.labels)} test images")
-    net, history = psiren(data, config, progress, log, architecture_for(dataset_name))
+    net, history = psiren(data, config, progress, log, architecture_for(dataset_name),
+                          dense_store)
     steps = {r["step"]: {"validation_accuracy": r["validation_accuracy"],
                          "test_accuracy": r["test_accuracy"]} for r in history if r.get("done")}
     summary = {
@@ -274,6 +333,7 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
         "majority_baseline": {"validation": majority_baseline(data.validation),
                               "test": majority_baseline(data.test)},
         "steps": steps, "command": command, "wall_seconds": time.perf_counter() - started,
+        "dense_read_from": history[0].get("reused_from"),
     }
     npz_path = checkpoint.save(net, out, summary)
     summary.update(checkpoint=str(npz_path), actual_sparsity=checkpoint.sparsity_percent(net),

@@ -111,6 +111,36 @@ def test_same_seed_same_weights_bit_for_bit(tiny):
     assert a.thresholds == b.thresholds
 
 
+def _same_network(a, b) -> bool:
+    return (all(np.array_equal(la.weight, lb.weight) and la.gain == lb.gain
+                for la, lb in zip(a.weighted.values(), b.weighted.values()))
+            and a.thresholds == b.thresholds)
+
+
+def test_runs_sharing_step_1_equal_runs_that_train_it_bit_for_bit(tiny, tmp_path):
+    """The sparsity sweep trains step 1 once per seed; every level must still get exactly the
+    network it would get alone, whether it saved step 1 or read it back."""
+    store = tmp_path / "dense"
+    alone50, history50 = psiren(tiny, PsirenConfig(sparsity=50, epochs=TINY_EPOCHS, seed=3))
+    saved, _ = psiren(tiny, PsirenConfig(sparsity=50, epochs=TINY_EPOCHS, seed=3),
+                      dense_store=store)
+    assert (store / "dense.npz").is_file() and _same_network(alone50, saved)
+    alone87, history87 = psiren(tiny, PsirenConfig(sparsity=87, epochs=TINY_EPOCHS, seed=3))
+    read, history = psiren(tiny, PsirenConfig(sparsity=87, epochs=TINY_EPOCHS, seed=3),
+                           dense_store=store)
+    assert _same_network(alone87, read)
+    dense = [h for h in history if h["step"] == "dense"]
+    assert dense and all(h["reused_from"] == str(store) for h in dense)
+    assert [h["validation_accuracy"] for h in history] == \
+        [h["validation_accuracy"] for h in history87]
+    # The store holds step 1 of seed 3 at lr 0.05: another seed or rate must not read it.
+    for other in (dict(seed=4), dict(seed=3, lr=0.02)):
+        config = PsirenConfig(sparsity=87, epochs=TINY_EPOCHS, **other)
+        net, history = psiren(tiny, config, dense_store=store)
+        assert not any("reused_from" in h for h in history)
+        assert _same_network(net, psiren(tiny, config)[0])
+
+
 def test_psiren_learns_the_tiny_task(tiny):
     config = PsirenConfig(sparsity=80, epochs={"dense": 4, "prune": 2, "sparse": 2, "binary": 4},
                           batch_size=20)
