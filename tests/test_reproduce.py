@@ -7,6 +7,8 @@ network and the p-SIREN runs are trained once and read back by the figures that 
 """
 
 import json
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -262,3 +264,36 @@ def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path)
         for a, b in zip(results[label][1], reference[1]):
             assert all(np.array_equal(a[n], b[n]) for n in a)
         assert json.dumps(results[label][2]) == json.dumps(reference[2])
+
+
+# -- reference_outputs/: the committed real runs and the README table that quotes them -----------
+
+REFERENCE = pathlib.Path(__file__).resolve().parent.parent / "reference_outputs"
+
+
+def _table_rows() -> dict:
+    """The figures table of reference_outputs/README.md: figure name -> its row's text."""
+    rows = {}
+    for line in (REFERENCE / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| fig") and cells[0] in reproduce.FIGURES:
+            rows[cells[0]] = line
+    return rows
+
+
+@pytest.mark.parametrize("figure", sorted(reproduce.FIGURES))
+def test_reference_table_quotes_the_committed_real_run_of_every_figure(figure):
+    """A committed figure is a real run with its PNG, and its README row carries every
+    percentage of the run's summary line; a figure not committed yet says so in its row."""
+    row = _table_rows()[figure]
+    path = REFERENCE / figure / f"{figure}.json"
+    if not path.is_file():
+        assert re.search(r"running|queued|not run", row), f"{figure}: row without a run: {row}"
+        return
+    record = json.loads(path.read_text())
+    assert record["quick"] is False and record["figure"] == figure
+    assert (REFERENCE / figure / record["png"]).read_bytes()[:8] == PNG_MAGIC
+    numbers = re.findall(r"(?<![\d%])(-?\d[\d.]*)%", record["summary"])
+    assert numbers
+    missing = [n for n in numbers if not re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", row)]
+    assert not missing, f"{figure}: the README row lacks {missing} of: {record['summary']}"
