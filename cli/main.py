@@ -132,15 +132,18 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
 @click.option("--prune-every", type=click.Choice(psiren.PRUNE_EVERY),
               default=DEFAULTS.prune_every, show_default=True,
               help="Move step 2's mask along its schedule once per epoch or after every batch.")
+@click.option("--gain-grad-scale", type=click.Choice(psiren.GAIN_GRAD_SCALES),
+              default=DEFAULTS.gain_grad_scale, show_default=True,
+              help="Step 4: scale the learned gains' gradients by LSQ's 1/sqrt(N), or not.")
 def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
-          epochs_binary, batch_size, lr, lr_binary, pruning, prune_every):
+          epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
     config = psiren.config_for(
         dataset, sparsity=sparsity,
         epochs={"dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
                 "binary": epochs_binary},
         batch_size=batch_size, lr=lr, lr_binary=lr_binary, pruning=pruning,
-        prune_every=prune_every, seed=seed)
+        prune_every=prune_every, gain_grad_scale=gain_grad_scale, seed=seed)
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
                            command=list(sys.argv))

@@ -276,18 +276,35 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
 
 
 class SGD:
-    """SGD with momentum (PyTorch's form: v = mu v + g + wd w; w -= lr v); keeps masked weights 0."""
+    """SGD with momentum (PyTorch's form: v = mu v + g + wd w; w -= lr v); keeps masked weights 0.
+
+    ``lsq_gains`` divides each learned gain's gradient by sqrt(N), N the layer's kept weights: the
+    step-size gradient scale of LSQ (Esser et al., "Learned Step Size Quantization", ICLR 2020,
+    1/sqrt(N * Q_P) with Q_P = 1 for ternary weights). The gain's gradient is a sum over the N
+    kept weights while the gain itself does not grow with N; unscaled, at 0% sparsity on MNIST
+    the gains rose 150-fold within 15 batches of step 4, HardTanh saturated and the loss went
+    from 0.48 to 9.
+    """
 
     def __init__(self, layers: list[Weighted], lr: float, momentum: float = 0.9,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, lsq_gains: bool = False):
         self.layers, self.lr, self.momentum, self.weight_decay = layers, lr, momentum, weight_decay
+        self.lsq_gains = lsq_gains
         self.velocity = [np.zeros_like(layer.weight) for layer in layers]
         self.gain_velocity = [0.0 for _ in layers]
+
+    def gain_grad(self, layer: Weighted) -> float:
+        """The gradient the gain's update uses (scaled when ``lsq_gains``)."""
+        if not self.lsq_gains:
+            return layer.gain_grad
+        kept = layer.weight.size if layer.mask is None else int(np.count_nonzero(layer.mask))
+        return layer.gain_grad / float(np.sqrt(max(kept, 1)))
 
     def step(self) -> None:
         for i, layer in enumerate(self.layers):
             if layer.learn_gain:
-                self.gain_velocity[i] = self.momentum * self.gain_velocity[i] + layer.gain_grad
+                self.gain_velocity[i] = self.momentum * self.gain_velocity[i] + \
+                    self.gain_grad(layer)
                 # A Python float: a NumPy float64 gain would silently turn the float32 forward
                 # and backward passes into float64 ones (NumPy 2 promotion), 3x slower.
                 layer.gain = max(float(layer.gain - self.lr * self.gain_velocity[i]), 1e-6)

@@ -10,7 +10,10 @@ Step 2  for k = 1..n2: prune the lowest-magnitude weights so that, after epoch k
         validation before step 4 and 96.5% test after it; moved every batch, 97.2% and 97.8%.
 Step 3  fine-tune the sparse network for n3 epochs with the mask fixed.
 Step 4  binarize to {-1, 0, +1} (``network.binarize``) and fine-tune n4 epochs with the
-        straight-through estimator, mask fixed; the final weights are exactly ternary.
+        straight-through estimator, mask fixed; the final weights are exactly ternary. Each
+        layer's scale (gain) is learned too, its gradient scaled by LSQ's 1/sqrt(N) (``SGD``):
+        unscaled, the gains of a dense ternary network diverged (MNIST at 0% sparsity, seed 0,
+        3/2/1/2 epochs: 90.31% test after step 4, from a float network at 98.79% validation).
 
 Pruning is ``global`` (one magnitude ranking over all layers, as the paper counts zeros over the
 whole network: ||w||_0 = n*p/100) or per ``layer`` (every layer p% sparse). Ties in magnitude are
@@ -36,6 +39,7 @@ from minisense.network import Network, binarize, build_network, fix_thresholds
 STEPS = ("dense", "prune", "sparse", "binary")
 PRUNING = ("global", "layer")
 PRUNE_EVERY = ("epoch", "batch")
+GAIN_GRAD_SCALES = ("lsq", "none")
 
 
 @dataclass
@@ -49,6 +53,7 @@ class PsirenConfig:
     lr: float = 0.05                       # steps 1-3, cosine-decayed within steps 1 and 3
     lr_binary: float = 0.01                # step 4
     learn_gains: bool = True               # step 4 also learns each layer's scale
+    gain_grad_scale: str = "lsq"           # step 4: LSQ's 1/sqrt(N) on the gains' gradients
     momentum: float = 0.9
     weight_decay: float = 5e-4
     pruning: str = "global"
@@ -64,6 +69,9 @@ class PsirenConfig:
         if self.prune_every not in PRUNE_EVERY:
             raise MinisenseError(f"unknown prune_every {self.prune_every!r}; choose epoch or "
                                  "batch")
+        if self.gain_grad_scale not in GAIN_GRAD_SCALES:
+            raise MinisenseError(f"unknown gain_grad_scale {self.gain_grad_scale!r}; choose lsq "
+                                 "or none")
         for step, n in self.epochs.items():
             if n < 0 or (step == "prune" and n < 1 and self.sparsity > 0):
                 raise MinisenseError(f"epochs for step {step!r} must be >= "
@@ -80,7 +88,7 @@ DATASET_RATES = {"carracing": {"lr": 0.01, "lr_binary": 0.002}}
 
 # Options added after runs were already saved, with the behaviour those runs had; a saved
 # config without one of them means this value (``same_config`` reads old runs by it).
-ADDED_OPTIONS = {"prune_every": "epoch"}
+ADDED_OPTIONS = {"prune_every": "epoch", "gain_grad_scale": "none"}
 
 
 def same_config(saved: dict, config: PsirenConfig) -> bool:
@@ -260,7 +268,8 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
         lr = config.lr_binary if step == "binary" else config.lr
         schedule = None if step == "prune" else _cosine(lr, epochs, batches)
         optimizer = SGD(list(net.weighted.values()), lr, config.momentum,
-                        0.0 if step == "binary" else config.weight_decay)
+                        0.0 if step == "binary" else config.weight_decay,
+                        lsq_gains=config.gain_grad_scale == "lsq")
         started = time.perf_counter()
         for epoch in range(epochs):
             move_mask = None

@@ -202,3 +202,18 @@ def test_learned_gain_gradient_matches_finite_differences(make):
     layer.gain = 0.7 - eps
     minus = float((layer.forward(x) * r).sum())
     assert np.isclose(layer.gain_grad, (plus - minus) / (2 * eps), rtol=1e-6)
+
+
+@pytest.mark.parametrize("lsq", [False, True])
+def test_sgd_gain_step_is_the_gradient_or_lsqs_gradient_over_sqrt_kept_weights(lsq):
+    rng = np.random.default_rng(8)
+    layer = Linear("fc", 5, 4, rng, dtype=np.float64)
+    layer.mask = (rng.random((4, 5)) < 0.6).astype(np.float64)      # N = kept weights
+    layer.ternary, layer.learn_gain, layer.gain = True, True, 0.5
+    layer.grad, layer.gain_grad = np.zeros((4, 5)), 0.5
+    opt = SGD([layer], lr=0.1, momentum=0.9, lsq_gains=lsq)
+    opt.step()
+    opt.step()                                   # v1 = g, v2 = 1.9 g
+    g = 0.5 / np.sqrt(layer.mask.sum()) if lsq else 0.5
+    assert np.isclose(layer.gain, 0.5 - 0.1 * g - 0.1 * 1.9 * g)
+    assert type(layer.gain) is float

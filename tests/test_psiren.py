@@ -85,6 +85,11 @@ def test_pruning_every_batch_follows_the_same_schedule_to_the_exact_zeros(tiny, 
     assert zeros == sum(target_zeros(net, 90, pruning).values())
 
 
+def test_unknown_gain_grad_scale_is_refused():
+    with pytest.raises(MinisenseError, match="gain_grad_scale"):
+        PsirenConfig(gain_grad_scale="adam").validate()
+
+
 def test_unknown_prune_every_is_refused():
     with pytest.raises(MinisenseError, match="prune_every"):
         PsirenConfig(prune_every="step").validate()
@@ -141,6 +146,21 @@ def test_runs_sharing_step_1_equal_runs_that_train_it_bit_for_bit(tiny, tmp_path
         assert _same_network(net, psiren(tiny, config)[0])
 
 
+def test_lsq_scaling_keeps_step_4_gains_stable_on_a_dense_ternary_network(tiny):
+    """At 0% sparsity every weight is kept, so a gain's gradient sums the most terms; unscaled,
+    the gains run away (on MNIST: 150-fold in 15 batches, loss 0.48 -> 9). LSQ's 1/sqrt(N)."""
+    epochs = {"dense": 3, "prune": 0, "sparse": 0, "binary": 3}
+
+    def step4_losses(scale):
+        _, history = psiren(tiny, PsirenConfig(sparsity=0, epochs=epochs, batch_size=50,
+                                               gain_grad_scale=scale))
+        return [h["loss"] for h in history if h["step"] == "binary" and "loss" in h]
+
+    lsq = step4_losses("lsq")
+    assert lsq == sorted(lsq, reverse=True) and lsq[-1] < 0.2
+    assert max(step4_losses("none")) > 5                 # the failure the scaling removes
+
+
 def test_psiren_learns_the_tiny_task(tiny):
     config = PsirenConfig(sparsity=80, epochs={"dense": 4, "prune": 2, "sparse": 2, "binary": 4},
                           batch_size=20)
@@ -190,10 +210,11 @@ def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behavio
 
     from minisense.psiren import ADDED_OPTIONS, same_config
 
-    config = PsirenConfig(sparsity=90, seed=2, prune_every="epoch")
+    config = PsirenConfig(sparsity=90, seed=2, prune_every="epoch", gain_grad_scale="none")
     old = {k: v for k, v in asdict(config).items() if k not in ADDED_OPTIONS}
     assert same_config(old, config) and same_config(asdict(config), config)
-    assert not same_config(old, PsirenConfig(sparsity=90, seed=2))     # default: batch
+    assert not same_config(old, PsirenConfig(sparsity=90, seed=2))     # defaults: batch, lsq
+    assert not same_config(old, PsirenConfig(sparsity=90, seed=2, prune_every="epoch"))
     assert not same_config({**old, "seed": 3}, config)
 
 
