@@ -4,7 +4,7 @@ One dense epoch on 20,000 training images, then (90%: prune and one sparse epoch
 run 300 batches of step 4 at lr 0.01, momentum 0.9, with the gains fixed ("off"), learned from
 the raw gradient ("plain", the behaviour before session 5), from LSQ's gradient / sqrt(N)
 ("lsq", the default since) or in log space ("log"). For "plain" at 0% the first 20 batches are
-traced. Run: PYTHONPATH=. OPENBLAS_NUM_THREADS=1 python step4-gains.py
+traced. Run: PYTHONPATH=. OPENBLAS_NUM_THREADS=1 MINISENSE_DATA=DATA python step4-gains.py
 """
 import copy
 
@@ -15,7 +15,7 @@ from minisense.layers import SGD, softmax_cross_entropy
 from minisense.network import binarize, build_network, fix_thresholds
 from minisense.psiren import prune, target_zeros, train_epoch
 
-d = load_dataset("mnist", "/work/shared/data")
+d = load_dataset("mnist")              # --data-dir order: $MINISENSE_DATA, cache, download
 x, y = d.train.images[:20000], d.train.labels[:20000]
 rng = np.random.default_rng(0)
 net = build_network("mnist", rng)
