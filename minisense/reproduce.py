@@ -35,7 +35,7 @@ MNIST_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 87, 89, 91, 93, 95)   # F
 CAR_LEVELS = MNIST_LEVELS + (96, 97, 98, 99)                                    # Fig. 2b
 QUICK_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 1}
 # An MNIST run with these: 213-258 s on an idle core when step 1 is read from the shared store
-# (session 6), 9-10 minutes beside other jobs when it trains step 1; a car run 153-239 s.
+# (session 6), 9-10 minutes beside other jobs when it trains step 1; a car run 149-389 s.
 SWEEP_EPOCHS = {"dense": 3, "prune": 2, "sparse": 1, "binary": 2}
 CAR = "carracing"
 
