@@ -66,10 +66,12 @@ def atomic_write_json(path: pathlib.Path, obj, sync: bool = True) -> None:
 
 
 def checkpoint_paths(path) -> tuple[pathlib.Path, pathlib.Path]:
-    """(npz, json) for a run folder (``model.*`` inside it; any path without a suffix counts as
-    one), or a checkpoint's .npz or .json."""
+    """(npz, json) for a run folder (``model.*`` inside it; any path not ending in .npz or .json
+    counts as one), or a checkpoint's .npz or .json."""
     path = pathlib.Path(path)
-    if path.is_dir() or not path.suffix:        # a run folder, existing or about to be
+    # Only .npz/.json name a checkpoint file: a folder such as ``p90-lr0.01`` has a "suffix" too,
+    # and taking it for a file stem made two such runs write one metrics.json beside each other.
+    if path.is_dir() or path.suffix not in (".npz", ".json"):
         path = path / "model.npz"
     if path.suffix in (".npz", ".json"):
         path = path.with_suffix("")

@@ -130,6 +130,16 @@ def test_default_out_names_dataset_sparsity_and_seed():
     assert default_out("mnist", 92.5, 3) == pathlib.Path("runs/mnist-p92.5-s3")
 
 
+def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path):
+    # A folder like default_out's "mnist-p92.5-s3" was once taken for a file stem: the checkpoint
+    # landed beside it and metrics.json in its parent, shared with every other such run.
+    out = tmp_path / "digits-p92.5-lr0.01"
+    assert_ok(run("train", *TINY, "--out", out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    assert {"model.npz", "model.json", "metrics.json"} <= {p.name for p in out.iterdir()}
+    assert_ok(run("eval", out))
+
+
 @pytest.mark.parametrize("args, says", [
     (["--sparsity", "100"], "0<=x<100"),
     (["--sparsity", "-1"], "0<=x<100"),
