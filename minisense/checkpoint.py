@@ -73,9 +73,7 @@ def checkpoint_paths(path) -> tuple[pathlib.Path, pathlib.Path]:
     # and taking it for a file stem made two such runs write one metrics.json beside each other.
     if path.is_dir() or path.suffix not in (".npz", ".json"):
         path = path / "model.npz"
-    if path.suffix in (".npz", ".json"):
-        path = path.with_suffix("")
-    return path.with_name(path.name + ".npz"), path.with_name(path.name + ".json")
+    return path.with_suffix(".npz"), path.with_suffix(".json")
 
 
 def sparsity_percent(net: Network) -> float:
