@@ -195,6 +195,22 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 # as MinisenseError; MinisenseGroup turns it into the one-line "Error: ..." already.
 
 
+def _layer_values(pairs, kind, option: str) -> dict:
+    """LAYER=VALUE options as {layer: kind(VALUE)}."""
+    values = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            values[name] = kind(value)
+            if not name or not values[name] >= 0 or values[name] == float("inf"):
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"{pair!r} is not LAYER=VALUE with a finite VALUE >= 0 "
+                                     f"({kind.__name__}), e.g. layer1.0=640",
+                                     param_hint=option) from None
+    return values
+
+
 @main.command()
 @click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
               help="Start from this p-SIREN checkpoint (Algorithm 2 'with backprop').")
@@ -215,14 +231,28 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 @click.option("--repeats", type=int, default=3, show_default=True,
               help="R: rounds of the alternate schedule.")
 @click.option("--layer", "layers", multiple=True, help="Only these layers (repeatable).")
+@click.option("--layer-weight", "layer_weights", multiple=True, metavar="LAYER=W",
+              help="Random schedule: a layer's odds W of being chosen, against 1 for the others "
+                   "(repeatable).")
 @click.option("--budget-minutes", type=click.FloatRange(0, min_open=True), default=10.0,
               show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=0), default=0,
               help="Stop after this many steps (reproducible, unlike the time budget).")
-@click.option("--train-images", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Fitness on the first N training images.")
+@click.option("--train-images", type=click.IntRange(min=0),
+              default=sense.SenseConfig.train_images, show_default=True,
+              help="Fitness on the first N training images (0: the whole training split).")
 @click.option("--anneal", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Simulated-annealing start temperature (0: hill climbing).")
+@click.option("--screen-images", type=click.IntRange(min=0),
+              default=sense.SenseConfig.screen_images, show_default=True,
+              help="Screening: score each step's K neighbours on a slice of S fitness images "
+                   "(moving every step), then only the best --confirm on all of them; a move is "
+                   "still judged on the whole set. 0: every neighbour on the whole set.")
+@click.option("--confirm", type=click.IntRange(min=1), default=sense.SenseConfig.confirm,
+              show_default=True, help="M: neighbours confirmed on the whole set per screened step.")
+@click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
+              help="A layer's own slice S, overriding --screen-images (repeatable; 0: that "
+                   "layer unscreened). [default: layer1.0=640]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
@@ -233,8 +263,9 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 @click.option("--backprop-lr", type=click.FloatRange(min=0, min_open=True), default=0.01,
               show_default=True)
 def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
-           steps_per_layer, repeats, layers, budget_minutes, max_steps, train_images, anneal,
-           seed, out, resume, backprop, backprop_lr):
+           steps_per_layer, repeats, layers, layer_weights, budget_minutes, max_steps,
+           train_images, anneal,
+           screen_images, confirm, screen_by_layer, seed, out, resume, backprop, backprop_lr):
     """SENSE (Algorithm 2): hill-climb the architecture manifold by bit swaps, no backprop."""
     if resume is None:
         if init == "random" and sparsity is None:
@@ -248,7 +279,12 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
             schedule=schedule, neighbours=neighbours, fitness=fitness,
             steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers),
             budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
-            anneal_temperature=anneal, seed=seed)
+            anneal_temperature=anneal, screen_images=screen_images, confirm=confirm,
+            seed=seed)
+        if screen_by_layer:
+            config.screen_by_layer = _layer_values(screen_by_layer, int, "--screen")
+        if layer_weights:
+            config.layer_weights = _layer_values(layer_weights, float, "--layer-weight")
     if backprop:
         if resume is not None:
             raise click.UsageError("--backprop runs are short and not resumable; start anew")
@@ -360,13 +396,27 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
               help="Also benchmark this trained network (repeatable), e.g. a p-SIREN 90% one.")
 @click.option("--seconds-per-layer", type=click.FloatRange(0, min_open=True), default=5.0,
               show_default=True)
+@click.option("--neighbours", type=click.IntRange(min=1), default=sense.SenseConfig.neighbours,
+              show_default=True, help="K: candidates per step for the screened comparison.")
+@click.option("--screen-images", type=click.IntRange(min=0),
+              default=sense.SenseConfig.screen_images, show_default=True,
+              help="Screening slice S for the effective rate (0: skip that comparison).")
+@click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
+              help="A layer's own slice S (repeatable). [default: as minisense search]")
+@click.option("--confirm", type=click.IntRange(min=1), default=sense.SenseConfig.confirm,
+              show_default=True, help="M: candidates confirmed on the whole set per step.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_layer, json_path):
-    """Neighbour evaluations per second, per layer: delta evaluation vs a full forward pass."""
+def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_layer, neighbours,
+                 screen_images, screen_by_layer, confirm, json_path):
+    """Neighbour evaluations per second, per layer: delta evaluation vs a full forward pass, and
+    screened (racing) steps' effective rate against whole-set steps of the same K."""
     from minisense.bench import bench_search_networks
 
     results = bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
-                                    seconds_per_layer)
+                                    seconds_per_layer, screen_images=screen_images,
+                                    confirm=confirm, neighbours=neighbours,
+                                    screen_by_layer=_layer_values(screen_by_layer, int, "--screen") if
+                                    screen_by_layer else sense.SenseConfig().screen_by_layer)
     for label, r in results["networks"].items():
         click.echo(f"{label}: {r['images']} images, {r['threads']} threads, cache "
                    f"{r['cache_bytes'] / 2**20:.0f} MiB, peak RSS "
@@ -378,8 +428,62 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
             click.echo(f"  {layer:<10} {t['evals_per_second']:>14,.1f} "
                        f"{t['oracle_evals_per_second']:>17,.3f} "
                        f"{t['speedup_over_oracle']:>9,.0f}x {str(t['agrees_with_oracle']):>7}")
+        screened = {k: t for k, t in r["layers"].items() if "effective_speedup" in t}
+        if screened:
+            click.echo(f"  steps of K={neighbours}, {confirm} confirmed: neighbours decided per "
+                       "second, whole set vs screened on S images")
+            click.echo(f"  {'layer':<10} {'S':>6} {'whole set':>10} {'screened':>10} {'ratio':>8}"
+                       f" {'agrees':>7}")
+            for layer, t in screened.items():
+                click.echo(f"  {layer:<10} {t['screen_images']:>6} "
+                           f"{t['whole_set_step_evals_per_second']:>10,.1f} "
+                           f"{t['effective_evals_per_second']:>10,.1f} "
+                           f"{t['effective_speedup']:>7,.2f}x "
+                           f"{str(t['screened_agrees_with_whole_set']):>7}")
     if json_path is not None:
         checkpoint.atomic_write_json(json_path, results)
+
+
+@bench.command(name="screening")
+@click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
+              help="The network to climb from (else a random one, --sparsity).")
+@click.option("--sparsity", type=click.FloatRange(0, 100, min_open=True, max_open=True),
+              help="Without --checkpoint: a random network of this sparsity.")
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="[default: the checkpoint's dataset, else digits]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--layer", required=True, help="The layer whose neighbours are ranked.")
+@click.option("--train-images", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fitness images, as minisense search (0: the whole training split).")
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--neighbours", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+def bench_screening(from_checkpoint, sparsity, dataset, data_dir, layer, train_images, steps,
+                    neighbours, seed, json_path):
+    """How often a screening slice of S images, M confirmed, keeps a step's best neighbour."""
+    from minisense.bench import bench_screening as run
+
+    if (from_checkpoint is None) == (sparsity is None):
+        raise click.UsageError("give either --checkpoint or --sparsity")
+    net, data = sense.initial_network(seed, dataset or (None if from_checkpoint else "digits"),
+                                      from_checkpoint, sparsity, data_dir)
+    if layer not in net.weighted:
+        raise click.BadParameter(f"{layer!r} is not a layer of the {net.architecture} network; "
+                                 f"its layers are {', '.join(net.weighted)}", param_hint="--layer")
+    images, labels = sense.fitness_set(data, train_images)
+    r = run(net, images, labels, layer, steps=steps, neighbours=neighbours, seed=seed)
+    w = r["whole_set"]
+    click.echo(f"{layer}: {steps} steps of {neighbours} neighbours on {r['images']} fitness "
+               f"images; whole-set search improved in {w['improving_steps']} steps, "
+               f"{w['seconds'] / steps:.3f} s a step; load average "
+               f"{r['load_average_before']:.2f} -> {r['load_average_after']:.2f}")
+    click.echo(f"  {'S':>6} {'M':>3} {'best found':>11} {'improving found':>16} {'speedup':>8}")
+    for row in r["rows"]:
+        click.echo(f"  {row['screen_images']:>6} {row['confirm']:>3} {row['best_found']:>11} "
+                   f"{row['improvement_found']:>16} {row['speedup']:>7.1f}x")
+    if json_path is not None:
+        checkpoint.atomic_write_json(json_path, r)
 
 
 # -- minisense car --------------------------------------------------------------------------------

@@ -132,7 +132,9 @@ def _blas_threads() -> int | None:
 # ----------------------------------------------------------------------------------------------
 
 def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candidates=None,
-                 seconds_per_layer: float = 5.0, seed: int = 0, margin_clip: int = 1000) -> dict:
+                 seconds_per_layer: float = 5.0, seed: int = 0, margin_clip: int = 1000,
+                 neighbours: int = 100, screen_images: int = 0, confirm: int = 5,
+                 screen_by_layer: dict | None = None) -> dict:
     """Candidate bit swaps scored per second, per layer, with ``DeltaEvaluator.score`` (Numba
     delta evaluation) and with ``score_full_forward`` (a NumPy full forward per swap), measured
     in the same run; images uint8 (n, h, w), labels (n,).
@@ -144,6 +146,13 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
     (at least one), and both must agree on those. Rates are given per wall-clock second and per
     CPU second of this process (the machine may be shared; the load average is reported).
     Memory: the evaluator's ``cache_bytes`` and the process's peak resident set.
+
+    Screened evaluation (SENSE's racing, ``DeltaEvaluator.score_screened``): with
+    ``screen_images`` > 0, steps of ``neighbours`` candidates are timed both ways in turn, on
+    the whole set and screened on ``screen_images`` (or the layer's own slice in
+    ``screen_by_layer``, as ``SenseConfig`` has them) with ``confirm`` confirmed; the *effective*
+    rate is neighbours decided per second, and its ratio to the whole-set rate of the same
+    steps is measured in the same run.
     """
     import numba
 
@@ -190,9 +199,100 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
             "speedup_over_oracle": evals_per_second / oracle_rate,
             "agrees_with_oracle": agrees,
         }
+        size = (screen_by_layer or {}).get(layer, screen_images) if screen_images else 0
+        if 0 < size < len(images):
+            result["layers"][layer].update(_bench_screened(
+                evaluator, layer, neighbours, size, confirm, seconds_per_layer, rng))
     result.update(load_average_before=load_before, load_average_after=os.getloadavg()[0],
                   peak_rss_bytes=_peak_rss_bytes())
     return result
+
+
+def _bench_screened(evaluator, layer, neighbours, screen_images, confirm, seconds, rng) -> dict:
+    """Steps of ``neighbours`` swaps timed whole-set and screened, alternating, for ``seconds``
+    each; every screened step's confirmed scores are checked against the whole-set ones."""
+    from minisense.delta_kernels import LANES
+    from minisense.swaps import sample_swaps
+
+    size = -(-screen_images // LANES)
+    whole = [0, 0.0]
+    screened = [0, 0.0]
+    agrees, step = True, 0
+    while step < 2 or min(whole[1], screened[1]) < seconds:
+        src, dst = sample_swaps(evaluator.weights[layer], neighbours, rng)
+        t = time.perf_counter()
+        correct, margin = evaluator.score(layer, src, dst)
+        whole[0], whole[1] = whole[0] + neighbours, whole[1] + time.perf_counter() - t
+        t = time.perf_counter()
+        c, m, confirmed = evaluator.score_screened(layer, src, dst, size, confirm, step * size)
+        screened[0], screened[1] = screened[0] + neighbours, screened[1] + time.perf_counter() - t
+        agrees &= bool(np.array_equal(c[confirmed], correct[confirmed])
+                       and np.array_equal(m[confirmed], margin[confirmed]))
+        step += 1
+    return {"step_neighbours": neighbours, "screen_images": min(size * LANES, evaluator.count),
+            "confirm": confirm, "steps_timed": step,
+            "whole_set_step_evals_per_second": whole[0] / whole[1],
+            "effective_evals_per_second": screened[0] / screened[1],
+            "effective_speedup": (screened[0] / screened[1]) / (whole[0] / whole[1]),
+            "screened_agrees_with_whole_set": agrees}
+
+
+def bench_screening(net, images: np.ndarray, labels: np.ndarray, layer: str, steps: int = 20,
+                    neighbours: int = 100, sizes=(640, 1280, 2560, 5120), confirms=(1, 3, 5, 10),
+                    seed: int = 0) -> dict:
+    """How well a screening slice ranks neighbours: the evidence behind SENSE's S and M.
+
+    Hill-climbs ``layer`` for ``steps`` steps of ``neighbours`` swaps on the fitness images
+    (uint8 (n, h, w), labels (n,), in the shuffled order ``sense.Search`` uses), each step scored
+    on the whole set (margin fitness, clip = the logits' standard deviation) and the best taken.
+    For every slice size S and number confirmed M it counts the steps where the whole-set best
+    is among the slice's top M (``best_found``) and where the top M hold an improving neighbour
+    (``improvement_found``, against ``improving_steps`` of the whole-set search), and the seconds
+    a screened step would take (slice, plus M neighbours on the rest) against a whole-set step.
+    """
+    from minisense.delta import DeltaEvaluator, block_window
+    from minisense.delta_kernels import LANES
+    from minisense.network import exact_logits
+    from minisense.swaps import sample_swaps
+
+    clip = max(1, int(round(float(exact_logits(net, images).std()))))
+    evaluator = DeltaEvaluator(net, images, labels, clip)
+    evaluator.score(layer, *sample_swaps(evaluator.weights[layer], 2, np.random.default_rng(0)))
+    table = {(size, m): {"best_found": 0, "improvement_found": 0, "seconds": 0.0}
+             for size in sizes for m in confirms if size < len(images)}
+    whole = {"improving_steps": 0, "seconds": 0.0}
+    load_before = os.getloadavg()[0]
+    for t in range(steps):
+        src, dst = sample_swaps(evaluator.weights[layer], neighbours,
+                                np.random.default_rng([seed, t]))
+        started = time.perf_counter()
+        _, margin = evaluator.score(layer, src, dst)
+        per_neighbour = (time.perf_counter() - started) / neighbours
+        whole["seconds"] += per_neighbour * neighbours
+        best, current = int(np.argmax(margin)), evaluator.current_score()[1]
+        for size in sorted({s for s, _ in table}):
+            blocks = -(-size // LANES)
+            window, _ = block_window(t * blocks, blocks, evaluator.blocks)
+            started = time.perf_counter()
+            _, partial = evaluator.score(layer, src, dst, blocks=window)
+            slice_seconds = time.perf_counter() - started
+            rest = 1 - min(blocks * LANES, len(images)) / len(images)
+            order = np.argsort(-partial, kind="stable")
+            for m in confirms:
+                if (size, m) in table:
+                    row, top = table[size, m], order[:m]
+                    row["best_found"] += int(best in top)
+                    row["improvement_found"] += int(margin[top].max() > current)
+                    row["seconds"] += slice_seconds + per_neighbour * m * rest
+        if margin[best] > current:
+            whole["improving_steps"] += 1
+            evaluator.accept(layer, int(src[best]), int(dst[best]))
+    rows = [{"screen_images": size, "confirm": m, **row,
+             "speedup": whole["seconds"] / max(row["seconds"], 1e-12)}
+            for (size, m), row in table.items()]
+    return {"layer": layer, "images": int(len(images)), "steps": steps, "neighbours": neighbours,
+            "whole_set": whole, "rows": rows, "load_average_before": load_before,
+            "load_average_after": os.getloadavg()[0]}
 
 
 def _peak_rss_bytes() -> int | None:
@@ -205,7 +305,8 @@ def _peak_rss_bytes() -> int | None:
 
 def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 10_000,
                           sparsity: float = 80.0, checkpoints=(), seconds_per_layer: float = 5.0,
-                          seed: int = 0) -> dict:
+                          seed: int = 0, screen_images: int = 0, confirm: int = 5,
+                          neighbours: int = 100, screen_by_layer: dict | None = None) -> dict:
     """``bench_search`` on a random ``sparsity``% network and on each checkpoint, with the first
     ``images`` validation images of ``dataset`` (the issue's N = 10,000)."""
     from minisense import checkpoint
@@ -219,5 +320,7 @@ def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 1
     for path in checkpoints:
         networks[str(path)], _ = checkpoint.load(path, architecture=architecture_for(dataset))
     return {"dataset": dataset, "networks": {
-        label: bench_search(net, x, y, seconds_per_layer=seconds_per_layer, seed=seed)
+        label: bench_search(net, x, y, seconds_per_layer=seconds_per_layer, seed=seed,
+                            neighbours=neighbours, screen_images=screen_images, confirm=confirm,
+                            screen_by_layer=screen_by_layer)
         for label, net in networks.items()}}

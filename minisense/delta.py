@@ -64,18 +64,26 @@ from minisense.delta_kernels import (INT32_LIMIT, KEY, LANES, _first_conv_blocks
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _over_blocks(kernel, blocks: int, *args, candidates: int | None = None):
-    """Run ``kernel(first, last, *args[, correct, margin])`` over blocks 0..blocks-1, in chunks
-    on ``numba.get_num_threads()`` threads (the kernels release the GIL).
+def _over_blocks(kernel, ranges, *args, candidates: int | None = None):
+    """Run ``kernel(first, last, *args[, correct, margin])`` over block ranges, in chunks on
+    ``numba.get_num_threads()`` threads (the kernels release the GIL).
 
+    ``ranges`` is a number of blocks B (all of 0..B-1) or a list of (first, last) block ranges.
     With ``candidates`` = K each chunk adds its blocks' scores into its own (K,) rows of correct
     and margin; returns their sums over chunks, (K,) int64 each. Integer sums: the result does
-    not depend on the number of threads or the split.
+    not depend on the number of threads, the split or the order of the blocks.
     """
     global _POOL
+    if isinstance(ranges, (int, np.integer)):
+        ranges = [(0, int(ranges))]
+    blocks = sum(last - first for first, last in ranges)
     threads = min(numba.get_num_threads(), blocks)
-    cuts = np.linspace(0, blocks, min(blocks, 4 * threads) + 1).astype(np.int64)
-    chunks = list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+    pieces = min(blocks, 4 * threads)
+    chunks = []
+    for first, last in ranges:                     # each range cut in proportion to its length
+        n = max(1, round(pieces * (last - first) / max(blocks, 1))) if last > first else 0
+        cuts = np.linspace(first, last, min(n, last - first) + 1).astype(np.int64)
+        chunks += list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
     totals = np.zeros((2, len(chunks), candidates or 0), np.int64)
 
     def run(c):
@@ -91,6 +99,21 @@ def _over_blocks(kernel, blocks: int, *args, candidates: int | None = None):
         for future in [_POOL.submit(run, c) for c in range(len(chunks))]:
             future.result()
     return totals[0].sum(axis=0), totals[1].sum(axis=0)
+
+
+def block_window(start: int, count: int, total: int) -> tuple[list, list]:
+    """``count`` consecutive blocks from ``start``, wrapping around ``total`` blocks, and the rest.
+
+    Returns (window, rest), each a list of (first, last) block ranges; together they cover every
+    block once. Screened evaluation (``minisense.sense``) scores on the window first.
+    """
+    start, count = start % total, min(count, total)
+    end = start + count
+    if end <= total:
+        window, rest = [(start, end)], [(end, total), (0, start)]
+    else:
+        window, rest = [(start, total), (0, end - total)], [(end - total, start)]
+    return ([r for r in window if r[1] > r[0]], [r for r in rest if r[1] > r[0]])
 
 
 def score_logits(logits: np.ndarray, labels: np.ndarray, margin_clip: int) -> tuple[int, int]:
@@ -329,6 +352,7 @@ class DeltaEvaluator:
 
     def refresh(self) -> None:
         """Recompute every cached integer from ``weights`` with a full forward pass."""
+        self._score = None
         names = self.names
         _over_blocks(_forward_blocks, self._u.shape[0], self._u, self.weights[names[0]],
                      self.weights[names[1]], *self._next(), self._tail(),
@@ -344,20 +368,36 @@ class DeltaEvaluator:
         """The current network's integer logits Z, (n, classes) int64."""
         return self._unblock(self._logits)
 
-    def current_score(self) -> tuple[int, int]:
-        """(correct, margin) of the current network, as ``score`` counts them."""
-        return score_logits(self.logits(), self._label_list, self.margin_clip)
+    @property
+    def blocks(self) -> int:
+        """The number of image blocks (``LANES`` images each, the last padded)."""
+        return self._u.shape[0]
+
+    def current_score(self, blocks: list | None = None) -> tuple[int, int]:
+        """(correct, margin) of the current network, as ``score`` counts them, on all images or
+        on the (first, last) block ranges ``blocks``."""
+        if blocks is None:
+            if self._score is None:                 # kept until the network moves
+                self._score = score_logits(self.logits(), self._label_list, self.margin_clip)
+            return self._score
+        index = np.concatenate([np.arange(first, last) for first, last in blocks])
+        logits = self._logits[index].transpose(0, 2, 1).reshape(-1, self.num_classes)
+        labels = self._labels[index].reshape(-1)
+        real = labels >= 0
+        return score_logits(logits[real], labels[real].astype(np.int64), self.margin_clip)
 
     # -- neighbours --------------------------------------------------------------------------
-    def _run(self, layer, src, dst, commit=False, want_logits=False):
-        """Dispatch K swaps of ``layer`` to its kernel; returns (correct, margin, logits|None)."""
+    def _run(self, layer, src, dst, commit=False, want_logits=False, blocks=None):
+        """Dispatch K swaps of ``layer`` to its kernel on all blocks or the (first, last) ranges
+        ``blocks``; returns (correct, margin, logits|None)."""
         src, dst = _check_swaps(self.weights, layer, src, dst)
         names, w = self.names, self.weights[layer]
         sign = w.reshape(-1)[src].astype(np.int64)
         out = np.empty((self._logits.shape[0] if want_logits else 0, self.num_classes, LANES),
                        np.int32)
         t = [np.int32(self.thresholds[n]) for n in names[:2]]
-        position, blocks = names.index(layer), self._u.shape[0]
+        position = names.index(layer)
+        blocks = self.blocks if blocks is None else blocks
         common = (self.margin_clip, commit, out)
         if position == 0:
             oa, _, ia, ja = np.unravel_index(src, w.shape)
@@ -389,15 +429,42 @@ class DeltaEvaluator:
                     self._logits, a, i, b, j, sign, *common, candidates=len(src))
         return correct, margin, (self._unblock(out) if want_logits else None)
 
-    def score(self, layer: str, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, layer: str, src: np.ndarray, dst: np.ndarray,
+              blocks: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Score K candidate swaps of one layer, each applied alone to the current network.
 
         src, dst : (K,) int64 flat indices into ``weights[layer]`` (src nonzero, dst zero).
+        blocks : None (every image) or a list of (first, last) block ranges: only their images
+            count, read in place from the cache (``block_window`` makes a screening slice).
         Returns (correct, margin), (K,) int64: images classified correctly, and the sum of the
         clipped margins Z[y] - max_{k != y} Z[k] (see ``score_logits``). The state is unchanged.
+        Sums over disjoint block ranges add up to the score on their union.
         """
-        correct, margin, _ = self._run(layer, src, dst)
+        correct, margin, _ = self._run(layer, src, dst, blocks=blocks)
         return correct, margin
+
+    def score_screened(self, layer: str, src: np.ndarray, dst: np.ndarray, screen_blocks: int,
+                       confirm: int, start_block: int = 0, rank_by: str = "margin"):
+        """Screened (racing) scores of K candidate swaps: all on a slice, the best on the rest.
+
+        All K are scored on ``screen_blocks`` blocks from ``start_block`` (wrapping around,
+        ``block_window``); the ``confirm`` best by that slice's ``rank_by`` ("margin" or
+        "accuracy", the other breaking ties, then the lower index) are scored on the remaining
+        blocks too. Returns (correct, margin, confirmed): (K,) int64 whole-set scores where
+        ``confirmed`` (K,) bool is True, the slice's scores elsewhere. Slice plus rest is the
+        whole-set score exactly, as ``score`` gives it.
+        """
+        window, rest = block_window(start_block, screen_blocks, self.blocks)
+        correct, margin = self.score(layer, src, dst, blocks=window)
+        keys = (-correct, -margin) if rank_by == "margin" else (-margin, -correct)
+        top = np.sort(np.lexsort(keys)[:confirm])
+        confirmed = np.zeros(len(correct), bool)
+        confirmed[top] = True
+        if rest:
+            more = self.score(layer, np.asarray(src)[top], np.asarray(dst)[top], blocks=rest)
+            correct[top] += more[0]
+            margin[top] += more[1]
+        return correct, margin, confirmed
 
     def neighbour_logits(self, layer: str, src: int, dst: int) -> np.ndarray:
         """The integer logits (n, classes) int64 of the neighbour swapping src -> dst in layer."""
@@ -406,6 +473,7 @@ class DeltaEvaluator:
     def accept(self, layer: str, src: int, dst: int) -> None:
         """Move to the neighbour: apply the swap to ``weights``, update the cache incrementally."""
         self._run(layer, [src], [dst], commit=True)
+        self._score = None
         apply_swap(self.weights[layer], int(src), int(dst))
         if layer in self._columns:
             self._columns[layer] = fc_columns(self.weights[layer])

@@ -84,17 +84,20 @@ def sparsity_sweep(fig, dataset, options, folder, out, seed, data_dir, parallel,
 
 # -- the 90% network of Figs. 3-5 and 9-11 -------------------------------------------------------
 
-def network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress, log):
+def network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress, log,
+              short: dict | None = None):
     """(network, checkpoint path, its metadata): ``checkpoint_path``, else
-    ``<out>/psiren/<dataset>-p90`` (``-quick``), trained there by p-SIREN when missing."""
+    ``<out>/psiren/<dataset>-p90`` (``-quick``), trained there by p-SIREN when missing. With
+    ``short`` (p-SIREN settings, e.g. {"epochs": ..., "lr": ...}) the network is a short-budget
+    run instead, ``<dataset>-p90-short``: a weaker start, as the paper's Fig. 5 must have had."""
     from minisense.data import architecture_for
 
-    path = pathlib.Path(checkpoint_path) if checkpoint_path else \
-        out / "psiren" / f"{dataset}-p90{'-quick' if quick else ''}"
+    name = f"{dataset}-p90{'-short' if short else ''}{'-quick' if quick else ''}"
+    path = pathlib.Path(checkpoint_path) if checkpoint_path else out / "psiren" / name
     if checkpoint_path is None and not checkpoint.checkpoint_paths(path)[0].is_file():
-        config = psiren.config_for(dataset, sparsity=90, seed=seed,
-                                   **({"epochs": {"dense": 2, "prune": 1, "sparse": 1,
-                                                  "binary": 1}} if quick else {}))
+        settings = short or ({"epochs": {"dense": 2, "prune": 1, "sparse": 1, "binary": 1}}
+                             if quick else {})
+        config = psiren.config_for(dataset, sparsity=90, seed=seed, **settings)
         log(f"no 90% {dataset} network at {path}: training one with p-SIREN (Algorithm 1)")
         psiren.train(dataset, config, path, data_dir, progress=progress, log=log)
     net, meta = checkpoint.load(path, architecture=architecture_for(dataset))
@@ -189,12 +192,13 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
     """Fig. 5 (Section 4.3): SENSE from the 90% p-SIREN network until 6 moves; every network of
     every neighbourhood it moved through on one t-SNE map, with the path of best neighbours."""
     net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
-                                log)
+                                log, short=options.get("start"))
     config = sense.SenseConfig(schedule=options["schedule"], neighbours=options["neighbours"],
                                fitness=options["fitness"],
                                steps_per_layer=options["steps_per_layer"],
                                train_images=options["train_images"], seed=seed,
-                               max_steps=options["max_steps"], budget_seconds=NO_TIME_LIMIT)
+                               max_steps=options["max_steps"], budget_seconds=NO_TIME_LIMIT,
+                               screen_images=options["screen_images"])
     search = sense.start(config, folder / "search", dataset, from_checkpoint=path,
                          data_dir=data_dir)
     base = np.concatenate([w.reshape(-1) for w in search.fit.weights.values()])

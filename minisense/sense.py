@@ -45,12 +45,14 @@ import numpy as np
 
 from minisense import checkpoint
 from minisense.delta import DeltaEvaluator
+from minisense.delta_kernels import LANES
 from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, exact_logits
 from minisense.swaps import sample_swaps
 
 SCHEDULES = ("alternate", "fc", "random")
 FITNESSES = ("accuracy", "margin")
+FITNESS_ORDER_SEED = 20191  # the fixed shuffle of the fitness images (any value serves)
 STATE_FILE = "state.npz"
 LOG_FILE = "steps.jsonl"
 
@@ -65,12 +67,16 @@ class SenseConfig:
     steps_per_layer: int = 3               # E: 10 in Figs. 6-7, 3 in Fig. 8
     repeats: int = 3                       # R, rounds of the alternate schedule
     layers: list = field(default_factory=list)   # restrict to these layers (empty: all)
+    layer_weights: dict = field(default_factory=dict)   # random schedule: odds of a layer (1)
     budget_seconds: float = 600.0
     max_steps: int = 0                     # 0: no limit but the budget (and the schedule)
     train_images: int = 10_000             # fitness subset: the first n training images
     margin_clip: int = 0                   # 0: the starting network's logit standard deviation
     anneal_temperature: float = 0.0
     anneal_half_life: float = 1000.0
+    screen_images: int = 2560              # S, the screening slice (0: no screening at all)
+    screen_by_layer: dict = field(default_factory=lambda: {"layer1.0": 640})  # S per layer
+    confirm: int = 5                       # M, neighbours confirmed on the whole set per step
     seed: int = 0
 
     def validate(self, net: Network) -> None:
@@ -83,6 +89,27 @@ class SenseConfig:
             raise MinisenseError(f"neighbours K must be >= 1, got {self.neighbours}")
         if self.steps_per_layer < 1 or self.repeats < 1:
             raise MinisenseError("steps per layer and repeats must be >= 1")
+        if self.screen_images < 0 or self.confirm < 1:
+            raise MinisenseError(f"screening needs --screen-images >= 0 (0: off) and --confirm "
+                                 f">= 1, got {self.screen_images} and {self.confirm}")
+        for name, weight in self.layer_weights.items():
+            if name not in net.weighted:
+                raise MinisenseError(f"layer {name!r} of --layer-weight is not in the "
+                                     f"{net.architecture} network; its layers are "
+                                     f"{', '.join(net.weighted)}")
+            if not (isinstance(weight, (int, float)) and 0 <= weight < float("inf")):
+                raise MinisenseError(f"the weight of {name} must be a number >= 0, got "
+                                     f"{weight!r}")
+        if self.schedule == "random" and not any(
+                self.layer_weights.get(name, 1.0) > 0 for name in self.search_layers(net)):
+            raise MinisenseError("every searched layer has weight 0; give one a weight > 0")
+        for name, size in self.screen_by_layer.items():
+            if name not in net.weighted:
+                raise MinisenseError(f"screened layer {name!r} is not in the {net.architecture} "
+                                     f"network; its layers are {', '.join(net.weighted)}")
+            if not isinstance(size, int) or size < 0:
+                raise MinisenseError(f"screening slice of {name} must be an integer >= 0 (0: "
+                                     f"not screened), got {size!r}")
         for name in self.layers:
             if name not in net.weighted:
                 raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; "
@@ -101,6 +128,17 @@ class SenseConfig:
         return names
 
 
+def fitness_set(data, train_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fitness images: the first ``train_images`` of the training split (0: all of it), in a
+    fixed shuffled order so that any run of blocks is a fair sample for screening (the car's
+    frames come episode by episode). Whole-set scores are integer sums over images: the order
+    changes none of them. Returns images uint8 (n, h, w), labels (n,)."""
+    total = len(data.train.labels)
+    n = min(train_images, total) if train_images else total
+    order = np.random.default_rng(FITNESS_ORDER_SEED).permutation(n)
+    return data.train.images[:n][order], data.train.labels[:n][order]
+
+
 def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
     """The layer the schedule perturbs at ``step`` (0-based), or None when the schedule is over."""
     block = step // config.steps_per_layer
@@ -109,7 +147,11 @@ def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
             return None
         return layers[block % len(layers)]
     if config.schedule == "random":
-        return layers[np.random.default_rng([config.seed, block, 1]).integers(len(layers))]
+        rng = np.random.default_rng([config.seed, block, 1])
+        weights = np.array([config.layer_weights.get(name, 1.0) for name in layers])
+        if (weights == weights[0]).all():                   # the paper's uniform choice
+            return layers[rng.integers(len(layers))]
+        return layers[rng.choice(len(layers), p=weights / weights.sum())]
     return layers[block % len(layers)]                      # fc: cycle through the fc layers
 
 
@@ -124,12 +166,13 @@ class Search:
         config.validate(net)
         self.config, self.out, self.data = config, pathlib.Path(out), data
         self.layers = config.search_layers(net)
-        n = min(config.train_images, len(data.train.labels)) if config.train_images else len(
-            data.train.labels)
-        train_images, train_labels = data.train.images[:n], data.train.labels[:n]
+        images, labels = fitness_set(data, config.train_images)
+        n = len(labels)
         if not config.margin_clip:
-            config.margin_clip = max(1, int(round(float(exact_logits(net, train_images).std()))))
-        self.fit = DeltaEvaluator(net, train_images, train_labels, config.margin_clip)
+            # (on the images in their stored order: a float sum's rounding depends on it)
+            config.margin_clip = max(1, int(round(float(exact_logits(
+                net, data.train.images[:n]).std()))))
+        self.fit = DeltaEvaluator(net, images, labels, config.margin_clip)
         self.val = DeltaEvaluator(net, data.validation.images, data.validation.labels, 1)
         self.test = DeltaEvaluator(net, data.test.images, data.test.labels, 1)
         self.n_train = n
@@ -159,6 +202,32 @@ class Search:
                 "test": majority_baseline(self.data.test)}
 
     # -- one step of Algorithm 2 -------------------------------------------------------------
+    def screen_size(self, layer: str) -> int:
+        """S, the screening slice of ``layer`` in images, or 0 when its neighbours all go on the
+        whole set (screening off, a slice not smaller than the set, or M >= K)."""
+        cfg = self.config
+        size = cfg.screen_by_layer.get(layer, cfg.screen_images) if cfg.screen_images else 0
+        return size if 0 < size < self.n_train and cfg.confirm < cfg.neighbours else 0
+
+    def score_neighbours(self, layer: str, src, dst, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-set fitness of the K neighbours ``src``/``dst`` of step ``t``: (fitness (K,),
+        confirmed (K,) bool). Unscreened, every neighbour is scored on every fitness image.
+
+        Screened (racing): all K are scored on a slice of ``screen_images`` fitness images (a
+        window of blocks that moves on every step, so each image serves as often), the best
+        ``confirm`` of them by that partial fitness are scored on the remaining images, and only
+        their fitness is whole (the others are NaN). Slice + rest = the whole-set score, exactly:
+        a move is judged by the same fitness as without screening.
+        """
+        if not self.screen_size(layer):
+            return self.fitness(*self.fit.score(layer, src, dst)), np.ones(len(src), bool)
+        size = -(-self.screen_size(layer) // LANES)
+        correct, margin, confirmed = self.fit.score_screened(
+            layer, src, dst, screen_blocks=size, confirm=self.config.confirm,
+            start_block=t * size, rank_by=self.config.fitness)
+        scores = np.where(confirmed, self.fitness(correct, margin), np.nan)
+        return scores, confirmed
+
     def step(self) -> dict | None:
         cfg, t = self.config, self.state["step"]
         layer = layer_at(cfg, self.layers, t)
@@ -167,11 +236,11 @@ class Search:
         rng = np.random.default_rng([cfg.seed, t])
         src, dst = sample_swaps(self.fit.weights[layer], cfg.neighbours, rng)
         current = float(self.fitness(*self.fit.current_score()))
-        scores = self.fitness(*self.fit.score(layer, src, dst))
-        best = int(np.argmax(scores))                       # first of equals: deterministic
+        scores, confirmed = self.score_neighbours(layer, src, dst, t)
+        best = int(np.nanargmax(scores))                    # first of equals: deterministic
         # The neighbourhood just looked at, for whoever draws it (Fig. 5, neighbourhood.climb).
         self.neighbourhood = {"layer": layer, "src": src, "dst": dst, "fitness": scores,
-                              "best": best}
+                              "confirmed": confirmed, "best": best}
         delta = float(scores[best]) - current
         accept = delta > 0
         if not accept and cfg.anneal_temperature > 0:
@@ -184,7 +253,7 @@ class Search:
         self.state["step"] = t + 1
         self.state["evaluations"] += cfg.neighbours
         record = {"step": t + 1, "layer": layer, "neighbours": cfg.neighbours,
-                  "accepted": bool(accept), "fitness": current + (delta if accept else 0.0),
+                  "confirmed": int(confirmed.sum()), "accepted": bool(accept), "fitness": current + (delta if accept else 0.0),
                   **self.accuracies()}
         if accept and record["validation_accuracy"] > self.state["best_validation"]:
             self.state["best_validation"] = record["validation_accuracy"]
@@ -275,7 +344,9 @@ def resume(out, data_dir=None) -> Search:
 
     out = pathlib.Path(out)
     try:
-        config = SenseConfig(**json.loads((out / "config.json").read_text()))
+        # A run saved before screening existed has no screen_images: it searched unscreened.
+        config = SenseConfig(**{"screen_images": 0, **json.loads((out / "config.json")
+                                                                 .read_text())})
         dataset = json.loads((out / "current" / "model.json").read_text())["dataset"]
         with np.load(out / STATE_FILE, allow_pickle=False) as f:
             state = json.loads(bytes(f["state"]).decode())

@@ -228,6 +228,11 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path):
 @pytest.mark.parametrize("args", [
     ["--init", "random", "--sparsity", "80", "--neighbours", "0"],
     ["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],
+    ["--init", "random", "--sparsity", "80", "--screen", "layer1.0"],
+    ["--init", "random", "--sparsity", "80", "--screen", "layer1.0=-4"],
+    ["--init", "random", "--sparsity", "80", "--screen", "layer7.0=64"],
+    ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=nan"],
+    ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=inf"],
     ["--init", "random", "--sparsity", "100"],
     ["--init", "random"],
     [],
@@ -264,3 +269,34 @@ def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, t
         for layer in ("layer1.0", "layer2.0", "fc"):
             assert net["layers"][layer]["agrees_with_oracle"]
             assert net["layers"][layer]["evals_per_second"] > 0
+
+
+def test_bench_search_times_screened_steps_against_whole_set_steps(tmp_path):
+    result = run("bench", "search", "--dataset", "digits", "--images", "200",
+                 "--seconds-per-layer", "0.2", "--screen-images", "64", "--screen",
+                 "layer1.0=0", "--neighbours", "20", "--json", tmp_path / "s.json")
+    assert_ok(result)
+    assert "neighbours decided per second" in result.output
+    layers = next(iter(json.loads((tmp_path / "s.json").read_text())["networks"].values()))[
+        "layers"]
+    assert "effective_speedup" not in layers["layer1.0"]             # S = 0: not screened
+    for layer in ("layer2.0", "fc"):
+        assert layers[layer]["screened_agrees_with_whole_set"]
+        assert layers[layer]["screen_images"] == 64 and layers[layer]["effective_speedup"] > 0
+
+
+def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(tmp_path):
+    result = run("bench", "screening", "--sparsity", "80", "--dataset", "digits", "--layer",
+                 "layer2.0", "--steps", "4", "--neighbours", "20", "--json", tmp_path / "r.json")
+    assert_ok(result)
+    r = json.loads((tmp_path / "r.json").read_text())
+    rows = {(row["screen_images"], row["confirm"]): row for row in r["rows"]}
+    assert set(rows) == {(640, m) for m in (1, 3, 5, 10)}          # 1,077 images: S < n only
+    found = [rows[640, m]["best_found"] for m in (1, 3, 5, 10)]
+    assert found == sorted(found) and found[-1] <= 4               # more confirmed, more found
+    assert all(row["improvement_found"] <= r["whole_set"]["improving_steps"] for row in r["rows"])
+
+
+def test_bench_screening_of_an_unknown_layer_is_a_one_line_error():
+    assert_one_line_error(run("bench", "screening", "--sparsity", "80", "--dataset", "digits",
+                              "--layer", "fc7"))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from minisense.delta import LANES, DeltaEvaluator, score_full_forward, score_logits
+from minisense.delta import LANES, DeltaEvaluator, block_window, score_full_forward, \
+    score_logits
 from minisense.errors import MinisenseError
 from minisense.layers import Conv2d, HardTanh, Linear, MaxPool2d, conv_weight_matrix, im2col, \
     max_pool
@@ -253,3 +254,38 @@ def test_bad_inputs_to_the_evaluator_are_one_line_errors():
     with pytest.raises(MinisenseError, match="too large for int32"):
         net.thresholds = {name: 10 ** 6 for name in net.thresholds}
         DeltaEvaluator(net, images, labels, 10)
+
+
+@pytest.mark.parametrize("start,count,total", [(0, 3, 10), (8, 4, 10), (13, 2, 10), (0, 10, 10),
+                                               (5, 12, 10)])
+def test_a_block_window_and_its_rest_cover_every_block_once(start, count, total):
+    window, rest = block_window(start, count, total)
+    covered = [b for first, last in window + rest for b in range(first, last)]
+    assert sorted(covered) == list(range(total))
+    assert sum(last - first for first, last in window) == min(count, total)
+    assert window[0][0] == start % total
+
+
+@pytest.mark.parametrize("architecture", ["mnist", "car"])
+def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_exact(architecture):
+    net, images, labels = make_case(architecture, "random", count=5 * LANES - 9, seed=7)
+    evaluator = DeltaEvaluator(net, images, labels, 50)
+    rng = np.random.default_rng(7)
+    for layer in LAYERS[architecture]:
+        src, dst = random_swaps(evaluator.weights[layer], 25, rng)
+        whole = evaluator.score(layer, src, dst)
+        window, rest = block_window(3, 2, evaluator.blocks)          # wraps: blocks 3, 4 | 0-2
+        part = [evaluator.score(layer, src, dst, blocks=r) for r in (window, rest)]
+        assert np.array_equal(part[0][0] + part[1][0], whole[0])
+        assert np.array_equal(part[0][1] + part[1][1], whole[1])
+        cur = [evaluator.current_score(blocks=r) for r in (window, rest)]
+        assert tuple(np.add(cur[0], cur[1])) == evaluator.current_score()
+        for rank_by in ("margin", "accuracy"):
+            correct, margin, confirmed = evaluator.score_screened(layer, src, dst, 2, 4, 3,
+                                                                  rank_by)
+            assert confirmed.sum() == 4
+            assert np.array_equal(correct[confirmed], whole[0][confirmed])
+            assert np.array_equal(margin[confirmed], whole[1][confirmed])
+            # the confirmed are the slice's best: none left out beats one let in
+            key = part[0][1] if rank_by == "margin" else part[0][0]
+            assert key[~confirmed].max() <= key[confirmed].min()

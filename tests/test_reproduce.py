@@ -166,6 +166,18 @@ def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recompu
         assert digits_accuracy(net) == expected
 
 
+def test_short_climb_figure_starts_from_its_own_short_budget_network(out):
+    r = quick(out, "fig5short")["results"]
+    path = pathlib.Path(r["network"]["checkpoint"])
+    assert path.name == "digits-p90-short-quick"
+    config = json.loads((path / "metrics.json").read_text())["config"]
+    assert {k: config[k] for k in ("epochs", "lr", "pruning")} == \
+        reproduce.FIGURES["fig5short"].quick["start"]
+    net, _ = checkpoint.load(path)
+    assert digits_accuracy(net) == r["accuracy_along_path"]["test"][0]
+    assert sum(s["accepted"] for s in r["steps"]) <= 6
+
+
 # -- Figs. 6-8: SENSE from a random network ------------------------------------------------------
 
 @pytest.mark.parametrize("figure, layers", [("fig6", None), ("fig7", {"fc"}),

@@ -42,6 +42,21 @@ def test_random_schedule_keeps_a_layer_for_its_block_and_depends_only_on_seed_an
     assert got == [layer_at(cfg, layers, t) for t in range(300)]
 
 
+def test_random_schedule_with_layer_weights_picks_layers_at_their_odds():
+    cfg = SenseConfig(schedule="random", steps_per_layer=1, seed=3,
+                      layer_weights={"layer1.0": 0.1, "fc": 0.0})
+    layers = ["layer1.0", "layer2.0", "fc"]
+    got = [layer_at(cfg, layers, t) for t in range(3000)]
+    assert "fc" not in got
+    share = got.count("layer1.0") / len(got)
+    assert 0.06 < share < 0.12                              # 0.1 / 1.1 = 0.091
+    uniform = SenseConfig(schedule="random", steps_per_layer=1, seed=3,
+                          layer_weights={name: 2.0 for name in layers})
+    assert [layer_at(uniform, layers, t) for t in range(50)] == \
+        [layer_at(SenseConfig(schedule="random", steps_per_layer=1, seed=3), layers, t)
+         for t in range(50)]
+
+
 def test_fc_schedule_only_touches_fully_connected_layers(digits, tmp_path):
     run = sense.start(small_config(schedule="fc", max_steps=10), tmp_path / "r", "digits",
                       sparsity=80)
@@ -110,6 +125,13 @@ def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, t
 @pytest.mark.parametrize("overrides,message", [
     (dict(neighbours=0), "neighbours K must be >= 1"),
     (dict(layers=["layer9"]), "layer 'layer9' is not in the mnist network"),
+    (dict(confirm=0), "--confirm >= 1"),
+    (dict(screen_images=-5), "--screen-images >= 0"),
+    (dict(screen_by_layer={"fc9": 10}), "screened layer 'fc9' is not in the mnist network"),
+    (dict(screen_by_layer={"fc": -1}), "screening slice of fc must be an integer >= 0"),
+    (dict(layer_weights={"fc": -1.0}), "the weight of fc must be a number >= 0"),
+    (dict(layer_weights={name: 0.0 for name in ("layer1.0", "layer2.0", "fc")}),
+     "every searched layer has weight 0"),
 ])
 def test_bad_search_settings_are_one_line_errors(digits, tmp_path, overrides, message):
     with pytest.raises(MinisenseError, match=message):
@@ -119,3 +141,113 @@ def test_bad_search_settings_are_one_line_errors(digits, tmp_path, overrides, me
 def test_random_init_sparsity_that_leaves_no_zero_is_refused(digits, tmp_path):
     with pytest.raises(MinisenseError, match="at least one of each"):
         sense.start(small_config(), tmp_path / "r", "digits", sparsity=99.99)
+
+
+def oracle_climb(net, images, labels, config, steps):
+    """Algorithm 2 as the paper states it, with nothing clever: each step's neighbours scored by
+    applying the swap and running the whole network (``score_full_forward``), the best taken if
+    it beats the current network. Returns the accepted (step, layer, src, dst) and the weights."""
+    from minisense.delta import score_full_forward
+    from minisense.swaps import apply_swap, sample_swaps
+
+    n, clip = len(labels), config.margin_clip
+    layers = config.search_layers(net)
+    weights = net.ternary_weights()
+    gain = list(net.weighted.values())[-1].gain
+    moves = []
+    for t in range(steps):
+        layer = layer_at(config, layers, t)
+        rng = np.random.default_rng([config.seed, t])
+        src, dst = sample_swaps(weights[layer], config.neighbours, rng)
+        net.set_ternary(weights, net.thresholds, gain)
+        correct, margin = score_full_forward(net, images, labels, layer, src, dst, clip)
+        scores = correct / n if config.fitness == "accuracy" else margin / (n * clip)
+        from minisense.delta import score_logits
+        now = score_logits(exact_logits(net, images), labels, clip)
+        current = now[0] / n if config.fitness == "accuracy" else now[1] / (n * clip)
+        best = int(np.argmax(scores))
+        if scores[best] > current:
+            apply_swap(weights[layer], int(src[best]), int(dst[best]))
+            moves.append((t + 1, layer, int(src[best]), int(dst[best])))
+    return moves, weights
+
+
+@pytest.mark.parametrize("fitness", ["margin", "accuracy"])
+def test_unscreened_search_is_plain_hill_climbing_on_full_forward_passes(digits, tmp_path,
+                                                                         fitness):
+    cfg = small_config(max_steps=24, neighbours=12, train_images=200, fitness=fitness,
+                       screen_images=0)
+    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    start = run.network()
+    moves = []
+    run.run(on_step=lambda r: moves.append(r) if r["accepted"] else None)
+    expected, weights = oracle_climb(start, digits.train.images[:200], digits.train.labels[:200],
+                                     run.config, 24)
+    assert len(expected) > 3
+    assert [(m["step"], m["layer"]) for m in moves] == [(s, layer) for s, layer, _, _ in expected]
+    for name, w in weights.items():
+        assert np.array_equal(run.fit.weights[name], w)
+
+
+def test_screened_search_records_whole_set_fitness_and_keeps_the_family(digits, tmp_path):
+    cfg = small_config(max_steps=40, neighbours=20, train_images=600, screen_images=128,
+                       screen_by_layer={}, confirm=3, fitness="margin")
+    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    family = run.network().family()
+    images, labels = digits.train.images[:600], digits.train.labels[:600]
+    from minisense.delta import score_logits
+
+    checked = []
+
+    def check(record):
+        if record["step"] % 5 == 0 or record["accepted"]:
+            correct, margin = score_logits(exact_logits(run.network(), images), labels,
+                                           run.config.margin_clip)
+            assert record["fitness"] == margin / (600 * run.config.margin_clip)
+            assert record["train_accuracy"] == correct / 600
+            checked.append(record["step"])
+        assert record["confirmed"] == 3
+
+    summary = run.run(on_step=check)
+    assert summary["accepted"] > 0 and len(checked) > 10
+    assert run.network().family() == family
+    hood = run.neighbourhood
+    assert hood["confirmed"].sum() == 3 and np.isnan(hood["fitness"][~hood["confirmed"]]).all()
+
+
+def test_a_layer_is_screened_on_its_own_slice_only_when_that_is_smaller_than_the_set(digits,
+                                                                                     tmp_path):
+    cfg = small_config(max_steps=1, train_images=600, screen_images=128, confirm=3,
+                       screen_by_layer={"layer1.0": 64, "fc": 0})
+    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    sizes = {name: run.screen_size(name) for name in ("layer1.0", "layer2.0", "fc")}
+    assert sizes == {"layer1.0": 64, "layer2.0": 128, "fc": 0}
+    run.config.screen_images = 0                                    # off means off everywhere
+    assert run.screen_size("layer1.0") == 0
+    run.config.screen_images, run.config.confirm = 128, 20          # M >= K: nothing to screen
+    assert run.screen_size("layer2.0") == 0
+    cfg = small_config(max_steps=1, train_images=100, screen_images=128, confirm=3)
+    run = sense.start(cfg, tmp_path / "s", "digits", sparsity=80)
+    assert run.screen_size("layer2.0") == 0
+
+
+def test_a_screened_search_resumes_after_a_kill_to_the_uninterrupted_network(digits, tmp_path):
+    cfg = dict(max_steps=40, neighbours=15, train_images=600, screen_images=128,
+               screen_by_layer={"layer1.0": 192}, confirm=2)
+    whole = sense.start(small_config(**cfg), tmp_path / "whole", "digits", sparsity=80)
+    whole.run()
+    part = sense.start(small_config(**cfg), tmp_path / "part", "digits", sparsity=80)
+
+    class Killed(Exception):
+        pass
+
+    def kill(record):
+        if record["step"] == 17:
+            raise Killed
+
+    with pytest.raises(Killed):
+        part.run(on_step=kill)
+    resumed = sense.resume(tmp_path / "part")
+    resumed.run()
+    for name, w in whole.fit.weights.items():
+        assert np.array_equal(w, resumed.fit.weights[name])
