@@ -251,3 +251,24 @@ def test_a_screened_search_resumes_after_a_kill_to_the_uninterrupted_network(dig
     resumed.run()
     for name, w in whole.fit.weights.items():
         assert np.array_equal(w, resumed.fit.weights[name])
+
+
+def test_unscreened_search_replays_the_committed_fig7_run_record_for_record(tmp_path):
+    """The search without screening is the search that made reference_outputs/fig7: the same
+    moves, fitness and accuracies at every one of its 90 steps (fc only, so it is quick)."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "reference_outputs" / "fig7" / "sense"
+    saved = json.loads((folder / "config.json").read_text())
+    try:
+        net, data = sense.initial_network(saved["seed"], "mnist", sparsity=90)
+    except MinisenseError as e:                    # no MNIST here: nothing to replay against
+        pytest.skip(str(e))
+    run = sense.Search(net, data, SenseConfig(**{"screen_images": 0, **saved}), tmp_path / "r")
+    run.run()
+    keys = ("step", "layer", "accepted", "fitness", "train_accuracy", "validation_accuracy",
+            "test_accuracy")
+    ours = [json.loads(x) for x in (tmp_path / "r" / sense.LOG_FILE).read_text().splitlines()]
+    committed = [json.loads(x) for x in (folder / sense.LOG_FILE).read_text().splitlines()]
+    assert len(ours) == len(committed) == 91
+    assert [[r[k] for k in keys] for r in ours] == [[r[k] for k in keys] for r in committed]
