@@ -32,6 +32,18 @@ from minisense.psiren import PRUNING, PsirenConfig
 DEFAULTS = PsirenConfig()
 
 
+class Finite(click.FloatRange):
+    """A float option in a range that also refuses nan and inf (which pass any range check)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 # -- errors: one line, no traceback ---------------------------------------------------------------
 
 def _one_line(message: str) -> str:
@@ -106,7 +118,7 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
               help="Static-task dataset; digits needs no download.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
-@click.option("--sparsity", type=click.FloatRange(0, 100, max_open=True), default=DEFAULTS.sparsity,
+@click.option("--sparsity", type=Finite(0, 100, max_open=True), default=DEFAULTS.sparsity,
               show_default=True, help="p: percent of weights that are zero, in [0, 100).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
@@ -114,17 +126,18 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
 @click.option("--epochs-dense", type=click.IntRange(min=0), default=DEFAULTS.epochs["dense"],
               show_default=True, help="n1: epochs of step 1 (dense training).")
 @click.option("--epochs-prune", type=click.IntRange(min=0), default=DEFAULTS.epochs["prune"],
-              show_default=True, help="n2: epochs of step 2 (gradual pruning).")
+              show_default=True,
+              help="n2: epochs of step 2 (gradual pruning); at least 1 unless --sparsity 0.")
 @click.option("--epochs-sparse", type=click.IntRange(min=0), default=DEFAULTS.epochs["sparse"],
               show_default=True, help="n3: epochs of step 3 (sparse fine-tuning).")
 @click.option("--epochs-binary", type=click.IntRange(min=0), default=DEFAULTS.epochs["binary"],
               show_default=True, help="n4: epochs of step 4 (binary fine-tuning).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
               show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True),
+@click.option("--lr", type=Finite(0, min_open=True),
               help=f"Learning rate of steps 1-3  [default: {DEFAULTS.lr}; "
                    f"{psiren.DATASET_RATES['carracing']['lr']} for carracing]")
-@click.option("--lr-binary", type=click.FloatRange(0, min_open=True),
+@click.option("--lr-binary", type=Finite(0, min_open=True),
               help=f"Learning rate of step 4  [default: {DEFAULTS.lr_binary}; "
                    f"{psiren.DATASET_RATES['carracing']['lr_binary']} for carracing]")
 @click.option("--pruning", type=click.Choice(PRUNING), default=DEFAULTS.pruning,
@@ -135,8 +148,10 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
 @click.option("--gain-grad-scale", type=click.Choice(psiren.GAIN_GRAD_SCALES),
               default=DEFAULTS.gain_grad_scale, show_default=True,
               help="Step 4: scale the learned gains' gradients by LSQ's 1/sqrt(N), or not.")
+@click.option("--force", is_flag=True, help="Replace a trained run already in --out.")
 def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
-          epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale):
+          epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale,
+          force):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
     config = psiren.config_for(
         dataset, sparsity=sparsity,
@@ -146,7 +161,7 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
         prune_every=prune_every, gain_grad_scale=gain_grad_scale, seed=seed)
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
-                           command=list(sys.argv))
+                           command=list(sys.argv), force=force)
     accuracy, baseline = summary["accuracy"], summary["majority_baseline"]
     click.echo(f"binary network: validation "
                f"{_with_baseline(accuracy['validation'], baseline['validation'])}, test "
@@ -195,6 +210,25 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
 # as MinisenseError; MinisenseGroup turns it into the one-line "Error: ..." already.
 
 
+class _StatusLine:
+    """A status line on stderr: redrawn in place every second on a terminal; without one (a log
+    file), a whole line every ``every`` seconds, so the log reads line by line."""
+
+    def __init__(self, every: float = 30.0):
+        self.tty = sys.stderr.isatty()
+        self.every = 1.0 if self.tty else every
+        self.last = -float("inf")
+
+    def __call__(self, seconds: float, text: str) -> None:
+        if seconds - self.last >= self.every:
+            self.last = seconds
+            click.echo(("\r" + text) if self.tty else text, nl=not self.tty, err=True)
+
+    def end(self) -> None:
+        if self.tty:
+            click.echo("", err=True)
+
+
 def _layer_values(pairs, kind, option: str) -> dict:
     """LAYER=VALUE options as {layer: kind(VALUE)}."""
     values = {}
@@ -216,7 +250,8 @@ def _layer_values(pairs, kind, option: str) -> dict:
               help="Start from this p-SIREN checkpoint (Algorithm 2 'with backprop').")
 @click.option("--init", type=click.Choice(["random"]),
               help="Start from a random sparse ternary network ('without backprop').")
-@click.option("--sparsity", type=float, help="With --init random: percent of zeros per layer.")
+@click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True),
+              help="With --init random: percent of zeros per layer.")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="[default: the checkpoint's dataset, else digits]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
@@ -224,7 +259,7 @@ def _layer_values(pairs, kind, option: str) -> dict:
               show_default=True, help="alternate (Fig. 6), fc only (Fig. 7), random (Fig. 8).")
 @click.option("--fitness", type=click.Choice(sense.FITNESSES), default="margin",
               show_default=True, help="Selection on training images; accuracy is reported.")
-@click.option("--neighbours", type=int, default=100, show_default=True,
+@click.option("--neighbours", type=click.IntRange(1, 100_000), default=100, show_default=True,
               help="K: first neighbours sampled per step.")
 @click.option("--steps-per-layer", type=int, default=3, show_default=True,
               help="E: steps in a layer before the schedule moves on.")
@@ -234,15 +269,19 @@ def _layer_values(pairs, kind, option: str) -> dict:
 @click.option("--layer-weight", "layer_weights", multiple=True, metavar="LAYER=W",
               help="Random schedule: a layer's odds W of being chosen, against 1 for the others "
                    "(repeatable).")
-@click.option("--budget-minutes", type=click.FloatRange(0, min_open=True), default=10.0,
+@click.option("--budget-minutes", type=Finite(0, min_open=True), default=10.0,
               show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=0), default=0,
               help="Stop after this many steps (reproducible, unlike the time budget).")
 @click.option("--train-images", type=click.IntRange(min=0),
               default=sense.SenseConfig.train_images, show_default=True,
               help="Fitness on the first N training images (0: the whole training split).")
-@click.option("--anneal", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Simulated-annealing start temperature (0: hill climbing).")
+@click.option("--anneal", type=Finite(min=0), default=0.0, show_default=True,
+              help="Simulated annealing: the start temperature T0, in images' worth of fitness "
+                   "(a move losing that much is taken with odds 1/e; 0: hill climbing).")
+@click.option("--anneal-half-life", type=Finite(min=0, min_open=True),
+              default=sense.SenseConfig.anneal_half_life, show_default=True,
+              help="Steps over which the annealing temperature halves.")
 @click.option("--screen-images", type=click.IntRange(min=0),
               default=sense.SenseConfig.screen_images, show_default=True,
               help="Screening: score each step's K neighbours on a slice of S fitness images "
@@ -253,6 +292,10 @@ def _layer_values(pairs, kind, option: str) -> dict:
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S, overriding --screen-images (repeatable; 0: that "
                    "layer unscreened). [default: layer1.0=640]")
+@click.option("--confirm-stages", type=click.IntRange(1, 64),
+              default=sense.SenseConfig.confirm_stages, show_default=True,
+              help="Confirm on the rest of the set in this many pieces, dropping before each a "
+                   "neighbour worse than the current network on the images seen so far.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
@@ -260,12 +303,12 @@ def _layer_values(pairs, kind, option: str) -> dict:
 @click.option("--backprop", is_flag=True,
               help="Instead of SENSE, the paper's comparison line: binary backprop (Algorithm 1, "
                    "step 4) from the same start, same budget (--max-steps counts batches).")
-@click.option("--backprop-lr", type=click.FloatRange(min=0, min_open=True), default=0.01,
+@click.option("--backprop-lr", type=Finite(min=0, min_open=True), default=0.01,
               show_default=True)
 def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
            steps_per_layer, repeats, layers, layer_weights, budget_minutes, max_steps,
-           train_images, anneal,
-           screen_images, confirm, screen_by_layer, seed, out, resume, backprop, backprop_lr):
+           train_images, anneal, anneal_half_life, screen_images, confirm, screen_by_layer,
+           confirm_stages, seed, out, resume, backprop, backprop_lr):
     """SENSE (Algorithm 2): hill-climb the architecture manifold by bit swaps, no backprop."""
     if resume is None:
         if init == "random" and sparsity is None:
@@ -279,7 +322,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
             schedule=schedule, neighbours=neighbours, fitness=fitness,
             steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers),
             budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
-            anneal_temperature=anneal, screen_images=screen_images, confirm=confirm,
+            anneal_temperature=anneal, anneal_half_life=anneal_half_life,
+            screen_images=screen_images, confirm_stages=confirm_stages, confirm=confirm,
             seed=seed)
         if screen_by_layer:
             config.screen_by_layer = _layer_values(screen_by_layer, int, "--screen")
@@ -288,19 +332,17 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
     if backprop:
         if resume is not None:
             raise click.UsageError("--backprop runs are short and not resumable; start anew")
-        last = [-1.0]
+        status = _StatusLine()
 
         def show(r):
-            if r["seconds"] - last[0] >= 1.0:
-                last[0] = r["seconds"]
-                click.echo(f"\rbatch {r['batches']:>7} val {100 * r['validation_accuracy']:.2f}% "
-                           f"test {100 * r['test_accuracy']:.2f}% {r['seconds']:,.0f} s",
-                           nl=False, err=True)
+            status(r["seconds"], f"batch {r['batches']:>7} val "
+                   f"{100 * r['validation_accuracy']:.2f}% test {100 * r['test_accuracy']:.2f}% "
+                   f"{r['seconds']:,.0f} s")
 
         records = sense.backprop_line(config, out, dataset, from_checkpoint,
                                       sparsity if init == "random" else None, data_dir,
                                       backprop_lr, show)
-        click.echo("", err=True)
+        status.end()
         best = max(records, key=lambda r: r["validation_accuracy"])
         summary = {"method": "backprop", "lr": backprop_lr, "config": asdict(config),
                    "first": records[0], "last": records[-1], "best_by_validation": best}
@@ -313,7 +355,20 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
         click.echo(f"records: {out / sense.BACKPROP_FILE}")
         return
     if resume is not None:
-        run = sense.resume(resume, data_dir=data_dir)
+        ctx = click.get_current_context()
+        fixed = [f"--{name.replace('_', '-')}" for name in ctx.params
+                 if name not in ("resume", "data_dir", "max_steps", "budget_minutes")
+                 and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+        if fixed:
+            raise click.UsageError(f"--resume continues a search with its saved settings; "
+                                   f"{', '.join(fixed)} cannot change them (--max-steps and "
+                                   "--budget-minutes can extend it)")
+        given = {name: ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+                 for name in ("max_steps", "budget_minutes")}
+        run = sense.resume(resume, data_dir=data_dir,
+                           max_steps=max_steps if given["max_steps"] else None,
+                           budget_seconds=60 * budget_minutes if given["budget_minutes"]
+                           else None)
     else:
         run = sense.start(config, out, dataset, from_checkpoint,
                           sparsity if init == "random" else None, data_dir)
@@ -323,20 +378,16 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
                f"{_with_baseline(first['test_accuracy'], base['test'])}, fitness on "
                f"{run.n_train} training images ({run.config.fitness}); "
                f"{run.fit.cache_bytes / 2**20:.0f} MiB cache per evaluator; writing to {run.out}")
-    last = [0.0]
+    line = _StatusLine()
 
     def status(record):
-        now = record["seconds"]
-        if now - last[0] >= 1.0:
-            last[0] = now
-            click.echo(f"\rstep {record['step']:>7} {record['layer']:<9} fitness "
-                       f"{record['fitness']:.4f} train {100 * record['train_accuracy']:.2f}% "
-                       f"val {100 * record['validation_accuracy']:.2f}% "
-                       f"{record['evals_per_second']:,.0f} evals/s {now:,.0f} s", nl=False,
-                       err=True)
+        line(record["seconds"], f"step {record['step']:>7} {record['layer']:<9} fitness "
+             f"{record['fitness']:.4f} train {100 * record['train_accuracy']:.2f}% "
+             f"val {100 * record['validation_accuracy']:.2f}% "
+             f"{record['evals_per_second']:,.0f} evals/s {record['seconds']:,.0f} s")
 
     summary = run.run(on_step=status)
-    click.echo("", err=True)
+    line.end()
     best = summary["best"]
     click.echo(f"{summary['steps']} steps, {summary['accepted']} moves accepted, "
                f"{summary['evaluations']:,} neighbours in {summary['seconds']:.0f} s "
@@ -389,12 +440,13 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--images", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="N evaluation images (from the validation split).")
-@click.option("--sparsity", type=float, default=80.0, show_default=True,
+@click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True), default=80.0,
+              show_default=True,
               help="Sparsity of the random network.")
 @click.option("--checkpoint", "checkpoints", multiple=True,
               type=click.Path(path_type=pathlib.Path),
               help="Also benchmark this trained network (repeatable), e.g. a p-SIREN 90% one.")
-@click.option("--seconds-per-layer", type=click.FloatRange(0, min_open=True), default=5.0,
+@click.option("--seconds-per-layer", type=Finite(0, min_open=True), default=5.0,
               show_default=True)
 @click.option("--neighbours", type=click.IntRange(min=1), default=sense.SenseConfig.neighbours,
               show_default=True, help="K: candidates per step for the screened comparison.")
@@ -415,8 +467,9 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
     results = bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
                                     seconds_per_layer, screen_images=screen_images,
                                     confirm=confirm, neighbours=neighbours,
-                                    screen_by_layer=_layer_values(screen_by_layer, int, "--screen") if
-                                    screen_by_layer else sense.SenseConfig().screen_by_layer)
+                                    screen_by_layer=_layer_values(screen_by_layer, int,
+                                                                  "--screen")
+                                    if screen_by_layer else sense.SenseConfig().screen_by_layer)
     for label, r in results["networks"].items():
         click.echo(f"{label}: {r['images']} images, {r['threads']} threads, cache "
                    f"{r['cache_bytes'] / 2**20:.0f} MiB, peak RSS "
@@ -447,7 +500,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
 @bench.command(name="screening")
 @click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
               help="The network to climb from (else a random one, --sparsity).")
-@click.option("--sparsity", type=click.FloatRange(0, 100, min_open=True, max_open=True),
+@click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True),
               help="Without --checkpoint: a random network of this sparsity.")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="[default: the checkpoint's dataset, else digits]")
@@ -533,7 +586,7 @@ def car_expert(episodes, seed, labelling, workers, json_path):
               help="Processes driving episodes at once.")
 @click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
               help="Cut each episode after this many steps (for quick trials).")
-@click.option("--noise", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--noise", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Per-step probability of executing a random class for "
                                       "10 steps (labels stay the expert's).")
 def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
@@ -605,7 +658,7 @@ FIGURE is one of: {FIGURE_HELP}.""")
               show_default=True, help="joblib: this machine; dask: a Dask cluster.")
 @click.option("--scheduler", help="With --backend dask: the scheduler, e.g. tcp://host:8786.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
-              help="[default: reference_outputs, or runs/quick with --quick]")
+              help="[default: runs/figures, or runs/quick with --quick]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Folder holding the datasets (else $MINISENSE_DATA, then the cache).")
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(path_type=pathlib.Path),
@@ -614,12 +667,14 @@ FIGURE is one of: {FIGURE_HELP}.""")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="Run the figure on another dataset than the paper's (e.g. digits).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True,
+              help="Replace the figure's results (and a search of other settings) in OUT.")
 def reproduce_figure(figure, quick, jobs, backend, scheduler, out, data_dir, checkpoint_path,
-                     dataset, seed):
+                     dataset, seed, force):
     record = reproduce.run(figure, quick=quick, out=out, data_dir=data_dir,
                            checkpoint_path=checkpoint_path, seed=seed, jobs=jobs,
                            backend=backend, scheduler=scheduler, dataset=dataset,
-                           progress=_progressbar, log=click.echo)
+                           progress=_progressbar, log=click.echo, force=force)
     folder = pathlib.Path(record["folder"])
     click.echo(f"{record['summary']} ({record['wall_seconds']:.0f} s)")
     click.echo(f"figure: {folder / record['png']}, numbers: {folder / (figure + '.json')}")

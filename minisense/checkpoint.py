@@ -16,11 +16,20 @@ leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import json
+import math
 import os
 import pathlib
 import tempfile
+
+try:
+    import fcntl
+except ImportError:                 # Windows: run folders are not locked there
+    fcntl = None
 
 import numpy as np
 
@@ -32,12 +41,55 @@ FORMAT = "minisense-checkpoint"
 FORMAT_VERSION = 1
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)          # the only way to read it is to set it: done once, at import,
+    os.umask(mask)              # before any thread could create a file in between
+    return mask
+
+
+_UMASK = _read_umask()
+LOCK_FILE = ".minisense.lock"
+
+
 def file_mode() -> int:
     """The mode an ordinary ``open()`` gives a new file (0o666 less the umask); temporary files
     start private (0600), and a file renamed into place should not stay so."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return 0o666 & ~_UMASK
+
+
+def write_error(path, error: OSError) -> MinisenseError:
+    """A failed write as one line naming the file and the likely fix."""
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return MinisenseError(f"cannot write {path}: a file stands where a folder is needed on "
+                              "that path; choose another path")
+    return MinisenseError(f"cannot write {path}: {error.strerror or error}; check that its folder "
+                          "can be created and written and that the disk has space")
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold ``folder`` (a run folder) for one writer: a second process gets a one-line error
+    naming the holder. The lock is the kernel's (``flock``), so it ends with the process, even
+    under kill -9; where ``fcntl`` does not exist (Windows) no lock is taken."""
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, file_mode())
+    except OSError as e:
+        raise write_error(folder / LOCK_FILE, e) from None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another"
+                raise MinisenseError(f"{folder} is in use by process {holder}; wait until it "
+                                     "ends or choose another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)                # closing releases the flock
 
 
 def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> None:
@@ -46,8 +98,11 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> No
     The rename alone survives a killed process; ``sync`` also flushes to disk (power loss).
     """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
@@ -56,8 +111,10 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> No
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         pathlib.Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from None
         raise
 
 
@@ -89,8 +146,11 @@ def save(net: Network, path, metadata: dict | None = None, sync: bool = True) ->
     weights = net.ternary_weights()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **weights)
+    # The two files are renamed one after the other: the JSON names its .npz by hash, so a save
+    # killed between the renames leaves a pair that load() refuses instead of mixing.
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "minisense_version": __version__,
+        "weights_sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
         "architecture": net.architecture,
         "thresholds": net.thresholds,
         "last_gain": float(list(net.weighted.values())[-1].gain),
@@ -131,6 +191,17 @@ def load(path, architecture: str | None = None) -> tuple[Network, dict]:
         raise MinisenseError(f"checkpoint {npz_path} is a {arch} network but the {architecture} "
                              f"network is needed here; pass a {architecture} checkpoint")
     net = build_network(arch, 0)
+    expected = meta.get("weights_sha256")          # absent in checkpoints saved before it
+    if expected is not None:
+        try:
+            digest = hashlib.sha256(npz_path.read_bytes()).hexdigest()
+        except OSError as e:
+            raise MinisenseError(f"checkpoint weights {npz_path} are unreadable ({e.strerror}); "
+                                 "check the file's permissions") from None
+        if digest != expected:
+            raise MinisenseError(f"checkpoint {npz_path} does not match its {json_path.name} "
+                                 "(a save cut short between the two files?); re-create the "
+                                 "checkpoint, or restore the pair from a backup")
     try:
         with np.load(npz_path, allow_pickle=False) as f:
             weights = {name: f[name] for name in f.files}
@@ -148,12 +219,35 @@ def load(path, architecture: str | None = None) -> tuple[Network, dict]:
         if w.dtype != np.int8 or not np.isin(w, (-1, 0, 1)).all():
             raise MinisenseError(f"checkpoint {npz_path}: layer {name} is not int8 in "
                                  "{-1, 0, +1}; only binary networks are checkpointed")
+    return with_weights(meta, weights, json_path), meta
+
+
+def with_weights(meta: dict, weights: dict, json_path) -> Network:
+    """The network a checkpoint's metadata describes (architecture, thresholds, last gain),
+    holding ``weights`` (name -> int8 array of the layer's shape)."""
+    net = build_network(meta["architecture"], 0)
+    _check_scales(meta, list(net.weighted), json_path)
     try:
         net.set_ternary(weights, meta["thresholds"], meta["last_gain"])
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
         raise MinisenseError(f"checkpoint metadata {json_path} lacks valid thresholds or "
                              f"last_gain ({e}); re-create the checkpoint") from None
-    return net, meta
+    return net
+
+
+def _check_scales(meta: dict, layers: list[str], json_path) -> None:
+    """Thresholds: one whole number >= 1 per hidden layer; the last gain finite and > 0."""
+    thresholds, gain = meta.get("thresholds"), meta.get("last_gain")
+    if not isinstance(thresholds, dict) or set(thresholds) != set(layers[:-1]):
+        raise MinisenseError(f"checkpoint metadata {json_path}: thresholds must name the hidden "
+                             f"layers {', '.join(layers[:-1])}; re-create the checkpoint")
+    for name, t in thresholds.items():
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise MinisenseError(f"checkpoint metadata {json_path}: threshold of {name} is "
+                                 f"{t!r}, not a whole number >= 1; re-create the checkpoint")
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
+        raise MinisenseError(f"checkpoint metadata {json_path}: last_gain is {gain!r}, not a "
+                             "finite number > 0; re-create the checkpoint")
 
 
 def evaluate(path, dataset: str | None = None, data_dir=None) -> dict:

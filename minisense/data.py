@@ -55,7 +55,10 @@ FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MIRRORS = {
     "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
-    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    # https first; the S3 website endpoint serves plain http only (the MD5 check guards both)
+    "fashion-mnist": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+                      "data/fashion/",
+                      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
 }
 MD5 = {  # of the published .gz files
     "mnist": {
@@ -291,7 +294,12 @@ def _check_name(name, downloadable=False) -> None:
 def _read_checked(name: str, path: pathlib.Path) -> np.ndarray:
     """``read_idx``, after checking the MD5 of a file that has a canonical .gz name."""
     expected = MD5[name].get(path.name)
-    if expected is not None and (actual := _md5(path)) != expected:
+    try:
+        actual = _md5(path) if expected is not None else None
+    except OSError as e:
+        raise MinisenseError(f"cannot read {path}: {e.strerror or e}; check its permissions") \
+            from None
+    if expected is not None and actual != expected:
         other = [n for n, sums in MD5.items() if sums.get(path.name) == actual and n != name]
         hint = f"it is the {other[0]} file, point to the {name} folder instead" if other else \
             "delete it and run again to re-download it"

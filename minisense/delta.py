@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-import os
 
 import numba
 import numpy as np
@@ -94,11 +93,31 @@ def _over_blocks(kernel, ranges, *args, candidates: int | None = None):
         for c in range(len(chunks)):
             run(c)
     else:
-        if _POOL is None:
-            _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+        # Exactly ``threads`` workers, so NUMBA_NUM_THREADS (or numba.set_num_threads) is a
+        # hard limit on the cores a search uses, whatever the machine has.
+        if _POOL is None or _POOL._max_workers != threads:
+            if _POOL is not None:
+                _POOL.shutdown()
+            _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
         for future in [_POOL.submit(run, c) for c in range(len(chunks))]:
             future.result()
     return totals[0].sum(axis=0), totals[1].sum(axis=0)
+
+
+def _pieces(ranges: list, parts: int) -> list[list]:
+    """(first, last) block ranges cut into ``parts`` runs of about equal length, in order."""
+    blocks = [b for first, last in ranges for b in range(first, last)]
+    cuts = np.linspace(0, len(blocks), min(parts, len(blocks)) + 1).astype(int)
+    pieces = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        run, out = blocks[a:b], []
+        for block in run:                       # consecutive blocks back into ranges
+            if out and out[-1][1] == block:
+                out[-1] = (out[-1][0], block + 1)
+            else:
+                out.append((block, block + 1))
+        pieces.append(out)
+    return [p for p in pieces if p]
 
 
 def block_window(start: int, count: int, total: int) -> tuple[list, list]:
@@ -444,26 +463,41 @@ class DeltaEvaluator:
         return correct, margin
 
     def score_screened(self, layer: str, src: np.ndarray, dst: np.ndarray, screen_blocks: int,
-                       confirm: int, start_block: int = 0, rank_by: str = "margin"):
+                       confirm: int, start_block: int = 0, rank_by: str = "margin",
+                       stages: int = 1):
         """Screened (racing) scores of K candidate swaps: all on a slice, the best on the rest.
 
         All K are scored on ``screen_blocks`` blocks from ``start_block`` (wrapping around,
         ``block_window``); the ``confirm`` best by that slice's ``rank_by`` ("margin" or
-        "accuracy", the other breaking ties, then the lower index) are scored on the remaining
-        blocks too. Returns (correct, margin, confirmed): (K,) int64 whole-set scores where
-        ``confirmed`` (K,) bool is True, the slice's scores elsewhere. Slice plus rest is the
-        whole-set score exactly, as ``score`` gives it.
+        "accuracy", the other breaking ties, then the lower index) go on to the remaining blocks.
+        With ``stages`` > 1 (sequential early rejection) the rest is scored in that many pieces,
+        and before each piece a candidate is dropped when it is worse than the current network
+        on every image scored so far together (by ``rank_by``): a neighbour that cannot beat the
+        incumbent on most of the set rarely beats it on all of it.
+
+        Returns (correct, margin, confirmed): (K,) int64 whole-set scores where ``confirmed`` (K,)
+        bool is True, partial scores elsewhere. A confirmed score is exactly the whole-set score
+        ``score`` gives (the pieces add up), so the choice of move stays exact.
         """
         window, rest = block_window(start_block, screen_blocks, self.blocks)
         correct, margin = self.score(layer, src, dst, blocks=window)
         keys = (-correct, -margin) if rank_by == "margin" else (-margin, -correct)
-        top = np.sort(np.lexsort(keys)[:confirm])
+        alive = np.sort(np.lexsort(keys)[:confirm])
+        src, dst = np.asarray(src), np.asarray(dst)
+        seen = np.array(self.current_score(blocks=window), np.int64)   # the incumbent's
+        primary = 1 if rank_by == "margin" else 0
+        for piece in _pieces(rest, stages):
+            if stages > 1:
+                mine = (correct, margin)[primary][alive]
+                alive = alive[mine >= seen[primary]]
+                if not len(alive):
+                    break
+                seen += self.current_score(blocks=piece)
+            more = self.score(layer, src[alive], dst[alive], blocks=piece)
+            correct[alive] += more[0]
+            margin[alive] += more[1]
         confirmed = np.zeros(len(correct), bool)
-        confirmed[top] = True
-        if rest:
-            more = self.score(layer, np.asarray(src)[top], np.asarray(dst)[top], blocks=rest)
-            correct[top] += more[0]
-            margin[top] += more[1]
+        confirmed[alive] = True
         return correct, margin, confirmed
 
     def neighbour_logits(self, layer: str, src: int, dst: int) -> np.ndarray:

@@ -43,7 +43,7 @@ def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, 
     reused = metrics.is_file() and psiren.same_config(json.loads(metrics.read_text()).get("config",
                                                                                       {}), config)
     summary = json.loads(metrics.read_text()) if reused else psiren.train(
-        dataset, config, out, data_dir, dense_store=dense_store)
+        dataset, config, out, data_dir, dense_store=dense_store, force=True)
     return {"sparsity": sparsity, "seed": seed, "test_accuracy": summary["accuracy"]["test"],
             "validation_accuracy": summary["accuracy"]["validation"],
             "actual_sparsity": summary["actual_sparsity"],
@@ -240,7 +240,8 @@ def backprop_from(network: dict, dataset: str, data_dir, max_batches: int, evalu
                                   evaluate_every=evaluate_every, max_batches=max_batches)
 
 
-def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, log, title, **_):
+def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, log, title,
+           force=False, **_):
     """Figs. 6-8 (Section 4.4): SENSE from a random p% network with the figure's schedule, and
     straight-through backprop from the same network; validation and test curves of both."""
     o = options
@@ -251,7 +252,7 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
                                train_images=o["train_images"], seed=seed)
     search_dir = folder / "sense"
     # A killed figure resumes its search (sense.resume reaches the same network); a search of
-    # other settings in the folder is replaced.
+    # other settings in the folder is replaced only with --force.
     setting = {"figure": fig.name, "dataset": dataset, "sparsity": o["sparsity"],
                "config": asdict(config)}
     marker = search_dir / "figure.json"
@@ -262,9 +263,14 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
         initial = neighbourhood.network_spec(sense.initial_network(
             seed, dataset, sparsity=o["sparsity"], data_dir=data_dir)[0])
     else:
-        shutil.rmtree(search_dir, ignore_errors=True)
-        search = sense.start(config, search_dir, dataset, sparsity=o["sparsity"],
-                             data_dir=data_dir)
+        net, data = sense.initial_network(seed, dataset, sparsity=o["sparsity"],
+                                          data_dir=data_dir)
+        if search_dir.exists() and any(search_dir.iterdir()):
+            if not force:
+                raise MinisenseError(f"{search_dir} holds a search of other settings; pass "
+                                     "--force to replace it, or choose another --out")
+            shutil.rmtree(search_dir)
+        search = sense.Search(net, data, config, search_dir)
         initial = neighbourhood.network_spec(search.network())
         checkpoint.atomic_write_json(marker, setting)
     done = search.state["step"]

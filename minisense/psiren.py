@@ -78,6 +78,9 @@ class PsirenConfig:
                                      f"{1 if step == 'prune' else 0}, got {n}")
         if self.batch_size < 1:
             raise MinisenseError(f"batch size must be >= 1, got {self.batch_size}")
+        for name, rate in (("lr", self.lr), ("lr_binary", self.lr_binary)):
+            if not (isinstance(rate, (int, float)) and 0 < rate < float("inf")):
+                raise MinisenseError(f"{name} must be a finite number > 0, got {rate!r}")
 
 
 # Learning rates by dataset where the defaults above do not suit. On the car, lr 0.05 learns
@@ -166,7 +169,8 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
     order = rng.permutation(len(images))
     starts = range(0, len(images), batch_size)
     total = 0.0
-    with progress(starts, label=label) as bar:
+    # Overflow means divergence, which the caller reports as one line from the non-finite loss.
+    with progress(starts, label=label) as bar, np.errstate(over="ignore", invalid="ignore"):
         for i, start in enumerate(bar):
             batch = order[start:start + batch_size]
             if lr_schedule is not None:
@@ -289,6 +293,10 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
                 net, train.images, train.labels, optimizer, rng, config.batch_size,
                 None if schedule is None else (lambda i, e=epoch: schedule(e, i)),
                 progress, f"{step} {epoch + 1}/{epochs}", before_batch=move_mask)
+            if not np.isfinite(loss):
+                option = "--lr-binary" if step == "binary" else "--lr"
+                raise MinisenseError(f"p-SIREN diverged: loss {loss} in {step} epoch "
+                                     f"{epoch + 1}; lower {option} (it was {lr:g})")
             if step == "binary":
                 fix_thresholds(net)           # the learned gains, rounded to integer thresholds
             history.append({"step": step, "epoch": epoch + 1, "loss": loss,
@@ -317,18 +325,32 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
 
 
 def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=_no_progress,
-          log=lambda line: None, command: list[str] | None = None, dense_store=None) -> dict:
+          log=lambda line: None, command: list[str] | None = None, dense_store=None,
+          force: bool = False) -> dict:
     """Algorithm 1 end to end: load the data, run p-SIREN, save the checkpoint and metrics.
 
     Writes ``out/model.npz`` + ``out/model.json`` (``minisense.checkpoint``) and
     ``out/metrics.json`` (the history); returns the summary that metrics.json holds.
-    ``dense_store`` shares step 1 between runs, as in :func:`psiren`.
+    ``dense_store`` shares step 1 between runs, as in :func:`psiren`. A run already in ``out``
+    is replaced only with ``force``; the folder is locked while training.
     """
+    from minisense import checkpoint
+
+    config.validate()                      # before a possibly long download
+    npz_path, json_path = checkpoint.checkpoint_paths(out)
+    held = [p for p in (npz_path, json_path, npz_path.parent / "metrics.json") if p.exists()]
+    if held and not force:
+        raise MinisenseError(f"{npz_path.parent} already holds a trained run ({held[0].name}); "
+                             "pass --force to replace it, or choose another --out")
+    with checkpoint.folder_lock(npz_path.parent):
+        return _train(dataset_name, config, out, data_dir, progress, log, command, dense_store)
+
+
+def _train(dataset_name, config, out, data_dir, progress, log, command, dense_store) -> dict:
     from minisense import checkpoint
     from minisense.data import architecture_for, load_dataset, majority_baseline
 
     started = time.perf_counter()
-    config.validate()                      # before a possibly long download
     data = load_dataset(dataset_name, data_dir)
     log(f"dataset {data.name} from {data.source}: {len(data.train.labels)} train, "
         f"{len(data.validation.labels)} validation, {len(data.test.labels)} test images")

@@ -146,18 +146,21 @@ FIGURES = {f.name: f for f in [
             layers=("layer1.0", "layer2.0")),
 ]}
 def default_out(quick: bool) -> pathlib.Path:
-    """Real runs go to reference_outputs/, quick ones to runs/quick/ (never over real results)."""
-    return pathlib.Path("runs/quick" if quick else "reference_outputs")
+    """Real runs go to runs/figures/, quick ones to runs/quick/: never into the committed
+    reference_outputs/ unless that is asked for by name."""
+    return pathlib.Path("runs/quick" if quick else "runs/figures")
 
 
 def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_path=None,
         seed: int = 0, jobs: int = 1, backend: str = "joblib", scheduler: str | None = None,
-        dataset: str | None = None, progress=sweep.no_progress, log=lambda line: None) -> dict:
+        dataset: str | None = None, progress=sweep.no_progress, log=lambda line: None,
+        force: bool = False) -> dict:
     """Run one figure's experiment, write its PNG and JSON into ``<out>/<figure>/``; returns the
     JSON's content (``summary`` is the one-line result).
 
     ``dataset`` replaces the paper's dataset (e.g. digits, to try a car figure's code without the
     car recording); ``--quick`` already uses digits for the MNIST and Fashion-MNIST figures.
+    A folder that already holds the figure's results is left alone unless ``force``.
     """
     if figure not in FIGURES:
         raise MinisenseError(f"unknown figure {figure!r}; choose one of {', '.join(FIGURES)}")
@@ -169,11 +172,17 @@ def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_pa
     options = {**fig.options, **(fig.quick if quick else {})}
     out = pathlib.Path(out) if out is not None else default_out(quick)
     folder = out / figure
-    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / f"{figure}.json").exists() and not force:
+        raise MinisenseError(f"{folder} already holds {figure}'s results; pass --force to "
+                             "replace them, or choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise checkpoint.write_error(folder, e) from None
     started = time.perf_counter()
     context = dict(fig=fig, dataset=dataset, options=options, folder=folder, out=out,
                    quick=quick, data_dir=data_dir, checkpoint_path=checkpoint_path, seed=seed,
-                   parallel=dict(jobs=jobs, backend=backend, scheduler=scheduler),
+                   parallel=dict(jobs=jobs, backend=backend, scheduler=scheduler), force=force,
                    progress=progress, log=log,
                    title=fig.caption + (f"  [{dataset}{', quick' if quick else ''}]"
                                         if quick or dataset != fig.dataset else ""))
@@ -184,7 +193,8 @@ def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_pa
         (["--data-dir", str(data_dir)] if data_dir else []) + \
         (["--checkpoint", str(checkpoint_path)] if checkpoint_path else []) + \
         (["--jobs", str(jobs)] if jobs != 1 else []) + \
-        (["--backend", backend, "--scheduler", scheduler] if backend == "dask" else [])
+        (["--backend", backend, "--scheduler", scheduler] if backend == "dask" else []) + \
+        (["--force"] if force else [])
     record = {"figure": figure, "caption": fig.caption, "paper_reports": fig.paper,
               "summary": f"{figure}: {summary}", "quick": quick, "dataset": dataset,
               "seed": seed, "command": " ".join(command), "settings": options,

@@ -39,6 +39,7 @@ import io
 import json
 import pathlib
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -77,6 +78,7 @@ class SenseConfig:
     screen_images: int = 2560              # S, the screening slice (0: no screening at all)
     screen_by_layer: dict = field(default_factory=lambda: {"layer1.0": 640})  # S per layer
     confirm: int = 5                       # M, neighbours confirmed on the whole set per step
+    confirm_stages: int = 1                # > 1: confirm in pieces, dropping early losers
     seed: int = 0
 
     def validate(self, net: Network) -> None:
@@ -89,6 +91,24 @@ class SenseConfig:
             raise MinisenseError(f"neighbours K must be >= 1, got {self.neighbours}")
         if self.steps_per_layer < 1 or self.repeats < 1:
             raise MinisenseError("steps per layer and repeats must be >= 1")
+        for name in self.layers:
+            if name not in net.weighted:
+                raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; "
+                                     f"its layers are {', '.join(net.weighted)}")
+        if not self.search_layers(net):
+            raise MinisenseError(f"the {self.schedule} schedule has no layer to search among "
+                                 f"{', '.join(self.layers)}; with --schedule fc choose an fc "
+                                 "layer, or another schedule")
+        for name, value, zero_ok in (("time budget", self.budget_seconds, False),
+                                     ("anneal temperature", self.anneal_temperature, True),
+                                     ("anneal half-life", self.anneal_half_life, False)):
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")
+                    and (value > 0 or zero_ok)):
+                raise MinisenseError(f"the {name} must be a finite number "
+                                     f"{'>= 0' if zero_ok else '> 0'}, got {value!r}")
+        if not isinstance(self.confirm_stages, int) or self.confirm_stages < 1:
+            raise MinisenseError(f"--confirm-stages must be a whole number >= 1, got "
+                                 f"{self.confirm_stages!r}")
         if self.screen_images < 0 or self.confirm < 1:
             raise MinisenseError(f"screening needs --screen-images >= 0 (0: off) and --confirm "
                                  f">= 1, got {self.screen_images} and {self.confirm}")
@@ -110,10 +130,6 @@ class SenseConfig:
             if not isinstance(size, int) or size < 0:
                 raise MinisenseError(f"screening slice of {name} must be an integer >= 0 (0: "
                                      f"not screened), got {size!r}")
-        for name in self.layers:
-            if name not in net.weighted:
-                raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; "
-                                     f"its layers are {', '.join(net.weighted)}")
         for name in self.search_layers(net):
             counts = net.family()[name]
             if counts["0"] == 0 or counts["0"] == sum(counts.values()):
@@ -181,6 +197,7 @@ class Search:
         self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
         self.template = net
         self.neighbourhood: dict | None = None
+        self._recorded = start is not None          # a resumed run has its start record
 
     # -- fitness -----------------------------------------------------------------------------
     def fitness(self, correct, margin) -> np.ndarray:
@@ -224,7 +241,8 @@ class Search:
         size = -(-self.screen_size(layer) // LANES)
         correct, margin, confirmed = self.fit.score_screened(
             layer, src, dst, screen_blocks=size, confirm=self.config.confirm,
-            start_block=t * size, rank_by=self.config.fitness)
+            start_block=t * size, rank_by=self.config.fitness,
+            stages=self.config.confirm_stages)
         scores = np.where(confirmed, self.fitness(correct, margin), np.nan)
         return scores, confirmed
 
@@ -253,7 +271,8 @@ class Search:
         self.state["step"] = t + 1
         self.state["evaluations"] += cfg.neighbours
         record = {"step": t + 1, "layer": layer, "neighbours": cfg.neighbours,
-                  "confirmed": int(confirmed.sum()), "accepted": bool(accept), "fitness": current + (delta if accept else 0.0),
+                  "confirmed": int(confirmed.sum()), "accepted": bool(accept),
+                  "fitness": current + (delta if accept else 0.0),
                   **self.accuracies()}
         if accept and record["validation_accuracy"] > self.state["best_validation"]:
             self.state["best_validation"] = record["validation_accuracy"]
@@ -263,11 +282,25 @@ class Search:
 
     # -- the loop, with records and atomic saves ---------------------------------------------
     def run(self, on_step=lambda record: None) -> dict:
-        """Climb until the schedule ends, ``max_steps`` or the time budget; returns the summary."""
+        """Climb until the schedule ends, ``max_steps`` or the time budget; returns the summary.
+
+        The run folder is locked for the while (``checkpoint.folder_lock``); a failed write (an
+        unwritable folder, a full disk) ends the run with a one-line error, its last save intact.
+        """
+        with checkpoint.folder_lock(self.out):
+            try:
+                return self._climb(on_step)
+            except OSError as e:
+                raise checkpoint.write_error(e.filename or self.out, e) from None
+
+    def _climb(self, on_step) -> dict:
         cfg = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.state["step"] == 0:
+        if self.state["step"] == 0 and not self._recorded:
+            if (self.out / STATE_FILE).exists():      # another process started one meanwhile
+                raise MinisenseError(f"{self.out} already holds a search; continue it with "
+                                     f"--resume {self.out} or choose another --out")
             self._start_record()
+            self._recorded = True
         log = open(self.out / LOG_FILE, "a")
         started, base_seconds = time.perf_counter(), self.state["seconds"]
         try:
@@ -338,8 +371,11 @@ class Search:
                                                         self.data.test.labels)}}
 
 
-def resume(out, data_dir=None) -> Search:
-    """Re-open a killed run: its config, its last saved state; steps logged after it are dropped."""
+def resume(out, data_dir=None, max_steps: int | None = None,
+           budget_seconds: float | None = None) -> Search:
+    """Re-open a killed or finished run: its config, its last saved state; steps logged after it
+    are dropped. ``max_steps`` and ``budget_seconds`` (the total, counted from the run's start)
+    replace the saved ones, to extend a run; every other setting is the run's own."""
     from minisense.data import load_dataset
 
     out = pathlib.Path(out)
@@ -347,22 +383,43 @@ def resume(out, data_dir=None) -> Search:
         # A run saved before screening existed has no screen_images: it searched unscreened.
         config = SenseConfig(**{"screen_images": 0, **json.loads((out / "config.json")
                                                                  .read_text())})
-        dataset = json.loads((out / "current" / "model.json").read_text())["dataset"]
+        # current/model.json for what a search never changes (dataset, thresholds, gain), the
+        # weights from state.npz: a kill between the two files of current/ loses nothing.
+        meta = json.loads((out / "current" / "model.json").read_text())
+        dataset = meta["dataset"]
         with np.load(out / STATE_FILE, allow_pickle=False) as f:
             state = json.loads(bytes(f["state"]).decode())
             current = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("current/")}
             best = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("best/")}
-        net, _ = checkpoint.load(out / "current")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MinisenseError(f"cannot resume from {out}: {e}; pass the --out folder of a search "
-                             "that has saved at least once") from None
-    net.set_ternary(current, net.thresholds, list(net.weighted.values())[-1].gain)
+        net = checkpoint.with_weights(meta, current, out / "current" / "model.json")
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        raise MinisenseError(f"cannot resume from {out}: {type(e).__name__}: {e}; pass the --out "
+                             "folder of a search that has saved at least once") from None
+    if not (out / LOG_FILE).is_file():
+        raise MinisenseError(f"cannot resume from {out}: its {LOG_FILE} is missing; restore it, or "
+                             "create an empty one to continue without the earlier records")
+    if max_steps is not None:
+        config.max_steps = max_steps
+    if budget_seconds is not None:
+        config.budget_seconds = budget_seconds
     search = Search(net, load_dataset(dataset, data_dir), config, out, start=state)
     search.best_weights = best
-    lines = (out / LOG_FILE).read_text().splitlines()
-    kept = [line for line in lines if json.loads(line)["step"] <= state["step"]]
-    (out / LOG_FILE).write_text("".join(line + "\n" for line in kept))
+    with checkpoint.folder_lock(out):
+        checkpoint.atomic_write_json(out / "config.json", asdict(config))
+        kept = [line for line in (out / LOG_FILE).read_text(errors="replace").splitlines()
+                if _logged_step(line) <= state["step"]]
+        checkpoint.atomic_write_bytes(out / LOG_FILE,
+                                      "".join(line + "\n" for line in kept).encode())
     return search
+
+
+def _logged_step(line: str) -> float:
+    """The step of one ``steps.jsonl`` line; infinity for a line cut short by a crash or a full
+    disk (it can only be the last, and is dropped with the steps after the saved state)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
 
 
 def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
@@ -399,6 +456,8 @@ def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
 def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
           sparsity: float | None = None, data_dir=None) -> Search:
     """A new search in ``out`` from :func:`initial_network`."""
+    with checkpoint.folder_lock(out):        # fail fast: writable, and no other writer now
+        pass
     net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
     if (pathlib.Path(out) / STATE_FILE).exists():
         raise MinisenseError(f"{out} already holds a search; continue it with --resume {out} or "

@@ -289,3 +289,31 @@ def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_ex
             # the confirmed are the slice's best: none left out beats one let in
             key = part[0][1] if rank_by == "margin" else part[0][0]
             assert key[~confirmed].max() <= key[confirmed].min()
+
+
+@pytest.mark.parametrize("architecture", ["mnist", "car"])
+def test_staged_confirmation_is_exact_for_survivors_and_drops_only_the_incumbent_s_losers(
+        architecture):
+    from minisense.delta import _pieces
+
+    net, images, labels = make_case(architecture, "random", count=9 * LANES - 5, seed=11)
+    evaluator = DeltaEvaluator(net, images, labels, 40)
+    rng = np.random.default_rng(11)
+    window, rest = block_window(5, 2, evaluator.blocks)
+    pieces = _pieces(rest, 3)
+    assert sorted(b for p in pieces for f, l in p for b in range(f, l)) == \
+        sorted(b for f, l in rest for b in range(f, l))
+    prefixes = [window + [r for p in pieces[:i] for r in p] for i in range(len(pieces))]
+    for layer in LAYERS[architecture]:
+        src, dst = random_swaps(evaluator.weights[layer], 30, rng)
+        whole = evaluator.score(layer, src, dst)
+        once = evaluator.score_screened(layer, src, dst, 2, 8, 5, "margin")
+        correct, margin, alive = evaluator.score_screened(layer, src, dst, 2, 8, 5, "margin",
+                                                          stages=3)
+        assert np.array_equal(correct[alive], whole[0][alive])
+        assert np.array_equal(margin[alive], whole[1][alive])
+        assert not (alive & ~once[2]).any()              # survivors come from the confirmed
+        for k in np.flatnonzero(once[2]):
+            behind = [evaluator.score(layer, src[k:k + 1], dst[k:k + 1], blocks=p)[1][0]
+                      < evaluator.current_score(blocks=p)[1] for p in prefixes]
+            assert alive[k] == (not any(behind))          # dropped iff behind on some prefix

@@ -120,7 +120,7 @@ def test_car_figures_run_their_generic_code_on_digits(out):
     assert list(r10["results"]["layers"]) == ["fc"]
     r8 = reproduce.run("fig8b", quick=True, out=out, dataset="digits")
     assert {s["layer"] for s in r8["results"]["steps"][1:]} <= {"layer1.0", "layer2.0"}
-    reproduce.run("fig2a", quick=True, out=out)     # (read back if an earlier test ran it)
+    reproduce.run("fig2a", quick=True, out=out, force=True)   # its runs read back if made
     r2 = reproduce.run("fig2b", quick=True, out=out, dataset="digits")
     assert all(x["reused"] for x in r2["results"]["runs"])       # fig2a's runs
 
@@ -263,7 +263,7 @@ def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path)
             runs = sweep.run(experiments.psiren_at, tasks, **options)
             assert not any(r["reused"] for r in runs)
             weights = [checkpoint.load(t["out"])[0].ternary_weights() for t in tasks]
-            hist = reproduce.run("fig3", quick=True, out=out, **options)
+            hist = reproduce.run("fig3", quick=True, out=out, force=True, **options)
             results[label] = ([r["test_accuracy"] for r in runs], weights,
                               hist["results"]["layers"])
     finally:

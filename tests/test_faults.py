@@ -1,0 +1,360 @@
+"""Fault injection: bad inputs, hostile files, failed writes, kills and concurrent writers.
+
+Every case must end in the right behaviour or ONE line ``Error: ...`` (exit code 1 or 2), never a
+traceback, never a silently wrong result, never lost data. Offline: digits only, tiny budgets.
+The classes: corrupt, truncated or unreadable inputs; hostile checkpoints; bad option values
+(nan, inf, negative, zero, huge); write failures (a file in the way, a simulated full disk);
+kill -9 during ``train`` and ``search``; two writers on one run folder; a half-written log line.
+"""
+
+import errno
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from minisense import checkpoint, data, delta, sense
+
+TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
+        "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
+SEARCH = ["search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
+          "--neighbours", "10", "--train-images", "300"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code in (1, 2), result.output + repr(result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def ends_in_one_line_error(result) -> str:
+    """Work reported so far, then one line ``Error: ...``: a failure found after the start."""
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and "Traceback" not in result.output, result.output
+    assert sum(line.startswith("Error: ") for line in lines) == 1
+    return lines[-1]
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("faults") / "run"
+    ok(run("train", *TINY, "--out", out))
+    return out
+
+
+@pytest.fixture
+def copy(trained, tmp_path):
+    return pathlib.Path(shutil.copytree(trained, tmp_path / "copy"))
+
+
+# -- hostile checkpoints ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value, says", [
+    ("thresholds", {"layer1.0": -5, "layer2.0": 3}, "threshold of layer1.0 is -5"),
+    ("thresholds", {"layer1.0": 2.5, "layer2.0": 3}, "threshold of layer1.0 is 2.5"),
+    ("thresholds", {"layer1.0": "7", "layer2.0": 3}, "threshold of layer1.0 is '7'"),
+    ("thresholds", {"layer1.0": True, "layer2.0": 3}, "threshold of layer1.0 is True"),
+    ("thresholds", {"layer1.0": 4}, "thresholds must name the hidden layers"),
+    ("last_gain", 0, "last_gain is 0"),
+    ("last_gain", -1.5, "last_gain is -1.5"),
+    ("last_gain", "nan", "last_gain is 'nan'"),
+    ("last_gain", float("nan"), "last_gain is nan"),
+])
+def test_a_checkpoint_with_out_of_range_scales_is_refused(copy, field, value, says):
+    meta = json.loads((copy / "model.json").read_text())
+    meta[field] = value
+    (copy / "model.json").write_text(json.dumps(meta))
+    assert says in one_line_error(run("eval", copy))
+
+
+def test_a_pickled_or_reshaped_weight_file_is_refused(copy):
+    meta = json.loads((copy / "model.json").read_text())
+    meta.pop("weights_sha256")                 # as an older checkpoint: only the content checks
+    (copy / "model.json").write_text(json.dumps(meta))
+    with np.load(copy / "model.npz") as f:
+        weights = {k: f[k] for k in f.files}
+    np.savez(copy / "model.npz", **{**weights, "fc": np.array([object()], dtype=object)})
+    assert "unreadable" in one_line_error(run("eval", copy))
+    np.savez(copy / "model.npz", **{**weights, "fc": weights["fc"][:, :-1]})
+    assert "has shape" in one_line_error(run("eval", copy))
+
+
+def test_a_checkpoint_pair_from_two_saves_is_refused(copy, tmp_path):
+    """A save killed between its two renames leaves a new model.npz beside the old model.json."""
+    other = tmp_path / "other"
+    ok(run("train", *TINY, "--sparsity", "90", "--out", other))
+    shutil.copy(other / "model.npz", copy / "model.npz")
+    assert "does not match its model.json" in one_line_error(run("eval", copy))
+
+
+def test_an_unreadable_data_file_is_a_one_line_error(tmp_path, monkeypatch):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for stem in data.FILES:
+        (folder / (stem + ".gz")).write_bytes(b"x")
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(data, "_md5", denied)
+    with pytest.raises(data.MinisenseError, match="cannot read .*Permission denied"):
+        data.load_dataset("mnist", tmp_path, download=False)
+
+
+# -- bad option values -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["train", *TINY, "--lr", "nan"],
+    ["train", *TINY, "--lr-binary", "inf"],
+    ["train", *TINY, "--lr", "-0.1"],
+    ["train", *TINY, "--sparsity", "nan"],
+    [*SEARCH, "--budget-minutes", "nan"],
+    [*SEARCH, "--budget-minutes", "0"],
+    [*SEARCH, "--anneal", "nan"],
+    [*SEARCH, "--anneal", "-1"],
+    [*SEARCH, "--anneal-half-life", "inf"],
+    [*SEARCH, "--neighbours", "1000000000"],
+    [*SEARCH, "--neighbours", "0"],
+    [*SEARCH, "--layer-weight", "fc=-1"],
+    [*SEARCH, "--screen", "fc=1e3"],
+    [*SEARCH, "--schedule", "fc", "--layer", "layer1.0"],
+    ["search", "--init", "random", "--sparsity", "nan", "--dataset", "digits"],
+    ["bench", "search", "--dataset", "digits", "--sparsity", "nan"],
+    ["bench", "search", "--dataset", "digits", "--sparsity", "-1"],
+    ["bench", "search", "--dataset", "digits", "--seconds-per-layer", "inf"],
+])
+def test_bad_option_values_are_one_line_errors(args, tmp_path):
+    one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
+                   else run(*args))
+
+
+def test_a_diverging_learning_rate_stops_with_a_one_line_error(tmp_path):
+    result = run("train", *TINY, "--lr", "1e30", "--out", tmp_path / "o")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()              # progress, then the error
+    assert lines[-1].startswith("Error: p-SIREN diverged") and "--lr" in lines[-1]
+    assert "Traceback" not in result.output and "Warning" not in result.output
+
+
+# -- run folders: never overwritten, never two writers --------------------------------------------
+
+def test_train_into_a_finished_run_is_refused_unless_forced(copy):
+    before = (copy / "model.npz").read_bytes()
+    assert "--force" in one_line_error(run("train", *TINY, "--sparsity", "90", "--out", copy))
+    assert (copy / "model.npz").read_bytes() == before
+    ok(run("train", *TINY, "--sparsity", "90", "--out", copy, "--force"))
+    assert json.loads((copy / "model.json").read_text())["requested_sparsity"] == 90
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "s"
+    with checkpoint.folder_lock(out):
+        line = one_line_error(run(*SEARCH, "--max-steps", "3", "--out", out))
+        assert f"in use by process {os.getpid()}" in line
+        line = one_line_error(run("train", *TINY, "--out", out))
+        assert f"in use by process {os.getpid()}" in line
+    ok(run(*SEARCH, "--max-steps", "3", "--out", out))        # free again
+
+
+def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_path):
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "cli.main", *SEARCH, "--max-steps", "40", "--out", str(out)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 1], outputs
+    refused = outputs[[p.returncode for p in procs].index(1)].strip().splitlines()
+    assert refused[-1].startswith("Error: ") and "in use by process" in refused[-1], refused
+    assert "Traceback" not in "".join(refused)
+    steps = [json.loads(x)["step"] for x in (out / sense.LOG_FILE).read_text().splitlines()]
+    assert steps == list(range(41))
+
+
+# -- write failures ----------------------------------------------------------------------------------
+
+def test_an_out_folder_under_a_file_is_a_one_line_error(trained, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert "cannot write" in one_line_error(run("train", *TINY, "--out", blocker / "run"))
+    assert "cannot write" in one_line_error(run(*SEARCH, "--max-steps", "2", "--out",
+                                                blocker / "s"))
+    assert "a file stands where" in ends_in_one_line_error(run("eval", trained, "--json",
+                                                                blocker / "r.json"))
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp_path,
+                                                                             monkeypatch):
+    """ENOSPC is simulated (mounting a small tmpfs needs privileges a test may not have)."""
+    out = tmp_path / "s"
+    ok(run(*SEARCH, "--max-steps", "10", "--out", out))
+    real = checkpoint.atomic_write_bytes
+
+    def full(path, payload, sync=True):
+        raise checkpoint.write_error(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    line = one_line_error(run("search", "--resume", out, "--max-steps", "30"))
+    assert "No space left on device" in line
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+
+
+    def state_full(path, payload, sync=True):          # the disk fills during the climb
+        if pathlib.Path(path).name == sense.STATE_FILE:
+            full(path, payload)
+        real(path, payload, sync)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", state_full)
+    assert "No space left" in ends_in_one_line_error(run("search", "--resume", out,
+                                                         "--max-steps", "25"))
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    ok(run("search", "--resume", out, "--max-steps", "30"))
+    steps = [json.loads(x)["step"] for x in (out / sense.LOG_FILE).read_text().splitlines()]
+    assert steps == list(range(31))
+
+
+# -- resuming: damaged records, extended budgets ----------------------------------------------------
+
+def finished_search(tmp_path, steps=30) -> pathlib.Path:
+    out = tmp_path / f"s{steps}"
+    ok(run(*SEARCH, "--max-steps", steps, "--out", out))
+    return out
+
+
+def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(tmp_path):
+    whole = finished_search(tmp_path, 30)
+    part = tmp_path / "part"
+    ok(run(*SEARCH, "--max-steps", "12", "--out", part))
+    with open(part / sense.LOG_FILE, "a") as log:
+        log.write('{"step": 13, "layer": "fc", "neigh')             # the disk filled up here
+    ok(run("search", "--resume", part, "--max-steps", "30"))
+    assert (whole / sense.STATE_FILE).exists()
+    a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, part))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    steps = [json.loads(x)["step"] for x in (part / sense.LOG_FILE).read_text().splitlines()]
+    assert steps == list(range(31))
+
+
+def test_resume_with_a_missing_log_or_a_truncated_state_is_a_one_line_error(tmp_path):
+    out = finished_search(tmp_path, 5)
+    (out / sense.LOG_FILE).rename(out / "kept.jsonl")
+    assert "steps.jsonl is missing" in one_line_error(run("search", "--resume", out))
+    (out / "kept.jsonl").rename(out / sense.LOG_FILE)
+    state = (out / sense.STATE_FILE).read_bytes()
+    (out / sense.STATE_FILE).write_bytes(state[:len(state) // 2])
+    assert "cannot resume" in one_line_error(run("search", "--resume", out))
+
+
+def test_resume_after_a_kill_between_the_two_files_of_a_checkpoint(tmp_path):
+    whole = finished_search(tmp_path, 30)
+    out = tmp_path / "part"
+    ok(run(*SEARCH, "--max-steps", "15", "--out", out))
+    shutil.copy(whole / "current" / "model.npz", out / "current" / "model.npz")   # npz renamed,
+    assert "does not match" in one_line_error(run("eval", out / "current"))   # json was not
+    ok(run("search", "--resume", out, "--max-steps", "30"))
+    ok(run("eval", out / "current"))                          # the pair is whole again
+    a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, out))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_resume_extends_the_step_budget_and_refuses_to_change_settings(tmp_path):
+    out = finished_search(tmp_path, 10)
+    line = one_line_error(run("search", "--resume", out, "--neighbours", "50"))
+    assert "--neighbours" in line
+    result = ok(run("search", "--resume", out, "--max-steps", "20"))
+    assert "20 steps" in result.output
+    assert json.loads((out / "config.json").read_text())["max_steps"] == 20
+
+
+# -- kill -9 ------------------------------------------------------------------------------------------
+
+def kill_after(args, seconds: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("delay", [4.0, 7.0])
+def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(tmp_path, delay):
+    whole = finished_search(tmp_path, 60)
+    out = tmp_path / "killed"
+    kill_after([*SEARCH, "--max-steps", "60", "--out", out], delay)
+    if not (out / sense.STATE_FILE).exists():              # killed before its first save
+        ok(run(*SEARCH, "--max-steps", "60", "--out", out))
+    else:
+        ok(run("search", "--resume", out))
+    a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, out))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained):
+    out = tmp_path / "killed"
+    kill_after(["train", *TINY, "--out", out], 5.0)
+    if (out / "model.npz").exists() or (out / "model.json").exists():
+        ok(run("eval", out))                          # whatever is there is a whole checkpoint
+    ok(run("train", *TINY, "--out", out, "--force"))
+    with np.load(out / "model.npz") as a, np.load(trained / "model.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+# -- threads ------------------------------------------------------------------------------------------
+
+def test_delta_evaluation_uses_no_more_threads_than_numba_is_allowed():
+    import numba
+
+    from minisense.swaps import random_network, sample_swaps
+
+    digits = data.load_dataset("digits")
+    net = random_network("mnist", 80, 0, digits.train.images[:100])
+    evaluator = delta.DeltaEvaluator(net, digits.train.images[:640], digits.train.labels[:640], 9)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        evaluator.score("fc", *sample_swaps(evaluator.weights["fc"], 8, np.random.default_rng(0)))
+        if numba.get_num_threads() > 1:
+            assert delta._POOL._max_workers == numba.get_num_threads()
+    finally:
+        numba.set_num_threads(before)
+
+
+# -- reproduce: never deletes what it did not make ---------------------------------------------------
+
+def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path):
+    from minisense import reproduce
+
+    assert reproduce.default_out(False) == pathlib.Path("runs/figures")   # not reference_outputs
+    out = tmp_path / "committed"
+    (out / "fig8b" / "sense").mkdir(parents=True)
+    (out / "fig8b" / "sense" / "steps.jsonl").write_text("a user's search\n")
+    args = ["reproduce", "fig8b", "--quick", "--dataset", "digits", "--out", out]
+    assert "holds a search of other settings" in one_line_error(run(*args))
+    assert (out / "fig8b" / "sense" / "steps.jsonl").read_text() == "a user's search\n"
+    (out / "fig8b" / "fig8b.json").write_text("{}")
+    assert "already holds fig8b's results" in one_line_error(run(*args))
+    assert (out / "fig8b" / "fig8b.json").read_text() == "{}"
+    ok(run(*args, "--force"))
+    assert json.loads((out / "fig8b" / "fig8b.json").read_text())["figure"] == "fig8b"
