@@ -265,7 +265,9 @@ def _layer_values(pairs, kind, option: str) -> dict:
               help="E: steps in a layer before the schedule moves on.")
 @click.option("--repeats", type=int, default=3, show_default=True,
               help="R: rounds of the alternate schedule.")
-@click.option("--layer", "layers", multiple=True, help="Only these layers (repeatable).")
+@click.option("--layer", "layers", multiple=True,
+              help="Search these layers (repeatable). [default: every layer but layer1.0, which "
+                   "keeps its start: its steps cost 10-30 times more and measured not worth it]")
 @click.option("--layer-weight", "layer_weights", multiple=True, metavar="LAYER=W",
               help="Random schedule: a layer's odds W of being chosen, against 1 for the others "
                    "(repeatable).")
@@ -320,7 +322,7 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
                                              f"{dataset or 'ckpt'}-s{seed}")
         config = sense.SenseConfig(
             schedule=schedule, neighbours=neighbours, fitness=fitness,
-            steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers),
+            steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers) or None,
             budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
             anneal_temperature=anneal, anneal_half_life=anneal_half_life,
             screen_images=screen_images, confirm_stages=confirm_stages, confirm=confirm,
@@ -439,7 +441,7 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--images", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="N evaluation images (from the validation split).")
+              help="N evaluation images: the first N fitness images of a search.")
 @click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True), default=80.0,
               show_default=True,
               help="Sparsity of the random network.")
@@ -457,9 +459,12 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
               help="A layer's own slice S (repeatable). [default: as minisense search]")
 @click.option("--confirm", type=click.IntRange(min=1), default=sense.SenseConfig.confirm,
               show_default=True, help="M: candidates confirmed on the whole set per step.")
+@click.option("--confirm-stages", type=click.IntRange(1, 64),
+              default=sense.SenseConfig.confirm_stages, show_default=True,
+              help="As minisense search: confirmation in pieces with early rejection.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
 def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_layer, neighbours,
-                 screen_images, screen_by_layer, confirm, json_path):
+                 screen_images, screen_by_layer, confirm, confirm_stages, json_path):
     """Neighbour evaluations per second, per layer: delta evaluation vs a full forward pass, and
     screened (racing) steps' effective rate against whole-set steps of the same K."""
     from minisense.bench import bench_search_networks
@@ -467,6 +472,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
     results = bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
                                     seconds_per_layer, screen_images=screen_images,
                                     confirm=confirm, neighbours=neighbours,
+                                    confirm_stages=confirm_stages,
                                     screen_by_layer=_layer_values(screen_by_layer, int,
                                                                   "--screen")
                                     if screen_by_layer else sense.SenseConfig().screen_by_layer)

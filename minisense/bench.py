@@ -134,7 +134,7 @@ def _blas_threads() -> int | None:
 def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candidates=None,
                  seconds_per_layer: float = 5.0, seed: int = 0, margin_clip: int = 1000,
                  neighbours: int = 100, screen_images: int = 0, confirm: int = 5,
-                 screen_by_layer: dict | None = None) -> dict:
+                 screen_by_layer: dict | None = None, confirm_stages: int = 1) -> dict:
     """Candidate bit swaps scored per second, per layer, with ``DeltaEvaluator.score`` (Numba
     delta evaluation) and with ``score_full_forward`` (a NumPy full forward per swap), measured
     in the same run; images uint8 (n, h, w), labels (n,).
@@ -202,13 +202,15 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
         size = (screen_by_layer or {}).get(layer, screen_images) if screen_images else 0
         if 0 < size < len(images):
             result["layers"][layer].update(_bench_screened(
-                evaluator, layer, neighbours, size, confirm, seconds_per_layer, rng))
+                evaluator, layer, neighbours, size, confirm, confirm_stages, seconds_per_layer,
+                rng))
     result.update(load_average_before=load_before, load_average_after=os.getloadavg()[0],
                   peak_rss_bytes=_peak_rss_bytes())
     return result
 
 
-def _bench_screened(evaluator, layer, neighbours, screen_images, confirm, seconds, rng) -> dict:
+def _bench_screened(evaluator, layer, neighbours, screen_images, confirm, stages, seconds,
+                    rng) -> dict:
     """Steps of ``neighbours`` swaps timed whole-set and screened, alternating, for ``seconds``
     each; every screened step's confirmed scores are checked against the whole-set ones."""
     from minisense.delta_kernels import LANES
@@ -224,13 +226,14 @@ def _bench_screened(evaluator, layer, neighbours, screen_images, confirm, second
         correct, margin = evaluator.score(layer, src, dst)
         whole[0], whole[1] = whole[0] + neighbours, whole[1] + time.perf_counter() - t
         t = time.perf_counter()
-        c, m, confirmed = evaluator.score_screened(layer, src, dst, size, confirm, step * size)
+        c, m, confirmed = evaluator.score_screened(layer, src, dst, size, confirm, step * size,
+                                                   stages=stages)
         screened[0], screened[1] = screened[0] + neighbours, screened[1] + time.perf_counter() - t
         agrees &= bool(np.array_equal(c[confirmed], correct[confirmed])
                        and np.array_equal(m[confirmed], margin[confirmed]))
         step += 1
     return {"step_neighbours": neighbours, "screen_images": min(size * LANES, evaluator.count),
-            "confirm": confirm, "steps_timed": step,
+            "confirm": confirm, "confirm_stages": stages, "steps_timed": step,
             "whole_set_step_evals_per_second": whole[0] / whole[1],
             "effective_evals_per_second": screened[0] / screened[1],
             "effective_speedup": (screened[0] / screened[1]) / (whole[0] / whole[1]),
@@ -306,15 +309,18 @@ def _peak_rss_bytes() -> int | None:
 def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 10_000,
                           sparsity: float = 80.0, checkpoints=(), seconds_per_layer: float = 5.0,
                           seed: int = 0, screen_images: int = 0, confirm: int = 5,
-                          neighbours: int = 100, screen_by_layer: dict | None = None) -> dict:
-    """``bench_search`` on a random ``sparsity``% network and on each checkpoint, with the first
-    ``images`` validation images of ``dataset`` (the issue's N = 10,000)."""
+                          neighbours: int = 100, screen_by_layer: dict | None = None,
+                          confirm_stages: int = 1) -> dict:
+    """``bench_search`` on a random ``sparsity``% network and on each checkpoint, with the
+    ``images`` fitness images a search of ``dataset`` would score (``sense.fitness_set``: the
+    first of the training split, shuffled; 10,000 by default)."""
     from minisense import checkpoint
     from minisense.data import architecture_for, load_dataset
+    from minisense.sense import fitness_set
     from minisense.swaps import random_network
 
     data = load_dataset(dataset, data_dir)
-    x, y = data.validation.images[:images], data.validation.labels[:images]
+    x, y = fitness_set(data, images)
     networks = {f"random {sparsity:g}%": random_network(architecture_for(dataset), sparsity, seed,
                                                         data.train.images[:1000])}
     for path in checkpoints:
@@ -322,5 +328,5 @@ def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 1
     return {"dataset": dataset, "networks": {
         label: bench_search(net, x, y, seconds_per_layer=seconds_per_layer, seed=seed,
                             neighbours=neighbours, screen_images=screen_images, confirm=confirm,
-                            screen_by_layer=screen_by_layer)
+                            screen_by_layer=screen_by_layer, confirm_stages=confirm_stages)
         for label, net in networks.items()}}

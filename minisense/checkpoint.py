@@ -191,23 +191,18 @@ def load(path, architecture: str | None = None) -> tuple[Network, dict]:
         raise MinisenseError(f"checkpoint {npz_path} is a {arch} network but the {architecture} "
                              f"network is needed here; pass a {architecture} checkpoint")
     net = build_network(arch, 0)
-    expected = meta.get("weights_sha256")          # absent in checkpoints saved before it
-    if expected is not None:
-        try:
-            digest = hashlib.sha256(npz_path.read_bytes()).hexdigest()
-        except OSError as e:
-            raise MinisenseError(f"checkpoint weights {npz_path} are unreadable ({e.strerror}); "
-                                 "check the file's permissions") from None
-        if digest != expected:
-            raise MinisenseError(f"checkpoint {npz_path} does not match its {json_path.name} "
-                                 "(a save cut short between the two files?); re-create the "
-                                 "checkpoint, or restore the pair from a backup")
     try:
         with np.load(npz_path, allow_pickle=False) as f:
             weights = {name: f[name] for name in f.files}
+        digest = hashlib.sha256(npz_path.read_bytes()).hexdigest()
     except Exception as e:  # zipfile/ValueError/OSError: all mean the same to a user
         raise MinisenseError(f"checkpoint weights {npz_path} are unreadable ({type(e).__name__}: "
                              f"{e}); re-create the checkpoint") from None
+    expected = meta.get("weights_sha256")          # absent in checkpoints saved before it
+    if expected is not None and digest != expected:
+        raise MinisenseError(f"checkpoint {npz_path} does not match its {json_path.name} "
+                             "(a save cut short between the two files?); re-create the "
+                             "checkpoint, or restore the pair from a backup")
     if set(weights) != set(net.weighted):
         raise MinisenseError(f"checkpoint {npz_path} has layers {sorted(weights)} but the {arch} "
                              f"network has {list(net.weighted)}; it is of another architecture")

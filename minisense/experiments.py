@@ -198,7 +198,7 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
                                steps_per_layer=options["steps_per_layer"],
                                train_images=options["train_images"], seed=seed,
                                max_steps=options["max_steps"], budget_seconds=NO_TIME_LIMIT,
-                               screen_images=options["screen_images"])
+                               screen_images=options["screen_images"], layers=[])
     search = sense.start(config, folder / "search", dataset, from_checkpoint=path,
                          data_dir=data_dir)
     base = np.concatenate([w.reshape(-1) for w in search.fit.weights.values()])
@@ -249,7 +249,8 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
                                fitness=o["fitness"], steps_per_layer=o["steps_per_layer"],
                                repeats=o["repeats"], layers=list(o["layers"]),
                                budget_seconds=NO_TIME_LIMIT, max_steps=o["max_steps"],
-                               train_images=o["train_images"], seed=seed)
+                               train_images=o["train_images"], seed=seed,
+                               screen_images=o["screen_images"])
     search_dir = folder / "sense"
     # A killed figure resumes its search (sense.resume reaches the same network); a search of
     # other settings in the folder is replaced only with --force.

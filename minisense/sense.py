@@ -12,15 +12,25 @@ Schedules (which layer step t perturbs):
   repeated ``repeats`` times (Fig. 6: layer1.0, layer2.0, fc, 10 each, 3 times);
 * ``fc`` -- only the fully-connected layers (Fig. 7);
 * ``random`` -- a random layer for ``steps_per_layer`` steps (the paper: 3 neighbourhoods),
-  then another random layer, until the budget ends (Fig. 8).
+  then another random layer, until the budget ends (Fig. 8); ``layer_weights`` gives a layer
+  other odds than 1.
 
 Data discipline beyond the paper (which picked neighbours by test accuracy): the *fitness* is
-computed on training images only (the first ``train_images`` of the training split), the
+computed on training images only (the first ``train_images`` of the training split, 0: all), the
 *validation* split decides which network is reported as best, and the test split is only
 reported. Fitness ``accuracy`` is the paper's; ``margin`` is the mean over images of the integer
 margin Z_y - max_{k != y} Z_k clipped to +-``margin_clip`` (by default the standard deviation of
 the starting network's logits), which rewards progress before a prediction flips. Accuracy is
 always what is reported.
+
+Screened (racing) evaluation, beyond the paper: a step's K neighbours are first scored on a slice
+of ``screen_images`` fitness images (a window of image blocks that moves on every step; a layer
+may have its own slice in ``screen_by_layer``), and only the ``confirm`` best of them on the rest
+(in ``confirm_stages`` pieces, dropping before each piece a neighbour that is behind the current
+network on the images seen so far). Slice plus rest is exactly the whole-set score, so a move is
+still accepted only when its whole-set fitness beats the current network's, and every recorded
+fitness is a whole-set one; with ``screen_images`` = 0 every neighbour is scored on the whole
+set, the plain Algorithm 2.
 
 Beyond the paper: ``anneal_temperature`` > 0 turns hill climbing into simulated annealing (its
 stated future work): a worse best-neighbour is accepted with probability exp(delta / T), delta
@@ -67,11 +77,11 @@ class SenseConfig:
     fitness: str = "margin"
     steps_per_layer: int = 3               # E: 10 in Figs. 6-7, 3 in Fig. 8
     repeats: int = 3                       # R, rounds of the alternate schedule
-    layers: list = field(default_factory=list)   # restrict to these layers (empty: all)
+    layers: list | None = None             # these layers ([]: all; None: all but layer1.0)
     layer_weights: dict = field(default_factory=dict)   # random schedule: odds of a layer (1)
     budget_seconds: float = 600.0
     max_steps: int = 0                     # 0: no limit but the budget (and the schedule)
-    train_images: int = 10_000             # fitness subset: the first n training images
+    train_images: int = 0                  # fitness: the first n training images (0: all)
     margin_clip: int = 0                   # 0: the starting network's logit standard deviation
     anneal_temperature: float = 0.0
     anneal_half_life: float = 1000.0
@@ -91,13 +101,14 @@ class SenseConfig:
             raise MinisenseError(f"neighbours K must be >= 1, got {self.neighbours}")
         if self.steps_per_layer < 1 or self.repeats < 1:
             raise MinisenseError("steps per layer and repeats must be >= 1")
-        for name in self.layers:
+        for name in self.layers or []:
             if name not in net.weighted:
                 raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; "
                                      f"its layers are {', '.join(net.weighted)}")
         if not self.search_layers(net):
             raise MinisenseError(f"the {self.schedule} schedule has no layer to search among "
-                                 f"{', '.join(self.layers)}; with --schedule fc choose an fc "
+                                 f"{', '.join(self.search_layers(net, schedule=False))}; with "
+                                 "--schedule fc choose an fc "
                                  "layer, or another schedule")
         for name, value, zero_ok in (("time budget", self.budget_seconds, False),
                                      ("anneal temperature", self.anneal_temperature, True),
@@ -137,9 +148,15 @@ class SenseConfig:
                                      f"{sum(counts.values())} weights, so no bit swap exists; "
                                      "choose a sparsity that leaves zeros and nonzeros in it")
 
-    def search_layers(self, net: Network) -> list[str]:
+    def search_layers(self, net: Network, schedule: bool = True) -> list[str]:
+        """The layers the search perturbs: ``layers`` ([]: all), by default all but the first
+        conv layer, which then keeps its start: screened, its steps still cost 10-30 times a
+        layer2.0 step and were worth less than their time (README). ``schedule``: only those of
+        them the schedule visits (``fc``: the fully-connected ones)."""
         names = self.layers or list(net.weighted)
-        if self.schedule == "fc":
+        if self.layers is None:
+            names = names[1:]
+        if schedule and self.schedule == "fc":
             names = [n for n in names if n.startswith("fc")]
         return names
 
@@ -242,7 +259,8 @@ class Search:
         correct, margin, confirmed = self.fit.score_screened(
             layer, src, dst, screen_blocks=size, confirm=self.config.confirm,
             start_block=t * size, rank_by=self.config.fitness,
-            stages=self.config.confirm_stages)
+            # annealing may take a worse neighbour: none may be dropped for being worse
+            stages=1 if self.config.anneal_temperature > 0 else self.config.confirm_stages)
         scores = np.where(confirmed, self.fitness(correct, margin), np.nan)
         return scores, confirmed
 
@@ -255,13 +273,15 @@ class Search:
         src, dst = sample_swaps(self.fit.weights[layer], cfg.neighbours, rng)
         current = float(self.fitness(*self.fit.current_score()))
         scores, confirmed = self.score_neighbours(layer, src, dst, t)
-        best = int(np.nanargmax(scores))                    # first of equals: deterministic
+        # The first of equals: deterministic. No confirmed neighbour (staged confirmation dropped
+        # them all as behind the current network): no move.
+        best = int(np.nanargmax(scores)) if confirmed.any() else -1
         # The neighbourhood just looked at, for whoever draws it (Fig. 5, neighbourhood.climb).
         self.neighbourhood = {"layer": layer, "src": src, "dst": dst, "fitness": scores,
                               "confirmed": confirmed, "best": best}
-        delta = float(scores[best]) - current
+        delta = float(scores[best]) - current if best >= 0 else -np.inf
         accept = delta > 0
-        if not accept and cfg.anneal_temperature > 0:
+        if not accept and best >= 0 and cfg.anneal_temperature > 0:
             temperature = cfg.anneal_temperature * 0.5 ** (t / cfg.anneal_half_life)
             accept = rng.random() < np.exp(delta * self.n_train / max(temperature, 1e-12))
         if accept:

@@ -57,6 +57,17 @@ def test_random_schedule_with_layer_weights_picks_layers_at_their_odds():
          for t in range(50)]
 
 
+def test_by_default_the_first_conv_layer_keeps_its_start_and_listed_layers_are_searched(
+        digits, tmp_path):
+    run = sense.start(small_config(max_steps=30), tmp_path / "r", "digits", sparsity=80)
+    assert run.layers == ["layer2.0", "fc"]
+    first = run.fit.weights["layer1.0"].copy()
+    run.run()
+    assert np.array_equal(first, run.fit.weights["layer1.0"])
+    run = sense.start(small_config(max_steps=1, layers=[]), tmp_path / "s", "digits", sparsity=80)
+    assert run.layers == ["layer1.0", "layer2.0", "fc"]
+
+
 def test_fc_schedule_only_touches_fully_connected_layers(digits, tmp_path):
     run = sense.start(small_config(schedule="fc", max_steps=10), tmp_path / "r", "digits",
                       sparsity=80)
@@ -176,7 +187,7 @@ def oracle_climb(net, images, labels, config, steps):
 def test_unscreened_search_is_plain_hill_climbing_on_full_forward_passes(digits, tmp_path,
                                                                          fitness):
     cfg = small_config(max_steps=24, neighbours=12, train_images=200, fitness=fitness,
-                       screen_images=0)
+                       screen_images=0, layers=[])
     run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
     start = run.network()
     moves = []
@@ -213,6 +224,24 @@ def test_screened_search_records_whole_set_fitness_and_keeps_the_family(digits, 
     assert run.network().family() == family
     hood = run.neighbourhood
     assert hood["confirmed"].sum() == 3 and np.isnan(hood["fitness"][~hood["confirmed"]]).all()
+
+
+def test_staged_confirmation_moves_only_on_whole_set_gains_and_may_find_no_candidate(digits,
+                                                                                    tmp_path):
+    cfg = small_config(max_steps=80, neighbours=20, train_images=0, screen_images=128,
+                       screen_by_layer={}, confirm=3, confirm_stages=4, fitness="margin")
+    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    records = []
+    run.run(on_step=records.append)
+    assert any(r["confirmed"] == 0 for r in records)         # every candidate fell behind
+    assert all(not r["accepted"] for r in records if r["confirmed"] == 0)
+    fitness = [records[0]["fitness"]] + [r["fitness"] for r in records]
+    assert all(b >= a for a, b in zip(fitness, fitness[1:]))  # a hill climb on the whole set
+    images, labels = digits.train.images, digits.train.labels
+    from minisense.delta import score_logits
+
+    margin = score_logits(exact_logits(run.network(), images), labels, run.config.margin_clip)[1]
+    assert records[-1]["fitness"] == margin / (len(labels) * run.config.margin_clip)
 
 
 def test_a_layer_is_screened_on_its_own_slice_only_when_that_is_smaller_than_the_set(digits,
