@@ -41,20 +41,28 @@ FORMAT = "minisense-checkpoint"
 FORMAT_VERSION = 1
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)          # the only way to read it is to set it: done once, at import,
-    os.umask(mask)              # before any thread could create a file in between
-    return mask
-
-
-_UMASK = _read_umask()
 LOCK_FILE = ".minisense.lock"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status):
+    setting it to read it back would race with other threads creating files."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def file_mode() -> int:
     """The mode an ordinary ``open()`` gives a new file (0o666 less the umask); temporary files
     start private (0600), and a file renamed into place should not stay so."""
-    return 0o666 & ~_UMASK
+    return 0o666 & ~_umask()
 
 
 def write_error(path, error: OSError) -> MinisenseError:
