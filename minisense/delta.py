@@ -484,7 +484,8 @@ class DeltaEvaluator:
         keys = (-correct, -margin) if rank_by == "margin" else (-margin, -correct)
         alive = np.sort(np.lexsort(keys)[:confirm])
         src, dst = np.asarray(src), np.asarray(dst)
-        seen = np.array(self.current_score(blocks=window), np.int64)   # the incumbent's
+        if stages > 1:                              # the incumbent's scores so far
+            seen = np.array(self.current_score(blocks=window), np.int64)
         primary = 1 if rank_by == "margin" else 0
         for piece in _pieces(rest, stages):
             if stages > 1:

@@ -34,8 +34,8 @@ from minisense.errors import MinisenseError
 MNIST_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 87, 89, 91, 93, 95)   # Fig. 2a
 CAR_LEVELS = MNIST_LEVELS + (96, 97, 98, 99)                                    # Fig. 2b
 QUICK_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 1}
-# An MNIST run with these: 213-258 s on an idle core when step 1 is read from the shared store
-# (session 6), 9-10 minutes beside other jobs when it trains step 1; a car run 149-389 s.
+# An MNIST run with these: 213-258 s on an idle core when step 1 is read from the shared store,
+# 9-10 minutes beside other jobs when it trains step 1; a car run 149-389 s.
 SWEEP_EPOCHS = {"dense": 3, "prune": 2, "sparse": 1, "binary": 2}
 CAR = "carracing"
 # fig5short's start: p-SIREN with one pruning epoch from the random initialisation, a small

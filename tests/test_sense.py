@@ -107,8 +107,12 @@ def test_best_network_is_chosen_by_validation_accuracy(digits, tmp_path):
     assert net.accuracy(digits.validation.images, digits.validation.labels) == best
 
 
-def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, tmp_path):
-    cfg = dict(max_steps=50, fitness="accuracy", neighbours=15)
+@pytest.mark.parametrize("cfg", [
+    dict(max_steps=50, fitness="accuracy", neighbours=15),
+    dict(max_steps=50, neighbours=15, train_images=600, screen_images=128,      # screened
+         screen_by_layer={"layer1.0": 192}, confirm=2, layers=[]),
+], ids=["whole-set", "screened"])
+def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, tmp_path, cfg):
     whole = sense.start(small_config(**cfg), tmp_path / "whole", "digits", sparsity=80)
     whole.run()
 
@@ -258,28 +262,6 @@ def test_a_layer_is_screened_on_its_own_slice_only_when_that_is_smaller_than_the
     cfg = small_config(max_steps=1, train_images=100, screen_images=128, confirm=3)
     run = sense.start(cfg, tmp_path / "s", "digits", sparsity=80)
     assert run.screen_size("layer2.0") == 0
-
-
-def test_a_screened_search_resumes_after_a_kill_to_the_uninterrupted_network(digits, tmp_path):
-    cfg = dict(max_steps=40, neighbours=15, train_images=600, screen_images=128,
-               screen_by_layer={"layer1.0": 192}, confirm=2)
-    whole = sense.start(small_config(**cfg), tmp_path / "whole", "digits", sparsity=80)
-    whole.run()
-    part = sense.start(small_config(**cfg), tmp_path / "part", "digits", sparsity=80)
-
-    class Killed(Exception):
-        pass
-
-    def kill(record):
-        if record["step"] == 17:
-            raise Killed
-
-    with pytest.raises(Killed):
-        part.run(on_step=kill)
-    resumed = sense.resume(tmp_path / "part")
-    resumed.run()
-    for name, w in whole.fit.weights.items():
-        assert np.array_equal(w, resumed.fit.weights[name])
 
 
 def test_unscreened_search_replays_the_committed_fig7_run_record_for_record(tmp_path):
