@@ -19,14 +19,27 @@ from __future__ import annotations
 
 import pathlib
 import sys
-from dataclasses import asdict
+from dataclasses import fields
 
 import click
 
-from minisense import __version__, checkpoint, psiren, reproduce, sense, sweep
-from minisense.data import DATASETS
+from minisense import (
+    __version__,
+    bench,
+    car,
+    data,
+    ensemble,
+    evaluate,
+    files,
+    psiren,
+    reproduce,
+    sense,
+    sweep,
+)
+from minisense import chains as chains_
+from minisense.data import DATASETS, load_dataset
 from minisense.errors import MinisenseError
-from minisense.expert import LABELLINGS
+from minisense.expert import LABELLINGS, ExpertConfig
 from minisense.psiren import PRUNING, PsirenConfig
 
 DEFAULTS = PsirenConfig()
@@ -180,9 +193,9 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
               help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Also write the results as JSON to this file.")
-def evaluate(checkpoint_path, dataset, data_dir, json_path):
+def eval_command(checkpoint_path, dataset, data_dir, json_path):
     """Accuracy, sparsity and family of a checkpoint (a run folder or its model.npz)."""
-    result = checkpoint.evaluate(checkpoint_path, dataset, data_dir)
+    result = evaluate.evaluate(checkpoint_path, dataset, data_dir)
     click.echo(f"checkpoint {result['checkpoint']}: {result['architecture']} network, dataset "
                f"{result['dataset']} from {result['source']}")
     click.echo(f"validation accuracy {100 * result['validation_accuracy']:.2f}% "
@@ -200,7 +213,7 @@ def evaluate(checkpoint_path, dataset, data_dir, json_path):
         click.echo(f"{layer:<10} {row['weights']:>8} {f['-1']:>8} {f['0']:>8} {f['+1']:>8} "
                    f"{row['sparsity']:>8.2f}%")
     if json_path is not None:
-        checkpoint.atomic_write_json(json_path, result)
+        files.atomic_write_json(json_path, result)
         click.echo(f"results: {json_path}")
 
 
@@ -245,6 +258,11 @@ def _layer_values(pairs, kind, option: str) -> dict:
     return values
 
 
+def _sense_default(name: str):
+    """``SenseConfig``'s default for a field: the CLI states no defaults of its own."""
+    return next(f for f in fields(sense.SenseConfig) if f.name == name).default
+
+
 @main.command()
 @click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
               help="Start from this p-SIREN checkpoint (Algorithm 2 'with backprop').")
@@ -255,15 +273,16 @@ def _layer_values(pairs, kind, option: str) -> dict:
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="[default: the checkpoint's dataset, else digits]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
-@click.option("--schedule", type=click.Choice(sense.SCHEDULES), default="random",
+@click.option("--schedule", type=click.Choice(sense.SCHEDULES), default=_sense_default("schedule"),
               show_default=True, help="alternate (Fig. 6), fc only (Fig. 7), random (Fig. 8).")
-@click.option("--fitness", type=click.Choice(sense.FITNESSES), default="margin",
+@click.option("--fitness", type=click.Choice(sense.FITNESSES), default=_sense_default("fitness"),
               show_default=True, help="Selection on training images; accuracy is reported.")
-@click.option("--neighbours", type=click.IntRange(1, 100_000), default=100, show_default=True,
+@click.option("--neighbours", type=click.IntRange(1, 100_000),
+              default=_sense_default("neighbours"), show_default=True,
               help="K: first neighbours sampled per step.")
-@click.option("--steps-per-layer", type=int, default=3, show_default=True,
-              help="E: steps in a layer before the schedule moves on.")
-@click.option("--repeats", type=int, default=3, show_default=True,
+@click.option("--steps-per-layer", type=int, default=_sense_default("steps_per_layer"),
+              show_default=True, help="E: steps in a layer before the schedule moves on.")
+@click.option("--repeats", type=int, default=_sense_default("repeats"), show_default=True,
               help="R: rounds of the alternate schedule.")
 @click.option("--layer", "layers", multiple=True,
               help="Search these layers (repeatable). [default: every layer but layer1.0, which "
@@ -271,34 +290,35 @@ def _layer_values(pairs, kind, option: str) -> dict:
 @click.option("--layer-weight", "layer_weights", multiple=True, metavar="LAYER=W",
               help="Random schedule: a layer's odds W of being chosen, against 1 for the others "
                    "(repeatable).")
-@click.option("--budget-minutes", type=Finite(0, min_open=True), default=10.0,
-              show_default=True)
-@click.option("--max-steps", type=click.IntRange(min=0), default=0,
+@click.option("--budget-minutes", type=Finite(0, min_open=True),
+              default=_sense_default("budget_seconds") / 60, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=0), default=_sense_default("max_steps"),
               help="Stop after this many steps (reproducible, unlike the time budget).")
 @click.option("--train-images", type=click.IntRange(min=0),
-              default=sense.SenseConfig.train_images, show_default=True,
+              default=_sense_default("train_images"), show_default=True,
               help="Fitness on the first N training images (0: the whole training split).")
-@click.option("--anneal", type=Finite(min=0), default=0.0, show_default=True,
+@click.option("--anneal", type=Finite(min=0), default=_sense_default("anneal_temperature"),
+              show_default=True,
               help="Simulated annealing: the start temperature T0, in images' worth of fitness "
                    "(a move losing that much is taken with odds 1/e; 0: hill climbing).")
 @click.option("--anneal-half-life", type=Finite(min=0, min_open=True),
-              default=sense.SenseConfig.anneal_half_life, show_default=True,
+              default=_sense_default("anneal_half_life"), show_default=True,
               help="Steps over which the annealing temperature halves.")
 @click.option("--screen-images", type=click.IntRange(min=0),
-              default=sense.SenseConfig.screen_images, show_default=True,
+              default=_sense_default("screen_images"), show_default=True,
               help="Screening: score each step's K neighbours on a slice of S fitness images "
                    "(moving every step), then only the best --confirm on all of them; a move is "
                    "still judged on the whole set. 0: every neighbour on the whole set.")
-@click.option("--confirm", type=click.IntRange(min=1), default=sense.SenseConfig.confirm,
+@click.option("--confirm", type=click.IntRange(min=1), default=_sense_default("confirm"),
               show_default=True, help="M: neighbours confirmed on the whole set per screened step.")
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S, overriding --screen-images (repeatable; 0: that "
                    "layer unscreened). [default: layer1.0=640]")
 @click.option("--confirm-stages", type=click.IntRange(1, 64),
-              default=sense.SenseConfig.confirm_stages, show_default=True,
+              default=_sense_default("confirm_stages"), show_default=True,
               help="Confirm on the rest of the set in this many pieces, dropping before each a "
                    "neighbour worse than the current network on the images seen so far.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_sense_default("seed"), show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Continue the search in this folder (after a crash or kill).")
@@ -307,73 +327,42 @@ def _layer_values(pairs, kind, option: str) -> dict:
                    "step 4) from the same start, same budget (--max-steps counts batches).")
 @click.option("--backprop-lr", type=Finite(min=0, min_open=True), default=0.01,
               show_default=True)
-def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness, neighbours,
-           steps_per_layer, repeats, layers, layer_weights, budget_minutes, max_steps,
-           train_images, anneal, anneal_half_life, screen_images, confirm, screen_by_layer,
-           confirm_stages, seed, out, resume, backprop, backprop_lr):
+@click.option("--chains", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Grow a family: M independent searches from the same start, seeds seed.."
+                   "seed+M-1, in OUT/chain-<i>/ and summarised in OUT/family.json. Run the same "
+                   "command again to continue unfinished chains.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --chains: chains run at once on local processes (the cores are shared "
+                   "among them).")
+@click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
+              show_default=True, help="With --chains: local processes, or a Dask cluster.")
+@click.option("--scheduler", help="With --backend dask: the scheduler, e.g. tcp://host:8786.")
+def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_weights,
+           budget_minutes, screen_by_layer, anneal, out, resume, backprop, backprop_lr, chains,
+           jobs, backend, scheduler, **options):
     """SENSE (Algorithm 2): hill-climb the architecture manifold by bit swaps, no backprop."""
-    if resume is None:
+    if chains > 1 and (resume is not None or backprop):
+        raise click.UsageError("--chains continue by running the same command again; it takes "
+                               "neither --resume nor --backprop")
+    if resume is not None:
+        run = _resume_search(resume, data_dir, backprop)
+    else:
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
-        if from_checkpoint is None and init is None:
-            raise click.UsageError("start from --checkpoint CKPT or --init random --sparsity P")
-        dataset = dataset or (None if from_checkpoint else "digits")
-        out = out or pathlib.Path("runs") / (f"{'backprop' if backprop else 'search'}-"
-                                             f"{dataset or 'ckpt'}-s{seed}")
         config = sense.SenseConfig(
-            schedule=schedule, neighbours=neighbours, fitness=fitness,
-            steps_per_layer=steps_per_layer, repeats=repeats, layers=list(layers) or None,
-            budget_seconds=60 * budget_minutes, max_steps=max_steps, train_images=train_images,
-            anneal_temperature=anneal, anneal_half_life=anneal_half_life,
-            screen_images=screen_images, confirm_stages=confirm_stages, confirm=confirm,
-            seed=seed)
-        if screen_by_layer:
-            config.screen_by_layer = _layer_values(screen_by_layer, int, "--screen")
-        if layer_weights:
-            config.layer_weights = _layer_values(layer_weights, float, "--layer-weight")
-    if backprop:
-        if resume is not None:
-            raise click.UsageError("--backprop runs are short and not resumable; start anew")
-        status = _StatusLine()
-
-        def show(r):
-            status(r["seconds"], f"batch {r['batches']:>7} val "
-                   f"{100 * r['validation_accuracy']:.2f}% test {100 * r['test_accuracy']:.2f}% "
-                   f"{r['seconds']:,.0f} s")
-
-        records = sense.backprop_line(config, out, dataset, from_checkpoint,
-                                      sparsity if init == "random" else None, data_dir,
-                                      backprop_lr, show)
-        status.end()
-        best = max(records, key=lambda r: r["validation_accuracy"])
-        summary = {"method": "backprop", "lr": backprop_lr, "config": asdict(config),
-                   "first": records[0], "last": records[-1], "best_by_validation": best}
-        checkpoint.atomic_write_json(out / "summary.json", summary)
-        click.echo(f"backprop: {records[-1]['batches']} batches in {records[-1]['seconds']:.0f} s;"
-                   f" start test {100 * records[0]['test_accuracy']:.2f}%, end validation "
-                   f"{100 * records[-1]['validation_accuracy']:.2f}%, test "
-                   f"{100 * records[-1]['test_accuracy']:.2f}%; best by validation: test "
-                   f"{100 * best['test_accuracy']:.2f}% (batch {best['batches']})")
-        click.echo(f"records: {out / sense.BACKPROP_FILE}")
-        return
-    if resume is not None:
-        ctx = click.get_current_context()
-        fixed = [f"--{name.replace('_', '-')}" for name in ctx.params
-                 if name not in ("resume", "data_dir", "max_steps", "budget_minutes")
-                 and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
-        if fixed:
-            raise click.UsageError(f"--resume continues a search with its saved settings; "
-                                   f"{', '.join(fixed)} cannot change them (--max-steps and "
-                                   "--budget-minutes can extend it)")
-        given = {name: ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
-                 for name in ("max_steps", "budget_minutes")}
-        run = sense.resume(resume, data_dir=data_dir,
-                           max_steps=max_steps if given["max_steps"] else None,
-                           budget_seconds=60 * budget_minutes if given["budget_minutes"]
-                           else None)
-    else:
-        run = sense.start(config, out, dataset, from_checkpoint,
-                          sparsity if init == "random" else None, data_dir)
+            **options, layers=list(layers) or None, budget_seconds=60 * budget_minutes,
+            anneal_temperature=anneal,
+            layer_weights=_layer_values(layer_weights, float, "--layer-weight"),
+            screen_by_layer=(_layer_values(screen_by_layer, int, "--screen") if screen_by_layer
+                             else _sense_default_factory("screen_by_layer")))
+        out = out or sense.default_out(dataset, config.seed, backprop)
+        if chains > 1:
+            return _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir,
+                           jobs, backend, scheduler)
+        if backprop:
+            return _backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir,
+                                  backprop_lr)
+        run = sense.start(config, out, dataset, from_checkpoint, sparsity, data_dir)
     first, base = run.accuracies(), run.majority_baseline()
     click.echo(f"start: validation "
                f"{_with_baseline(first['validation_accuracy'], base['validation'])}, test "
@@ -397,16 +386,116 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, schedule, fitness
                f"validation): validation "
                f"{_with_baseline(best['validation_accuracy'], base['validation'])}, test "
                f"{_with_baseline(best['test_accuracy'], base['test'])}")
-    checkpoint.atomic_write_json(run.out / "summary.json", summary)
-    click.echo(f"records: {run.out / sense.LOG_FILE}, best network: {run.out / 'best'}")
+    click.echo(f"summary: {run.out / 'summary.json'}, records: {run.out / sense.LOG_FILE}, "
+               f"best network: {run.out / 'best'}")
 
 
-@main.group()
-def bench():
+def _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir, jobs, backend,
+            scheduler) -> None:
+    """``search --chains M``: a family of M searches from one start."""
+    family = chains_.run_chains(config, chains, out, dataset, from_checkpoint, sparsity,
+                                data_dir, jobs, backend, scheduler, _progressbar)
+    for m in family["members"]:
+        click.echo(f"{m['chain']}: seed {m['seed']}, {m['steps']} steps, best (step "
+                   f"{m['best']['step']}): validation {100 * m['best']['validation_accuracy']:.2f}%"
+                   f", test {100 * m['best']['test_accuracy']:.2f}%")
+    best = max(family["members"], key=lambda m: m["best"]["validation_accuracy"])
+    click.echo(f"{chains} chains of one family (all keep the start's family); best by "
+               f"validation: {best['chain']}, test {100 * best['best']['test_accuracy']:.2f}%")
+    click.echo(f"family: {pathlib.Path(out) / chains_.FAMILY_FILE}; an ensemble of it: "
+               f"minisense ensemble {out}")
+
+
+def _sense_default_factory(name: str):
+    return next(f for f in fields(sense.SenseConfig) if f.name == name).default_factory()
+
+
+def _resume_search(folder, data_dir, backprop) -> sense.Search:
+    """``search --resume``: only --max-steps and --budget-minutes may extend the saved run."""
+    ctx = click.get_current_context()
+    given = [name for name in ctx.params if name not in ("resume", "data_dir")
+             and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+    fixed = [f"--{name.replace('_', '-')}" for name in given
+             if name not in ("max_steps", "budget_minutes")]
+    if fixed:
+        raise click.UsageError(f"--resume continues a search with its saved settings; "
+                               f"{', '.join(fixed)} cannot change them (--max-steps and "
+                               "--budget-minutes can extend it)")
+    return sense.resume(folder, data_dir=data_dir,
+                        max_steps=ctx.params["max_steps"] if "max_steps" in given else None,
+                        budget_seconds=60 * ctx.params["budget_minutes"]
+                        if "budget_minutes" in given else None)
+
+
+def _backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr) -> None:
+    """``search --backprop``: the paper's comparison line from the same start."""
+    status = _StatusLine()
+
+    def show(r):
+        status(r["seconds"], f"batch {r['batches']:>7} val {100 * r['validation_accuracy']:.2f}% "
+               f"test {100 * r['test_accuracy']:.2f}% {r['seconds']:,.0f} s")
+
+    summary = sense.backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr,
+                                  show)
+    status.end()
+    first, last, best = summary["first"], summary["last"], summary["best_by_validation"]
+    click.echo(f"backprop: {last['batches']} batches in {last['seconds']:.0f} s; start test "
+               f"{100 * first['test_accuracy']:.2f}%, end validation "
+               f"{100 * last['validation_accuracy']:.2f}%, test {100 * last['test_accuracy']:.2f}%;"
+               f" best by validation: test {100 * best['test_accuracy']:.2f}% (batch "
+               f"{best['batches']})")
+    click.echo(f"summary: {out / 'summary.json'}, records: {out / sense.BACKPROP_FILE}")
+
+
+# -- minisense ensemble -----------------------------------------------------------------------
+
+DAMAGE_AMOUNTS = {"swaps": (0, 1, 10, 100, 1000, 10_000),
+                  "delete": (0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5)}
+
+
+@main.command(name="ensemble")
+@click.argument("members", nargs=-1, required=True, type=click.Path(path_type=pathlib.Path))
+@click.option("--dataset", type=click.Choice(DATASETS),
+              help="[default: the first member's dataset]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--damage", "damage_kind", type=click.Choice(ensemble.DAMAGE_KINDS),
+              help="Also the accuracy under damage on the test split: random bit swaps, or "
+                   "deleted nonzero weights.")
+@click.option("--amount", "amounts", type=Finite(min=0), multiple=True,
+              help="Damage levels (repeatable): swaps per network, or the deleted fraction. "
+                   f"[default: swaps {DAMAGE_AMOUNTS['swaps']}, delete "
+                   f"{DAMAGE_AMOUNTS['delete']}]")
+@click.option("--damage-seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+def ensemble_command(members, dataset, data_dir, damage_kind, amounts, damage_seeds, json_path):
+    """A family ensemble (checkpoints, search folders or a --chains folder): each member, the
+    summed logits and the majority vote, and how often members disagree."""
+    r = ensemble.report(members, dataset, data_dir, damage_kind,
+                        amounts or DAMAGE_AMOUNTS.get(damage_kind, ()), damage_seeds)
+    click.echo(f"{len(r['members'])} members on {r['dataset']} ("
+               f"{'one family' if r['same_family'] else 'not one family'}; logits summed as "
+               f"{'integers' if r['commensurate'] else 'real numbers'})")
+    for split in ("validation", "test"):
+        e = r[split]
+        click.echo(f"{split}: members {', '.join(f'{100 * a:.2f}%' for a in e['members'])}; "
+                   f"ensemble {100 * e['sum']:.2f}% (summed logits), {100 * e['vote']:.2f}% "
+                   f"(vote); best member {100 * max(e['members']):.2f}%; members disagree on "
+                   f"{100 * e['mean_disagreement']:.2f}% of the images")
+    for row in r.get("damage", {}).get("curve", []):
+        click.echo(f"{damage_kind} {row['amount']:g}: single {100 * row['single_mean']:.2f}% "
+                   f"(sd {100 * row['single_std']:.2f}), ensemble "
+                   f"{100 * row['ensemble_mean']:.2f}% (sd {100 * row['ensemble_std']:.2f})")
+    if json_path is not None:
+        files.atomic_write_json(json_path, r)
+        click.echo(f"results: {json_path}")
+
+
+@main.group(name="bench")
+def bench_group():
     """Speed benchmarks (figures printed, and JSON with --json)."""
 
 
-@bench.command(name="train")
+@bench_group.command(name="train")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--batches", type=click.IntRange(min=1), default=50, show_default=True,
@@ -416,11 +505,8 @@ def bench():
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
 def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
     """Seconds per epoch of dense MNIST training at batch 100, by layer, forward and backward."""
-    from minisense.bench import bench_train as run
-    from minisense.data import load_dataset
-
     data = load_dataset(dataset, data_dir)
-    r = run(data.train.images, data.train.labels, batches=batches, repeats=repeats,
+    r = bench.bench_train(data.train.images, data.train.labels, batches=batches, repeats=repeats,
             epoch_images=epoch_images)
     click.echo(f"dense {dataset} training, batch {r['batch_size']}, {r['blas_threads']} BLAS "
                f"threads, load average {r['load_average_before']:.2f} -> "
@@ -434,10 +520,10 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
                f"backward {r['backward_seconds']:.1f} s); matrix products alone "
                f"{r['gemm_floor_epoch_seconds']:.1f} s; ratio {r['ratio_to_gemm_floor']:.2f}x")
     if json_path is not None:
-        checkpoint.atomic_write_json(json_path, r)
+        files.atomic_write_json(json_path, r)
 
 
-@bench.command(name="search")
+@bench_group.command(name="search")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--images", type=click.IntRange(min=1), default=10_000, show_default=True,
@@ -467,9 +553,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
                  screen_images, screen_by_layer, confirm, confirm_stages, json_path):
     """Neighbour evaluations per second, per layer: delta evaluation vs a full forward pass, and
     screened (racing) steps' effective rate against whole-set steps of the same K."""
-    from minisense.bench import bench_search_networks
-
-    results = bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
+    results = bench.bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
                                     seconds_per_layer, screen_images=screen_images,
                                     confirm=confirm, neighbours=neighbours,
                                     confirm_stages=confirm_stages,
@@ -500,10 +584,10 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
                            f"{t['effective_speedup']:>7,.2f}x "
                            f"{str(t['screened_agrees_with_whole_set']):>7}")
     if json_path is not None:
-        checkpoint.atomic_write_json(json_path, results)
+        files.atomic_write_json(json_path, results)
 
 
-@bench.command(name="screening")
+@bench_group.command(name="screening")
 @click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
               help="The network to climb from (else a random one, --sparsity).")
 @click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True),
@@ -521,17 +605,13 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
 def bench_screening(from_checkpoint, sparsity, dataset, data_dir, layer, train_images, steps,
                     neighbours, seed, json_path):
     """How often a screening slice of S images, M confirmed, keeps a step's best neighbour."""
-    from minisense.bench import bench_screening as run
-
-    if (from_checkpoint is None) == (sparsity is None):
-        raise click.UsageError("give either --checkpoint or --sparsity")
-    net, data = sense.initial_network(seed, dataset or (None if from_checkpoint else "digits"),
-                                      from_checkpoint, sparsity, data_dir)
+    net, data = sense.initial_network(seed, dataset, from_checkpoint, sparsity, data_dir)
     if layer not in net.weighted:
         raise click.BadParameter(f"{layer!r} is not a layer of the {net.architecture} network; "
                                  f"its layers are {', '.join(net.weighted)}", param_hint="--layer")
     images, labels = sense.fitness_set(data, train_images)
-    r = run(net, images, labels, layer, steps=steps, neighbours=neighbours, seed=seed)
+    r = bench.bench_screening(net, images, labels, layer, steps=steps, neighbours=neighbours,
+                              seed=seed)
     w = r["whole_set"]
     click.echo(f"{layer}: {steps} steps of {neighbours} neighbours on {r['images']} fitness "
                f"images; whole-set search improved in {w['improving_steps']} steps, "
@@ -542,13 +622,13 @@ def bench_screening(from_checkpoint, sparsity, dataset, data_dir, layer, train_i
         click.echo(f"  {row['screen_images']:>6} {row['confirm']:>3} {row['best_found']:>11} "
                    f"{row['improvement_found']:>16} {row['speedup']:>7.1f}x")
     if json_path is not None:
-        checkpoint.atomic_write_json(json_path, r)
+        files.atomic_write_json(json_path, r)
 
 
 # -- minisense car --------------------------------------------------------------------------------
 
-@main.group()
-def car():
+@main.group(name="car")
+def car_group():
     """The car-racing task (Section 4.1): expert, demonstrations, closed-loop driving."""
 
 
@@ -557,7 +637,7 @@ def _print_returns(name: str, r: dict) -> None:
                f"{r['max_return']:.1f}), laps finished {r['laps']} of {len(r['episodes'])}")
 
 
-@car.command(name="expert")
+@car_group.command(name="expert")
 @click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Episodes run on seeds seed, seed+1, ...")
@@ -567,20 +647,17 @@ def _print_returns(name: str, r: dict) -> None:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
 def car_expert(episodes, seed, labelling, workers, json_path):
     """The pure-pursuit expert's returns, with continuous actions and with the 3 classes."""
-    from minisense.car import expert_returns
-    from minisense.expert import ExpertConfig
-
-    r = expert_returns(episodes, seed, ExpertConfig(labelling=labelling), workers, _progressbar)
+    r = car.expert_returns(episodes, seed, ExpertConfig(labelling=labelling), workers, _progressbar)
     for name in ("continuous", "three_class"):
         click.echo(f"{name:<12} " + " ".join(f"{e['return']:.0f}" for e in r[name]["episodes"]))
     _print_returns("continuous expert", r["continuous"])
     _print_returns(f"3-class expert ({labelling} labels)", r["three_class"])
     if json_path is not None:
-        checkpoint.atomic_write_json(json_path, r)
+        files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
 
 
-@car.command(name="record")
+@car_group.command(name="record")
 @click.option("--episodes", type=click.IntRange(min=3), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Episode i runs on seed seed+i.")
@@ -597,12 +674,8 @@ def car_expert(episodes, seed, labelling, workers, json_path):
                                       "10 steps (labels stay the expert's).")
 def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
     """Record the expert's frames and 3-class labels (split train/validation/test by episode)."""
-    from minisense.car import record
-    from minisense.data import default_cache_dir
-    from minisense.expert import ExpertConfig
-
-    out = out if out is not None else default_cache_dir() / "carracing"
-    meta = record(episodes, seed, out, ExpertConfig(labelling=labelling), workers, _progressbar,
+    out = out if out is not None else data.default_cache_dir() / "carracing"
+    meta = car.record(episodes, seed, out, ExpertConfig(labelling=labelling), workers, _progressbar,
                   command=list(sys.argv), max_steps=max_steps, noise=noise)
     counts = ", ".join(f"{c} {n}" for c, n in zip(meta["classes"], meta["class_counts"]))
     split = ", ".join(f"{n} {k}" for k, n in meta["split_frames"].items())
@@ -615,8 +688,9 @@ def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
     click.echo(f"dataset: {out / 'carracing.npz'} (metadata {out / 'carracing.json'})")
 
 
-@car.command(name="drive")
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(path_type=pathlib.Path))
+@car_group.command(name="drive")
+@click.argument("checkpoint_paths", metavar="CHECKPOINT...", nargs=-1, required=True,
+                type=click.Path(path_type=pathlib.Path))
 @click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=1000, show_default=True,
               help="Episodes run on seeds seed, seed+1, ... (recordings use 0, 1, ...).")
@@ -628,21 +702,23 @@ def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
               help="Put every N-th step in the GIF (it plays at real-time speed either way).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def car_drive(checkpoint_path, episodes, seed, max_steps, gif, gif_every, workers, json_path):
-    """Let a car network checkpoint drive, closed loop: returns and laps finished."""
-    from minisense.car import drive, write_gif
-
-    r = drive(checkpoint_path, episodes, seed, max_steps, workers, _progressbar)
+def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, workers, json_path):
+    """Let a car network checkpoint drive, closed loop: returns and laps finished. Several
+    checkpoints (or a --chains folder) drive as a family ensemble (summed logits)."""
+    r = car.drive(checkpoint_paths, episodes, seed, max_steps, workers, _progressbar)
     click.echo("returns " + " ".join(f"{e['return']:.0f}" for e in r["episodes"]))
-    _print_returns(f"network {r['checkpoint']}", r)
+    _print_returns(f"network {r['checkpoint']}" if len(r["members"]) == 1 else
+                   f"ensemble of {len(r['members'])} networks", r)
     if gif is not None:
-        g = write_gif(checkpoint_path, seed, gif, max_steps, every=gif_every)
+        g = car.write_gif(checkpoint_paths, seed, gif, max_steps, every=gif_every)
         r["gif"] = g
         click.echo(f"gif: {gif} ({g['gif_frames']} frames, seed {seed}, return "
                    f"{g['return']:.1f})")
     if json_path is not None:
-        checkpoint.atomic_write_json(json_path, r)
+        files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
+
+
 # -- minisense reproduce --------------------------------------------------------------------------
 
 FIGURE_HELP = ", ".join(f"{name} ({figure.kind}, {figure.dataset})"

@@ -15,8 +15,14 @@ import time
 
 import numpy as np
 
-from minisense.layers import Conv2d, Linear, softmax_cross_entropy
-from minisense.network import build_network
+from minisense import checkpoint
+from minisense.data import architecture_for, load_dataset
+from minisense.delta import DeltaEvaluator, block_window, score_full_forward
+from minisense.delta_kernels import LANES
+from minisense.layers import SGD, Conv2d, Linear, softmax_cross_entropy
+from minisense.network import build_network, exact_logits
+from minisense.sense import fitness_set
+from minisense.swaps import random_network, sample_swaps
 
 
 def _module_label(module) -> str:
@@ -30,8 +36,6 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
     Each repeat runs ``batches`` SGD steps (forward, backward, update); the median repeat is
     scaled to ``epoch_images / batch_size`` steps.
     """
-    from minisense.layers import SGD
-
     net = build_network("mnist", seed)
     optimizer = SGD(list(net.weighted.values()), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(seed)
@@ -156,9 +160,6 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
     """
     import numba
 
-    from minisense.delta import DeltaEvaluator, score_full_forward
-    from minisense.swaps import sample_swaps
-
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     evaluator = DeltaEvaluator(net, images, labels, margin_clip)
@@ -213,9 +214,6 @@ def _bench_screened(evaluator, layer, neighbours, screen_images, confirm, stages
                     rng) -> dict:
     """Steps of ``neighbours`` swaps timed whole-set and screened, alternating, for ``seconds``
     each; every screened step's confirmed scores are checked against the whole-set ones."""
-    from minisense.delta_kernels import LANES
-    from minisense.swaps import sample_swaps
-
     size = -(-screen_images // LANES)
     whole = [0, 0.0]
     screened = [0, 0.0]
@@ -253,11 +251,6 @@ def bench_screening(net, images: np.ndarray, labels: np.ndarray, layer: str, ste
     (``improvement_found``, against ``improving_steps`` of the whole-set search), and the seconds
     a screened step would take (slice, plus M neighbours on the rest) against a whole-set step.
     """
-    from minisense.delta import DeltaEvaluator, block_window
-    from minisense.delta_kernels import LANES
-    from minisense.network import exact_logits
-    from minisense.swaps import sample_swaps
-
     clip = max(1, int(round(float(exact_logits(net, images).std()))))
     evaluator = DeltaEvaluator(net, images, labels, clip)
     evaluator.score(layer, *sample_swaps(evaluator.weights[layer], 2, np.random.default_rng(0)))
@@ -314,11 +307,6 @@ def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 1
     """``bench_search`` on a random ``sparsity``% network and on each checkpoint, with the
     ``images`` fitness images a search of ``dataset`` would score (``sense.fitness_set``: the
     first of the training split, shuffled; 10,000 by default)."""
-    from minisense import checkpoint
-    from minisense.data import architecture_for, load_dataset
-    from minisense.sense import fitness_set
-    from minisense.swaps import random_network
-
     data = load_dataset(dataset, data_dir)
     x, y = fitness_set(data, images)
     networks = {f"random {sparsity:g}%": random_network(architecture_for(dataset), sparsity, seed,

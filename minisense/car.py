@@ -7,25 +7,10 @@ when the car leaves the playfield, or after ``MAX_STEPS`` = 1,000 steps (CarRaci
 registered time limit). Its return is the environment's: +1000/N per new tile of the N, -0.1 per
 step, -100 for leaving the playfield; a finished lap scores 1000 - 0.1 * steps.
 
-Frames (what the car network sees): the 96x96 RGB observation, indicator bar (rows 84-95:
-speed, ABS, steering, gyro) included, turned grey with the ITU-R 601 weights 0.299 R + 0.587 G
-+ 0.114 B and shrunk to 32x32 by the mean of each 3x3 block, rounded to uint8. Valid
-convolutions then give the paper's flatten size: 32 -> 26 -> pool 2 -> 13 -> 9 -> pool 3 -> 3,
-64 * 3 * 3 = 576. The first ``ZOOM_STEPS`` = 50 frames of an episode (1 s at 50 FPS) show the
-camera zooming in; they are not recorded. The network still drives through them in ``drive``.
-
-A recording (``record``) is one ``carracing.npz`` (compressed) beside ``carracing.json``:
-
-    frames   (n, 32, 32) uint8    the network inputs
-    labels   (n,) uint8           the expert's class for that frame, 0..2
-    episode  (n,) int32           the index of the frame's episode, 0..E-1
-    step     (n,) int32           the step within the episode
-    seeds    (E,) int64           episode i is CarRacing-v3 reset with seed ``seed + i``
-    returns  (E,) float64         the expert's return in each episode (3-class actions)
-    laps     (E,) bool            whether the expert finished the lap
-
-Splits are by episode (neighbouring frames are near-duplicates): the last ceil(E/10) episodes
-are test, the ceil(E/10) before them validation, the rest train. ``minisense.data`` reads it.
+What the network sees of a frame, and the recording's file format and split, are defined in
+``minisense.data`` (the car-racing recording). The first ``ZOOM_STEPS`` = 50 frames of an
+episode (1 s at 50 FPS) show the camera zooming in; they are not recorded. The network still
+drives through them in ``drive``.
 """
 
 from __future__ import annotations
@@ -40,17 +25,15 @@ from dataclasses import asdict
 
 import numpy as np
 
-from minisense import __version__
+from minisense import __version__, ensemble, files
+from minisense.checkpoint import checkpoint_paths, load
+from minisense.data import FILE_STEM, FRAME_SIZE, preprocess, split_episodes
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, ExpertConfig, continuous_action, label
 
 ENV_ID = "CarRacing-v3"
 MAX_STEPS = 1000
 ZOOM_STEPS = 50
-FRAME_SIZE = 32
-GREY = np.array([0.299, 0.587, 0.114])
-FILE_STEM = "carracing"
-SPLITS = ("train", "validation", "test")
 
 
 def make_env(render: bool = True):
@@ -66,13 +49,6 @@ def make_env(render: bool = True):
     if not render:
         env.unwrapped._render = lambda mode: None     # step() would draw the observation
     return env
-
-
-def preprocess(frames: np.ndarray) -> np.ndarray:
-    """RGB observations uint8 (..., 96, 96, 3) -> network inputs uint8 (..., 32, 32)."""
-    grey = np.asarray(frames, dtype=np.float64) @ GREY
-    shape = grey.shape[:-2] + (FRAME_SIZE, 3, FRAME_SIZE, 3)
-    return np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
 
 
 def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STEPS,
@@ -199,18 +175,6 @@ def _record_episode(args) -> dict:
             "labels": np.array(labels, np.uint8), "steps": np.array(steps, np.int32)}
 
 
-def split_episodes(episodes: int) -> dict[str, list[int]]:
-    """The fixed split by episode index (module docstring); needs at least 3 episodes."""
-    if episodes < 3:
-        raise MinisenseError(f"a recording needs at least 3 episodes (train, validation, test), "
-                             f"got {episodes}")
-    held = -(-episodes // 10)
-    order = list(range(episodes))
-    return {"train": order[:episodes - 2 * held],
-            "validation": order[episodes - 2 * held:episodes - held],
-            "test": order[episodes - held:]}
-
-
 def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, workers: int = 2,
            progress=_no_progress, command: list[str] | None = None,
            max_steps: int = MAX_STEPS, noise: float = 0.0) -> dict:
@@ -222,8 +186,6 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
     the expert's, and the recorded returns are those of the perturbed driver.
     Returns the metadata written to the JSON file.
     """
-    from minisense.checkpoint import atomic_write_bytes, atomic_write_json
-
     config = config or ExpertConfig()
     config.validate()
     splits = split_episodes(episodes)
@@ -250,7 +212,7 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
     out = pathlib.Path(out)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(out / f"{FILE_STEM}.npz", buffer.getvalue())
+    files.atomic_write_bytes(out / f"{FILE_STEM}.npz", buffer.getvalue())
     counts = {name: int(np.isin(arrays["episode"], ids).sum()) for name, ids in splits.items()}
     meta = {
         "format": "minisense-carracing", "format_version": 1, "minisense_version": __version__,
@@ -269,20 +231,26 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
         "expert_laps": int(arrays["laps"].sum()),
         "max_steps": max_steps, "workers": workers, "seconds": seconds, "command": command,
     }
-    atomic_write_json(out / f"{FILE_STEM}.json", meta)
+    files.atomic_write_json(out / f"{FILE_STEM}.json", meta)
     return meta
 
 
 # -- closed-loop driving --------------------------------------------------------------------------
 
-def network_policy(net):
-    """The binary car network as a ``run_episode`` policy (exact integer inference)."""
-    from minisense.network import exact_logits
+def network_policy(nets):
+    """The binary car network, or a family ensemble of them (a list: summed logits,
+    ``minisense.ensemble``), as a ``run_episode`` policy (exact integer inference)."""
+    nets = nets if isinstance(nets, list) else [nets]
 
     def policy(env, observation):
-        cls = int(exact_logits(net, preprocess(observation)[None])[0].argmax())
+        logits = ensemble.member_logits(nets, preprocess(observation)[None])
+        cls = int(ensemble.combine(logits)["sum"][0])
         return ACTIONS[cls], cls
     return policy
+
+
+def _networks(paths) -> list:
+    return [load(p, architecture="car")[0] for p in paths]
 
 
 def one_blas_thread():
@@ -294,52 +262,52 @@ def one_blas_thread():
 
 
 def _drive_episode(args) -> dict:
-    path, seed, max_steps = args
-    from minisense.checkpoint import load
-
-    net, _ = load(path, architecture="car")
+    paths, seed, max_steps = args
+    nets = _networks(paths)
     counts = np.zeros(len(CLASSES), np.int64)
 
     def count(step, observation, cls):
         counts[cls] += 1
 
     with one_blas_thread():
-        run = run_episode(seed, network_policy(net), render=True, max_steps=max_steps,
+        run = run_episode(seed, network_policy(nets), render=True, max_steps=max_steps,
                           on_frame=count)
     return {**run, "class_counts": counts.tolist()}
 
 
-def drive(path, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
+def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
           workers: int = 2, progress=_no_progress) -> dict:
-    """The checkpoint's car network drives ``episodes`` episodes (seeds ``seed, seed+1, ...``).
-
-    Returns mean / min / max return, laps finished and each episode's record.
-    """
-    from minisense.checkpoint import checkpoint_paths, load
-
-    _, meta = load(path, architecture="car")          # a clear error before any process starts
+    """The checkpoint's car network, or the family ensemble of several (``paths``: checkpoints,
+    search or chains folders, as ``ensemble.member_paths``), drives ``episodes`` episodes (seeds
+    ``seed, seed+1, ...``). Returns mean / min / max return, laps finished and each episode's
+    record."""
+    members = ensemble.member_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
+    nets = _networks(members)                   # a clear error before any process starts
     if episodes < 1:
         raise MinisenseError(f"episodes must be >= 1, got {episodes}")
     if not 1 <= max_steps <= MAX_STEPS:
         raise MinisenseError(f"max steps must be in 1..{MAX_STEPS}, got {max_steps}")
-    jobs = [(path, seed + i, max_steps) for i in range(episodes)]
+    jobs = [(members, seed + i, max_steps) for i in range(episodes)]
     runs = _map(_drive_episode, jobs, workers, progress, "driving")
-    return {"checkpoint": str(checkpoint_paths(path)[0]), "dataset": meta.get("dataset"),
+    return {"checkpoint": str(checkpoint_paths(members[0])[0]),
+            "members": [str(checkpoint_paths(m)[0]) for m in members],
+            "commensurate": ensemble.commensurate(nets),
+            "dataset": load(members[0])[1].get("dataset"),
             "seeds": [seed + i for i in range(episodes)], "max_steps": max_steps,
             **summarize(runs)}
 
 
-def write_gif(path, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
+def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
               scale: int = 2) -> dict:
-    """Drive one episode with the checkpoint's network and write every ``every``-th step to the
+    """Drive one episode with the checkpoint's network (or an ensemble, as :func:`drive`) and
+    write every ``every``-th step to the
     animated GIF ``gif`` (real-time speed): the 96x96 observation beside the 32x32 network
     input, both ``scale`` * 96 pixels wide, under a line with the step, class and return.
     Pillow (a matplotlib dependency) draws the frames directly: no figure per frame."""
     from PIL import Image, ImageDraw
 
-    from minisense.checkpoint import load
-
-    net, _ = load(path, architecture="car")
+    nets = _networks(ensemble.member_paths(
+        [paths] if isinstance(paths, (str, os.PathLike)) else paths))
     size, gap, caption = scale * 96, 4, 16
     frames = []
 
@@ -357,7 +325,7 @@ def write_gif(path, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
         frames.append(image.convert("P", palette=Image.ADAPTIVE))
 
     with one_blas_thread():
-        run = run_episode(seed, network_policy(net), render=True, max_steps=max_steps,
+        run = run_episode(seed, network_policy(nets), render=True, max_steps=max_steps,
                           on_frame=keep)
     pathlib.Path(gif).parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(os.fspath(gif), save_all=True, append_images=frames[1:], loop=0,

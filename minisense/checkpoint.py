@@ -16,118 +16,20 @@ leaves a half-written checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import io
 import json
 import math
-import os
 import pathlib
-import tempfile
-
-try:
-    import fcntl
-except ImportError:                 # Windows: run folders are not locked there
-    fcntl = None
 
 import numpy as np
 
-from minisense import __version__
+from minisense import __version__, files
 from minisense.errors import MinisenseError
 from minisense.network import ARCHITECTURES, Network, build_network
 
 FORMAT = "minisense-checkpoint"
 FORMAT_VERSION = 1
-
-
-LOCK_FILE = ".minisense.lock"
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux shows it (/proc/self/status):
-    setting it to read it back would race with other threads creating files."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """The mode an ordinary ``open()`` gives a new file (0o666 less the umask); temporary files
-    start private (0600), and a file renamed into place should not stay so."""
-    return 0o666 & ~_umask()
-
-
-def write_error(path, error: OSError) -> MinisenseError:
-    """A failed write as one line naming the file and the likely fix."""
-    if error.errno in (errno.ENOTDIR, errno.EEXIST):
-        return MinisenseError(f"cannot write {path}: a file stands where a folder is needed on "
-                              "that path; choose another path")
-    return MinisenseError(f"cannot write {path}: {error.strerror or error}; check that its folder "
-                          "can be created and written and that the disk has space")
-
-
-@contextlib.contextmanager
-def folder_lock(folder):
-    """Hold ``folder`` (a run folder) for one writer: a second process gets a one-line error
-    naming the holder. The lock is the kernel's (``flock``), so it ends with the process, even
-    under kill -9; where ``fcntl`` does not exist (Windows) no lock is taken."""
-    folder = pathlib.Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, file_mode())
-    except OSError as e:
-        raise write_error(folder / LOCK_FILE, e) from None
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another"
-                raise MinisenseError(f"{folder} is in use by process {holder}; wait until it "
-                                     "ends or choose another --out") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield folder
-    finally:
-        os.close(fd)                # closing releases the flock
-
-
-def atomic_write_bytes(path: pathlib.Path, data: bytes, sync: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    The rename alone survives a killed process; ``sync`` also flushes to disk (power loss).
-    """
-    path = pathlib.Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise write_error(path, e) from None
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise write_error(path, e) from None
-        raise
-
-
-def atomic_write_json(path: pathlib.Path, obj, sync: bool = True) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode(), sync)
 
 
 def checkpoint_paths(path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -161,14 +63,14 @@ def save(net: Network, path, metadata: dict | None = None, sync: bool = True) ->
         "weights_sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
         "architecture": net.architecture,
         "thresholds": net.thresholds,
-        "last_gain": float(list(net.weighted.values())[-1].gain),
+        "last_gain": float(net.last_gain),
         "logit_scale": net.logit_scale,
         "actual_sparsity": sparsity_percent(net),
         "family": net.family(),
         **(metadata or {}),
     }
-    atomic_write_bytes(npz_path, buffer.getvalue(), sync)
-    atomic_write_json(json_path, meta, sync)
+    files.atomic_write_bytes(npz_path, buffer.getvalue(), sync)
+    files.atomic_write_json(json_path, meta, sync)
     return npz_path
 
 
@@ -251,32 +153,3 @@ def _check_scales(meta: dict, layers: list[str], json_path) -> None:
     if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
         raise MinisenseError(f"checkpoint metadata {json_path}: last_gain is {gain!r}, not a "
                              "finite number > 0; re-create the checkpoint")
-
-
-def evaluate(path, dataset: str | None = None, data_dir=None) -> dict:
-    """Validation and test accuracy, sparsity and per-layer family of a saved network.
-
-    ``dataset`` defaults to the one recorded in the checkpoint; the architecture the dataset needs
-    must be the checkpoint's (see :func:`load`).
-    """
-    from minisense.data import architecture_for, load_dataset, majority_baseline
-
-    npz_path, _ = checkpoint_paths(path)
-    _, meta = load(path)
-    name = dataset or meta.get("dataset")
-    if name is None:
-        raise MinisenseError(f"checkpoint {npz_path} names no dataset; pass --dataset")
-    net, _ = load(path, architecture=architecture_for(name))
-    data = load_dataset(name, data_dir)
-    layers = {layer: {"weights": sum(counts.values()),
-                      "sparsity": 100.0 * counts["0"] / sum(counts.values()), "family": counts}
-              for layer, counts in net.family().items()}
-    return {"checkpoint": str(npz_path), "architecture": net.architecture, "dataset": data.name,
-            "source": data.source,
-            "validation_images": len(data.validation.labels),
-            "validation_accuracy": net.accuracy(data.validation.images, data.validation.labels),
-            "test_images": len(data.test.labels),
-            "test_accuracy": net.accuracy(data.test.images, data.test.labels),
-            "validation_majority_baseline": majority_baseline(data.validation),
-            "test_majority_baseline": majority_baseline(data.test),
-            "sparsity": sparsity_percent(net), "layers": layers}

@@ -23,16 +23,37 @@ or in ``<root>`` itself. Where to look, in order: the ``data_dir`` argument (``-
 ``$MINISENSE_DATA``, then the cache ``default_cache_dir()/<name>/``, into which the files are
 downloaded (MD5-checked, written atomically) when none of them holds the data. A car-racing
 recording, ``carracing.npz`` + ``carracing.json``, is looked up in the same folders.
+
+A car-racing frame, as the car network sees it (``preprocess``): the 96x96 RGB observation,
+indicator bar (rows 84-95: speed, ABS, steering, gyro) included, turned grey with the ITU-R 601
+weights 0.299 R + 0.587 G + 0.114 B and shrunk to 32x32 by the mean of each 3x3 block, rounded
+to uint8. Valid convolutions then give the paper's flatten size: 32 -> 26 -> pool 2 -> 13 -> 9
+-> pool 3 -> 3, 64 * 3 * 3 = 576.
+
+A recording (``minisense car record``) is one ``carracing.npz`` (compressed) beside
+``carracing.json``:
+
+    frames   (n, 32, 32) uint8    the network inputs
+    labels   (n,) uint8           the expert's class for that frame, 0..2
+    episode  (n,) int32           the index of the frame's episode, 0..E-1
+    step     (n,) int32           the step within the episode
+    seeds    (E,) int64           episode i is CarRacing-v3 reset with seed ``seed + i``
+    returns  (E,) float64         the expert's return in each episode (3-class actions)
+    laps     (E,) bool            whether the expert finished the lap
+
+Splits are by episode (neighbouring frames are near-duplicates): the last ceil(E/10) episodes
+are test, the ceil(E/10) before them validation, the rest train.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import pathlib
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -41,10 +62,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minisense import checkpoint
+from minisense import files
 from minisense.errors import MinisenseError
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "carracing")
+SPLITS = ("train", "validation", "test")
 DOWNLOADABLE = ("mnist", "fashion-mnist")
 CARRACING_CLASSES = 3
 VALIDATION_SIZE = 10_000
@@ -132,33 +154,37 @@ def read_idx(path) -> np.ndarray:
         else:
             data = path.read_bytes()
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise MinisenseError(f"file {path} is not a complete gzip file ({error}); re-download it") from None
+        raise MinisenseError(f"file {path} is not a complete gzip file ({error}); "
+                             "re-download it") from None
     except OSError as error:
-        raise MinisenseError(f"cannot read file {path} ({error.strerror or error}); check the path") from None
+        raise MinisenseError(f"cannot read file {path} ({error.strerror or error}); "
+                             "check the path") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise MinisenseError(f"file {path} is not an IDX file (magic 0x{data[:4].hex()}; an IDX file starts "
-                             "with two zero bytes); check it is the right file or re-download it")
+        raise MinisenseError(f"file {path} is not an IDX file (magic 0x{data[:4].hex()}; "
+                             "an IDX file starts with two zero bytes); check it is the right file "
+                             "or re-download it")
     code, ndim, header = data[2], data[3], 4 + 4 * data[3]
     if code not in IDX_DTYPES or not 1 <= ndim <= 4 or len(data) < header:
-        raise MinisenseError(f"file {path} has a bad IDX header (type code 0x{code:02x}, {ndim} dims, "
-                             f"{len(data)} bytes in all); re-download it")
+        raise MinisenseError(f"file {path} has a bad IDX header (type code 0x{code:02x}, "
+                             f"{ndim} dims, {len(data)} bytes in all); re-download it")
     shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_DTYPES[code])
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize  # Python ints: no overflow
     found = len(data) - header
     if found < expected:
-        raise MinisenseError(f"file {path} is truncated: expected {expected} bytes of data after the header, "
-                             f"found {found}; re-download it")
+        raise MinisenseError(f"file {path} is truncated: expected {expected} bytes of data "
+                             f"after the header, found {found}; re-download it")
     if found > expected:
-        raise MinisenseError(f"file {path} has {found - expected} trailing bytes after the {expected} bytes "
-                             "of data its header announces; re-download it")
+        raise MinisenseError(f"file {path} has {found - expected} trailing bytes after the "
+                             f"{expected} bytes of data its header announces; re-download it")
     array = np.frombuffer(data, dtype, count=expected // dtype.itemsize, offset=header)
     return array.reshape(shape).astype(dtype.newbyteorder("="))  # astype copies: writable, native
 
 
 def default_cache_dir() -> pathlib.Path:
     """``$XDG_CACHE_HOME/minisense``, or ``~/.cache/minisense`` when that is not set."""
-    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "minisense"
+    return (pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+            / "minisense")
 
 
 def _file_in(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
@@ -181,7 +207,8 @@ def _folders(name: str, data_dir) -> tuple[list[pathlib.Path], str]:
 
 
 def _search(name: str, data_dir) -> tuple[pathlib.Path | None, str]:
-    """Look for the four files (lookup order in the module docstring); -> (folder or None, where looked)."""
+    """Look for the four files (lookup order in the module docstring);
+    -> (folder or None, where looked)."""
     folders, looked = _folders(name, data_dir)
     notes = []
     for folder in folders:
@@ -199,7 +226,8 @@ def find_dataset_files(name, data_dir=None) -> pathlib.Path:
     folder, looked = _search(name, data_dir)
     if folder is None:
         raise MinisenseError(f"no {name} data found: looked in {looked}; "
-                             "copy the four IDX .gz files into one of these folders or pass --data-dir DIR")
+                             "copy the four IDX .gz files into one of these folders "
+                             "or pass --data-dir DIR")
     return folder
 
 
@@ -211,36 +239,36 @@ def _md5(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+class _ChecksumMismatch(Exception):
+    pass
+
+
 def _fetch(url: str, target: pathlib.Path, md5: str) -> str | None:
-    """Download ``url`` to ``target`` via a temporary file, atomically; -> None, or why it failed."""
+    """Download ``url`` to ``target`` atomically, MD5 checked before it replaces anything;
+    -> None, or why it failed."""
     try:
-        tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
-                                          delete=False)
-    except OSError as error:
-        return f"cannot write in {target.parent}: {error.strerror or error}"
-    try:
-        with tmp, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+        with files.atomic_file(target, sync=False) as f, \
+                urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            digest = hashlib.md5()
             for chunk in iter(lambda: response.read(1 << 20), b""):
-                tmp.write(chunk)
-        os.chmod(tmp.name, checkpoint.file_mode())
-        actual = _md5(pathlib.Path(tmp.name))
-        if actual != md5:
-            return f"MD5 mismatch (got {actual}, expected {md5})"
-        os.replace(tmp.name, target)
+                f.write(chunk)
+                digest.update(chunk)
+            if digest.hexdigest() != md5:
+                raise _ChecksumMismatch(f"MD5 mismatch (got {digest.hexdigest()}, expected {md5})")
         return None
+    except (_ChecksumMismatch, MinisenseError) as error:
+        return str(error)
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code} {error.reason}"
     except urllib.error.URLError as error:
         return str(getattr(error.reason, "strerror", None) or error.reason)
     except (OSError, http.client.HTTPException, ValueError) as error:
         return str(getattr(error, "strerror", None) or error) or type(error).__name__
-    finally:
-        if os.path.exists(tmp.name):
-            os.unlink(tmp.name)
 
 
 def _download(name: str, folder: pathlib.Path) -> str | None:
-    """Fetch the missing or damaged .gz files of ``name`` into ``folder``; -> None, or why it failed."""
+    """Fetch the missing or damaged .gz files of ``name`` into ``folder``;
+    -> None, or why it failed."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -262,7 +290,8 @@ def _download(name: str, folder: pathlib.Path) -> str | None:
 
 
 def download_dataset(name, cache_dir) -> pathlib.Path:
-    """Download the four .gz files of ``name`` into ``cache_dir/name`` (MD5-checked); -> that folder."""
+    """Download the four .gz files of ``name`` into ``cache_dir/name`` (MD5-checked);
+    -> that folder."""
     _check_name(name, downloadable=True)
     folder = pathlib.Path(cache_dir) / name
     why = _download(name, folder)
@@ -303,21 +332,25 @@ def _read_checked(name: str, path: pathlib.Path) -> np.ndarray:
         other = [n for n, sums in MD5.items() if sums.get(path.name) == actual and n != name]
         hint = f"it is the {other[0]} file, point to the {name} folder instead" if other else \
             "delete it and run again to re-download it"
-        raise MinisenseError(f"file {path} has MD5 {actual}, expected {expected} for {name}; {hint}")
+        raise MinisenseError(f"file {path} has MD5 {actual}, expected {expected} for {name}; "
+                             f"{hint}")
     return read_idx(path)
 
 
 def _read_part(name: str, folder: pathlib.Path, prefix: str, count: int) -> Split:
-    """Read and check ``<prefix>-images`` / ``<prefix>-labels`` in ``folder``: ``count`` 28x28 digits."""
+    """Read and check ``<prefix>-images`` / ``<prefix>-labels`` in ``folder``:
+    ``count`` 28x28 digits."""
     image_path = _file_in(folder, f"{prefix}-images-idx3-ubyte")
     label_path = _file_in(folder, f"{prefix}-labels-idx1-ubyte")
     images, labels = _read_checked(name, image_path), _read_checked(name, label_path)
     if images.dtype != np.uint8 or images.shape != (count, 28, 28):
-        raise MinisenseError(f"file {image_path} holds {images.dtype} images of shape {images.shape}, "
-                             f"expected uint8 ({count}, 28, 28) for {name}; re-download it")
+        raise MinisenseError(f"file {image_path} holds {images.dtype} images of shape "
+                             f"{images.shape}, expected uint8 ({count}, 28, 28) for {name}; "
+                             "re-download it")
     if labels.dtype != np.uint8 or labels.shape != (count,) or labels.max(initial=0) > 9:
-        raise MinisenseError(f"file {label_path} holds {labels.dtype} labels of shape {labels.shape}, "
-                             f"expected {count} uint8 labels in 0..9 for {name}; re-download it")
+        raise MinisenseError(f"file {label_path} holds {labels.dtype} labels of shape "
+                             f"{labels.shape}, expected {count} uint8 labels in 0..9 for {name}; "
+                             "re-download it")
     return Split(images, labels.astype(np.int64))
 
 
@@ -337,9 +370,9 @@ def load_dataset(name: str, data_dir=None, download: bool = True) -> Dataset:
         folder = default_cache_dir() / name
         why = _download(name, folder) if download else "downloading is turned off"
         if why is not None:
-            raise MinisenseError(f"no {name} data found: looked in {looked}; the download from the mirror "
-                                 f"failed ({why}); copy the four IDX .gz files into one of these folders "
-                                 "or pass --data-dir DIR")
+            raise MinisenseError(f"no {name} data found: looked in {looked}; the download from "
+                                 f"the mirror failed ({why}); copy the four IDX .gz files into one "
+                                 "of these folders or pass --data-dir DIR")
     train_count, test_count = EXPECTED_COUNTS[name]
     full_train = _read_part(name, folder, "train", train_count)
     test = _read_part(name, folder, "t10k", test_count)
@@ -350,10 +383,12 @@ def load_dataset(name: str, data_dir=None, download: bool = True) -> Dataset:
 
 
 def bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
-    """Matrix M of shape (size_out, size_in) such that ``M @ v`` resizes ``v`` by linear interpolation.
+    """Matrix M of shape (size_out, size_in) such that ``M @ v`` resizes ``v`` by linear
+    interpolation.
 
-    Pixel centres are aligned (output pixel j sits at input coordinate (j + 0.5) * size_in / size_out
-    - 0.5, clamped to the edge pixels), so a 2-D image resizes as ``M @ image @ M.T``.
+    Pixel centres are aligned (output pixel j sits at input coordinate
+    (j + 0.5) * size_in / size_out - 0.5, clamped to the edge pixels), so a 2-D image resizes as
+    ``M @ image @ M.T``.
     """
     position = np.clip((np.arange(size_out) + 0.5) * size_in / size_out - 0.5, 0, size_in - 1)
     left = np.floor(position).astype(int)
@@ -366,7 +401,8 @@ def bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
 
 
 def digits_to_mnist_frame(images: np.ndarray) -> np.ndarray:
-    """Turn scikit-learn digits, float (n, 8, 8) in 0..16, into MNIST-like uint8 (n, 28, 28) images."""
+    """Turn scikit-learn digits, float (n, 8, 8) in 0..16, into MNIST-like uint8 (n, 28, 28)
+    images."""
     resize = bilinear_matrix(8, 20)
     box = np.einsum("ij,njk,lk->nil", resize, images * (255 / 16), resize)  # (n, 20, 20)
     frame = np.zeros((len(images), 28, 28))
@@ -379,7 +415,8 @@ def _load_digits() -> Dataset:
 
     bunch = load_digits()
     images, labels = digits_to_mnist_frame(bunch.images), bunch.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(images))  # fixed: test 360, validation 360, rest train
+    # fixed: test 360, validation 360, rest train
+    order = np.random.default_rng(0).permutation(len(images))
     test, validation, train = order[:360], order[360:720], order[720:]
 
     def split(index):
@@ -389,12 +426,36 @@ def _load_digits() -> Dataset:
                    source="scikit-learn digits")
 
 
+# -- the car-racing recording (``minisense car record``) ------------------------------------------
+# What the car network sees of a frame, and the recording's format and split, shared by the
+# recorder (``minisense.car``) and the loader below.
+
+FRAME_SIZE = 32
+GREY = np.array([0.299, 0.587, 0.114])      # ITU-R 601 luma weights of R, G, B
+FILE_STEM = "carracing"
+
+
+def preprocess(frames: np.ndarray) -> np.ndarray:
+    """RGB observations uint8 (..., 96, 96, 3) -> network inputs uint8 (..., 32, 32)."""
+    grey = np.asarray(frames, dtype=np.float64) @ GREY
+    shape = grey.shape[:-2] + (FRAME_SIZE, 3, FRAME_SIZE, 3)
+    return np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
+
+
+def split_episodes(episodes: int) -> dict[str, list[int]]:
+    """The fixed split by episode index (module docstring); needs at least 3 episodes."""
+    if episodes < 3:
+        raise MinisenseError(f"a recording needs at least 3 episodes (train, validation, test), "
+                             f"got {episodes}")
+    held = -(-episodes // 10)
+    order = list(range(episodes))
+    return {"train": order[:episodes - 2 * held],
+            "validation": order[episodes - 2 * held:episodes - held],
+            "test": order[episodes - held:]}
+
+
 def _load_carracing(data_dir) -> Dataset:
     """A recording of ``minisense car record``, split by episode as its JSON file says."""
-    import json
-
-    from minisense.car import FILE_STEM, FRAME_SIZE, SPLITS
-
     folders, looked = _folders("carracing", data_dir)
     folder = next((f for f in folders if (f / f"{FILE_STEM}.npz").is_file()), None)
     if folder is None:
@@ -423,3 +484,20 @@ def _load_carracing(data_dir) -> Dataset:
 
     return Dataset("carracing", split("train"), split("validation"), split("test"),
                    num_classes=CARRACING_CLASSES, source=str(folder))
+
+
+# -- for sweep tasks --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=2)
+def load_cached(name: str, data_dir: str | None):
+    """``data.load_dataset``, remembered: a worker loads a dataset once for all its tasks."""
+    return load_dataset(name, data_dir)
+
+
+def split_of(dataset: str, data_dir, split: str, images: int = 0):
+    """(images, labels) of one split of a dataset, the first ``images`` of it (0: all)."""
+    if split not in SPLITS:
+        raise MinisenseError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    part = getattr(load_cached(dataset, None if data_dir is None else str(data_dir)), split)
+    n = len(part.labels) if not images else min(images, len(part.labels))
+    return part.images[:n], part.labels[:n]

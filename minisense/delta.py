@@ -38,7 +38,8 @@ Arithmetic is exact int32 (images and layer-1 sums, at most 49 * 255, are stored
 wrapped in np.int32 so Numba does not widen it to int64; indices are np.uint64 so Numba drops its
 negative-index wraparound, which would stop LLVM from vectorizing. Scores are integers, the same
 for any thread count. ``score_full_forward`` is the slow, obvious twin used as the oracle: apply
-the swap, run ``network.exact_logits``.
+the swap, run ``network.exact_logits``. ``minisense.delta_reference`` is the same delta
+evaluation in plain NumPy (no blocks, no phases): read it first.
 """
 
 from __future__ import annotations
@@ -49,12 +50,23 @@ import copy
 import numba
 import numpy as np
 
+from minisense.delta_kernels import (
+    INT32_LIMIT,
+    KEY,
+    LANES,
+    ConvTaps,
+    FcColumns,
+    Tail,
+    _first_conv_blocks,
+    _forward_blocks,
+    _hidden_fc_blocks,
+    _inner_conv_blocks,
+    _output_fc_blocks,
+)
 from minisense.errors import MinisenseError
 from minisense.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
 from minisense.network import INPUT_SCALE, Network, exact_logits
 from minisense.swaps import apply_swap
-from minisense.delta_kernels import (INT32_LIMIT, KEY, LANES, _first_conv_blocks, _forward_blocks,
-                                     _hidden_fc_blocks, _inner_conv_blocks, _output_fc_blocks)
 
 # ----------------------------------------------------------------------------------------------
 # The evaluator and its NumPy oracle
@@ -63,9 +75,10 @@ from minisense.delta_kernels import (INT32_LIMIT, KEY, LANES, _first_conv_blocks
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _over_blocks(kernel, ranges, *args, candidates: int | None = None):
-    """Run ``kernel(first, last, *args[, correct, margin])`` over block ranges, in chunks on
-    ``numba.get_num_threads()`` threads (the kernels release the GIL).
+def _over_blocks(kernel, ranges, candidates: int | None = None, **arguments):
+    """Run ``kernel(first=, last=, **arguments[, correct=, margin=])`` over block ranges, in
+    chunks on ``numba.get_num_threads()`` threads (the kernels release the GIL). Every argument
+    goes by name, so none can land in the wrong place.
 
     ``ranges`` is a number of blocks B (all of 0..B-1) or a list of (first, last) block ranges.
     With ``candidates`` = K each chunk adds its blocks' scores into its own (K,) rows of correct
@@ -86,8 +99,8 @@ def _over_blocks(kernel, ranges, *args, candidates: int | None = None):
     totals = np.zeros((2, len(chunks), candidates or 0), np.int64)
 
     def run(c):
-        extra = () if candidates is None else (totals[0, c], totals[1, c])
-        kernel(chunks[c][0], chunks[c][1], *args, *extra)
+        scores = {} if candidates is None else {"correct": totals[0, c], "margin": totals[1, c]}
+        kernel(first=chunks[c][0], last=chunks[c][1], **arguments, **scores)
 
     if threads <= 1:
         for c in range(len(chunks)):
@@ -177,27 +190,28 @@ def _check_swaps(weights: dict, layer: str, src, dst) -> tuple[np.ndarray, np.nd
     return src, dst
 
 
-def fc_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fc_columns(w: np.ndarray) -> FcColumns:
     """A fc weight (out, in) as its nonzeros column by column, for pushing changed inputs.
 
-    Returns (start (in+1,) int64, rows (nnz,) int64, values (nnz,) int32): column f's nonzeros
-    are rows[start[f]:start[f+1]] with values values[start[f]:start[f+1]].
+    Returns FcColumns(start (in+1,) int64, rows (nnz,) int64, values (nnz,) int32): column f's
+    nonzeros are rows[start[f]:start[f+1]] with values values[start[f]:start[f+1]].
     """
     cols, rows = np.nonzero(w.T)
     start = np.searchsorted(cols, np.arange(w.shape[1] + 1))
-    return start.astype(np.int64), rows.astype(np.int64), w[rows, cols].astype(np.int32)
+    return FcColumns(start=start.astype(np.int64), rows=rows.astype(np.int64),
+                     values=w[rows, cols].astype(np.int32))
 
 
-def conv_taps(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def conv_taps(w: np.ndarray) -> ConvTaps:
     """A conv weight (out, in, k, k) as its nonzero taps grouped by (out, in) channel.
 
-    Returns (start (out*in+1,), i, j, w), int64: the taps of channels (o, c) are entries
+    Returns ConvTaps(start (out*in+1,), i, j, w), int64: the taps of channels (o, c) are entries
     start[o*in + c] to start[o*in + c + 1] of i, j (kernel row, column) and w (+1 or -1).
     """
     o, c, i, j = np.nonzero(w)
     start = np.searchsorted(o * w.shape[1] + c, np.arange(w.shape[0] * w.shape[1] + 1))
-    return start.astype(np.int64), i.astype(np.int64), j.astype(np.int64), \
-        w[o, c, i, j].astype(np.int64)
+    return ConvTaps(start=start.astype(np.int64), i=i.astype(np.int64), j=j.astype(np.int64),
+                    w=w[o, c, i, j].astype(np.int64))
 
 
 def _blank_network(net: Network) -> Network:
@@ -222,7 +236,7 @@ def score_full_forward(net: Network, images: np.ndarray, labels: np.ndarray, lay
     weights = net.ternary_weights()
     src, dst = _check_swaps(weights, layer, src, dst)
     neighbour = _blank_network(net)
-    last_gain = list(net.weighted.values())[-1].gain
+    last_gain = net.last_gain
     correct = np.empty(len(src), dtype=np.int64)
     margin = np.empty(len(src), dtype=np.int64)
     for k in range(len(src)):
@@ -357,27 +371,30 @@ class DeltaEvaluator:
         return int(sum(a.nbytes for a in self.cache().values()) + self._u.nbytes
                    + self._labels.nbytes)
 
-    def _tail(self) -> tuple:
-        """What follows the fc layer after conv 2: (hidden, z3, h3, T3, output layer columns)."""
+    def _tail(self) -> Tail:
+        """What follows the fc layer after conv 2 (``Tail``: car fc1's cache and fc2)."""
         names = self.names
         if self._hidden:
-            return (True, self._z3, self._h3, np.int32(self.thresholds[names[2]]),
-                    self._columns[names[3]])
-        return False, self._z3, self._h3, np.int32(1), fc_columns(np.zeros((1, 1), np.int8))
+            return Tail(hidden=True, z3=self._z3, h3=self._h3,
+                        t3=np.int32(self.thresholds[names[2]]), out_columns=self._columns[names[3]])
+        return Tail(hidden=False, z3=self._z3, h3=self._h3, t3=np.int32(1),
+                    out_columns=fc_columns(np.zeros((1, 1), np.int8)))
 
-    def _next(self) -> tuple:
-        """The fc layer after conv 2: (its columns, its number of units)."""
-        return self._columns[self.names[2]], self.weights[self.names[2]].shape[0]
+    def _next(self) -> dict:
+        """The fc layer after conv 2, as kernel arguments: its columns and number of units."""
+        return {"next_columns": self._columns[self.names[2]],
+                "next_units": self.weights[self.names[2]].shape[0]}
 
     def refresh(self) -> None:
         """Recompute every cached integer from ``weights`` with a full forward pass."""
         self._score = None
         names = self.names
-        _over_blocks(_forward_blocks, self._u.shape[0], self._u, self.weights[names[0]],
-                     self.weights[names[1]], *self._next(), self._tail(),
-                     np.int32(self.thresholds[names[0]]), np.int32(self.thresholds[names[1]]),
-                     self._q1, self._q2, self._off2, self._z1, self._h1, self._z2, self._h2v,
-                     self._h2, self._logits)
+        _over_blocks(_forward_blocks, self._u.shape[0], u=self._u, w1=self.weights[names[0]],
+                     w2=self.weights[names[1]], **self._next(), tail=self._tail(),
+                     t1=np.int32(self.thresholds[names[0]]),
+                     t2=np.int32(self.thresholds[names[1]]), q1=self._q1, q2=self._q2,
+                     off2=self._off2, z1=self._z1, h1=self._h1, z2=self._z2, h2v=self._h2v,
+                     h2=self._h2, logits=self._logits)
 
     def _unblock(self, blocked: np.ndarray) -> np.ndarray:
         return blocked.transpose(0, 2, 1).reshape(-1, self.num_classes)[:self.count].astype(
@@ -417,35 +434,36 @@ class DeltaEvaluator:
         t = [np.int32(self.thresholds[n]) for n in names[:2]]
         position = names.index(layer)
         blocks = self.blocks if blocks is None else blocks
-        common = (self.margin_clip, commit, out)
+        # Shared by every kernel: the swaps' signs, the scoring, and what to do with the result.
+        common = dict(sign=sign, labels=self._labels, logits=self._logits,
+                      margin_clip=self.margin_clip, commit=commit, out_logits=out)
         if position == 0:
             oa, _, ia, ja = np.unravel_index(src, w.shape)
             ob, _, ib, jb = np.unravel_index(dst, w.shape)
             correct, margin = _over_blocks(
-                _first_conv_blocks, blocks, self._u, self._z1, self._h1, self._z2, self._h2v,
-                self._labels, self._logits, t[0], t[1], self._q1, self._q2, self._off2,
-                self._conv2_taps, *self._next(), self._tail(), oa, ia, ja, ob, ib, jb, sign,
-                *common, candidates=len(src))
+                _first_conv_blocks, blocks, candidates=len(src), u=self._u, z1=self._z1,
+                h1=self._h1, z2=self._z2, h2v=self._h2v, t1=t[0], t2=t[1], q1=self._q1,
+                q2=self._q2, off2=self._off2, conv2_taps=self._conv2_taps, **self._next(),
+                tail=self._tail(), oa=oa, ia=ia, ja=ja, ob=ob, ib=ib, jb=jb, **common)
         elif position == 1:
             oa, ca, ia, ja = np.unravel_index(src, w.shape)
             ob, cb, ib, jb = np.unravel_index(dst, w.shape)
             correct, margin = _over_blocks(
-                _inner_conv_blocks, blocks, self._h1, self._z2, self._h2v, self._labels,
-                self._logits, t[1], self._q2, *self._next(), self._tail(),
-                oa, ca, ia, ja, ob, cb, ib, jb, sign, *common, candidates=len(src))
+                _inner_conv_blocks, blocks, candidates=len(src), h1=self._h1, z2=self._z2,
+                h2v=self._h2v, t2=t[1], q2=self._q2, **self._next(), tail=self._tail(),
+                oa=oa, ca=ca, ia=ia, ja=ja, ob=ob, cb=cb, ib=ib, jb=jb, **common)
         else:
             a, i = np.unravel_index(src, w.shape)
             b, j = np.unravel_index(dst, w.shape)
             if position == len(names) - 1:
-                h = self._h3 if self._hidden else self._h2
                 correct, margin = _over_blocks(
-                    _output_fc_blocks, blocks, h, self._logits, self._labels, a, i, b, j, sign,
-                    *common, candidates=len(src))
+                    _output_fc_blocks, blocks, candidates=len(src),
+                    h=self._h3 if self._hidden else self._h2, a=a, i=i, b=b, j=j, **common)
             else:
                 correct, margin = _over_blocks(
-                    _hidden_fc_blocks, blocks, self._h2, self._z3, self._h3,
-                    np.int32(self.thresholds[layer]), self.weights[names[3]], self._labels,
-                    self._logits, a, i, b, j, sign, *common, candidates=len(src))
+                    _hidden_fc_blocks, blocks, candidates=len(src), h2=self._h2, z3=self._z3,
+                    h3=self._h3, t3=np.int32(self.thresholds[layer]),
+                    w_out=self.weights[names[3]], a=a, i=i, b=b, j=j, **common)
         return correct, margin, (self._unblock(out) if want_logits else None)
 
     def score(self, layer: str, src: np.ndarray, dst: np.ndarray,

@@ -7,6 +7,8 @@ image blocks ``first..last`` so the evaluator can run chunks on threads (they re
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -15,6 +17,42 @@ KEY = 16                   # a logit's rank key is KEY * Z[k] + (KEY-1-k): ties 
 KEY_BITS = 4               # log2(KEY)
 NO_KEY = -2 ** 31          # below every key
 INT32_LIMIT = 2 ** 31
+
+
+# ----------------------------------------------------------------------------------------------
+# The grouped arguments of the kernels (Numba passes named tuples; fields are read by name).
+# ----------------------------------------------------------------------------------------------
+
+class FcColumns(NamedTuple):
+    """A fc weight W (out, in) as its nonzeros column by column (``delta.fc_columns``): column
+    f's nonzeros are the units rows[start[f]:start[f+1]], weights values[start[f]:start[f+1]]."""
+
+    start: np.ndarray        # (in + 1,) int64
+    rows: np.ndarray         # (nnz,) int64
+    values: np.ndarray       # (nnz,) int32, +1 or -1
+
+
+class ConvTaps(NamedTuple):
+    """A conv weight (out, in, k, k) as its nonzero taps grouped by (out, in) channel
+    (``delta.conv_taps``): the taps of channels (o, c) are entries start[o*in + c] to
+    start[o*in + c + 1] of i, j (kernel row, column) and w (+1 or -1)."""
+
+    start: np.ndarray        # (out * in + 1,) int64
+    i: np.ndarray            # (taps,) int64
+    j: np.ndarray            # (taps,) int64
+    w: np.ndarray            # (taps,) int64
+
+
+class Tail(NamedTuple):
+    """What follows the fc layer after conv 2. With a hidden fc layer (car fc1): its cached sums
+    z3 and activations h3, (blocks, units, LANES) int32, its threshold t3 and the output layer's
+    columns. Without (mnist): hidden False and placeholders."""
+
+    hidden: bool
+    z3: np.ndarray
+    h3: np.ndarray
+    t3: np.int32
+    out_columns: FcColumns
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,9 +136,8 @@ def _swap_pool(z, xa, ia, ja, wa, xb, ib, jb, wb, q, mx, commit):
 @njit(cache=True, inline="always")
 def _push_column(columns, f, dh, base, acc, touched):
     """A changed input entry f with deltas dh[base:base+LANES] through a fc layer:
-    acc[r] += W[r, f] * delta for every unit r it connects to. ``columns`` = (start, rows,
-    values) lists W's nonzeros column by column (``fc_columns``)."""
-    start, rows, values = columns
+    acc[r] += W[r, f] * delta for every unit r it connects to (``columns``: ``FcColumns``)."""
+    start, rows, values = columns.start, columns.rows, columns.values
     for p in range(start[f], start[f + 1]):
         r = rows[p]
         touched[r] = True
@@ -196,11 +233,10 @@ def _tally(z, dz, labels, margin_clip, keys):
 def _finish(blk, acc, touched, tail, dlog, dh, marks, commit):
     """Changes of the layer after conv 2 -> changes of the logits.
 
-    tail = (hidden, z3, h3, t3, out_columns). Without a hidden fc layer (mnist) acc already
-    holds the logit changes. With one (car fc1), acc holds its pre-activation changes: clip
-    them and push the units that changed through the output layer into dlog. dh, marks are
-    scratch."""
-    hidden, z3, h3, t3, out_columns = tail
+    ``tail`` is a ``Tail``. Without a hidden fc layer (mnist) acc already holds the logit
+    changes. With one (car fc1), acc holds its pre-activation changes: clip them and push the
+    units that changed through the output layer into dlog. dh, marks are scratch."""
+    hidden, z3, h3, t3, out_columns = tail.hidden, tail.z3, tail.h3, tail.t3, tail.out_columns
     if not hidden:
         return acc
     dlog[:] = 0
@@ -258,7 +294,7 @@ def _forward_blocks(first, last, u, w1, w2, next_columns, next_units, tail, t1, 
                     z1, h1, z2, h2v, h2, logits):
     """H_0 = u, conv/pool/clip twice, fc (and clip, fc): every cached integer of blocks
     first..last-1, from the weights w1, w2 (conv layouts) and the fc layers' columns."""
-    hidden, z3, h3, t3, out_columns = tail
+    hidden, z3, h3, t3, out_columns = tail.hidden, tail.z3, tail.h3, tail.t3, tail.out_columns
     acc1 = np.empty(z1.shape[3:], np.int32)
     mx1 = np.empty(z1.shape[3:], np.int32)
     acc2 = np.empty(z2.shape[3:], np.int32)
@@ -306,7 +342,8 @@ def _forward_blocks(first, last, u, w1, w2, next_columns, next_units, tail, t1, 
 # One kernel per kind of layer: it scores K candidate swaps of its layer on blocks first..last-1
 # and adds the scores into correct, margin (K,) int64. commit=True (K = 1) applies the swap to
 # the cache instead; out_logits (blocks, C, LANES), when not empty, receives the neighbour's
-# logits (K = 1). ``_over_blocks`` runs a kernel on all blocks, split among threads.
+# logits (K = 1). ``_over_blocks`` runs a kernel on all blocks, split among threads; the
+# evaluator passes every argument by name.
 # ----------------------------------------------------------------------------------------------
 
 @njit(cache=True)
@@ -362,10 +399,11 @@ def _first_conv_blocks(first, last, u, z1, h1, z2, h2v, labels, logits, t1, t2, 
     channel ob gains it at (ib, jb); their changed H1 entries go through conv 2, one layer-2
     channel at a time, and the changed H2 entries through the fc layer(s).
 
-    conv2_taps = (start, i, j, w) lists layer 2's nonzero taps by (out, in) channel
-    (``conv_taps``). The H1 changes of the two channels are kept as phase planes, each also
-    negated, so that every tap of conv 2 is a plain add (``_sum_taps``)."""
-    tap_start, tap_i, tap_j, tap_w = conv2_taps
+    conv2_taps (a ``ConvTaps``) lists layer 2's nonzero taps by (out, in) channel. The H1
+    changes of the two channels are kept as phase planes, each also negated, so that every tap
+    of conv 2 is a plain add (``_sum_taps``)."""
+    tap_start, tap_i, tap_j = conv2_taps.start, conv2_taps.i, conv2_taps.j
+    tap_w = conv2_taps.w
     c1, qq, hp2, wp2 = z1.shape[1], q2 * q2, z2.shape[3], z2.shape[4] // LANES
     shifts = h1.shape[3] - hp2 + 1                               # row offsets a tap can have
     # Where each tap reads for each window offset t: (phase, row offset, column offset * LANES).
@@ -401,11 +439,11 @@ def _first_conv_blocks(first, last, u, z1, h1, z2, h2v, labels, logits, t1, t2, 
                 o = channels[slot]
                 wa = -s if o == oa[kk] else np.int32(0)
                 wb = s if o == ob[kk] else np.int32(0)
-                _swap_pool(z1[blk, o], u[blk], ia[kk], ja[kk], wa, u[blk], ib[kk], jb[kk], wb,
-                           q1, mx1, commit)
+                _swap_pool(z=z1[blk, o], xa=u[blk], ia=ia[kk], ja=ja[kk], wa=wa, xb=u[blk],
+                           ib=ib[kk], jb=jb[kk], wb=wb, q=q1, mx=mx1, commit=commit)
                 plus = planes[2 * slot * qq:(2 * slot + 1) * qq]
-                changed |= _clip_to_phases(mx1, t1, h1[blk, o], off2, q2, plus, rows1[slot],
-                                           commit)
+                changed |= _clip_to_phases(mx=mx1, t=t1, h=h1[blk, o], off=off2, q=q2, dh=plus,
+                                           rows=rows1[slot], commit=commit)
                 minus = planes[(2 * slot + 1) * qq:(2 * slot + 2) * qq]
                 for p in range(qq):
                     for r in range(plus.shape[1]):
@@ -440,11 +478,13 @@ def _first_conv_blocks(first, last, u, z1, h1, z2, h2v, labels, logits, t1, t2, 
                         _sum_taps(mx2, z2[blk, o2, t], planes, taps[t], counts[t], row, commit)
                     else:
                         _max_into(mx2, z2[blk, o2, t], False)
-                _clip_push(mx2, t2, h2v[blk, o2], dh2, next_columns, o2 * hp2 * wp2, acc,
-                           touched, commit)
-            dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
-            _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
-                  commit, out_logits)
+                _clip_push(mx=mx2, t=t2, h=h2v[blk, o2], dh=dh2, columns=next_columns,
+                           f0=o2 * hp2 * wp2, acc=acc, touched=touched, commit=commit)
+            dl = _finish(blk=blk, acc=acc, touched=touched, tail=tail, dlog=dlog, dh=vec[1],
+                         marks=marks, commit=commit)
+            _emit(blk=blk, kk=kk, z=logits[blk], dlog=dl, labels=labels[blk],
+                  margin_clip=margin_clip, keys=vec[2:], correct=correct, margin=margin,
+                  commit=commit, out_logits=out_logits)
 
 
 @njit(cache=True, nogil=True)
@@ -471,13 +511,16 @@ def _inner_conv_blocks(first, last, h1, z2, h2v, labels, logits, t2, q2, next_co
                 o = channels[slot]
                 wa = -s if o == oa[kk] else np.int32(0)
                 wb = s if o == ob[kk] else np.int32(0)
-                _swap_pool(z2[blk, o], h1[blk, ca[kk]], ia[kk], ja[kk], wa, h1[blk, cb[kk]],
-                           ib[kk], jb[kk], wb, q2, mx2, commit)
-                _clip_push(mx2, t2, h2v[blk, o], dh2, next_columns, o * hp2 * wp2, acc, touched,
-                           commit)
-            dl = _finish(blk, acc, touched, tail, dlog, vec[1], marks, commit)
-            _emit(blk, kk, logits[blk], dl, labels[blk], margin_clip, vec[2:], correct, margin,
-                  commit, out_logits)
+                _swap_pool(z=z2[blk, o], xa=h1[blk, ca[kk]], ia=ia[kk], ja=ja[kk], wa=wa,
+                           xb=h1[blk, cb[kk]], ib=ib[kk], jb=jb[kk], wb=wb, q=q2, mx=mx2,
+                           commit=commit)
+                _clip_push(mx=mx2, t=t2, h=h2v[blk, o], dh=dh2, columns=next_columns,
+                           f0=o * hp2 * wp2, acc=acc, touched=touched, commit=commit)
+            dl = _finish(blk=blk, acc=acc, touched=touched, tail=tail, dlog=dlog, dh=vec[1],
+                         marks=marks, commit=commit)
+            _emit(blk=blk, kk=kk, z=logits[blk], dlog=dl, labels=labels[blk],
+                  margin_clip=margin_clip, keys=vec[2:], correct=correct, margin=margin,
+                  commit=commit, out_logits=out_logits)
 
 
 @njit(cache=True, nogil=True)
@@ -508,8 +551,9 @@ def _hidden_fc_blocks(first, last, h2, z3, h3, t3, w_out, labels, logits, a, i, 
                 wa, wb = np.int32(w_out[k, aa]), np.int32(w_out[k, bb])
                 for n in range(LANES):
                     dlog[k, n] = wa * vec[0, n] + wb * vec[1, n]
-            _emit(blk, kk, logits[blk], dlog, labels[blk], margin_clip, vec[2:], correct, margin,
-                  commit, out_logits)
+            _emit(blk=blk, kk=kk, z=logits[blk], dlog=dlog, labels=labels[blk],
+                  margin_clip=margin_clip, keys=vec[2:], correct=correct, margin=margin,
+                  commit=commit, out_logits=out_logits)
 
 
 @njit(cache=True, nogil=True)

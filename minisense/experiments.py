@@ -10,18 +10,21 @@ plotted number, and one human-readable line.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import pathlib
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import numpy as np
 
-from minisense import checkpoint, neighbourhood, plots, psiren, sense, sweep
+from minisense import checkpoint, data, files, neighbourhood, plots, psiren, sense, sweep
+from minisense.data import architecture_for
 from minisense.errors import MinisenseError
 
 NO_TIME_LIMIT = 1e9        # seconds: the figures' searches stop by step count, reproducibly
+MOST_STEPS = 2000          # step records a figure plots and keeps in its JSON
 
 VIEWS = {"side": (0, -90), "top": (90, -90), "oblique": (25, -60)}   # (elevation, azimuth)
 EMBEDDING_LABELS = {"tsne": "t-SNE", "lle": "LLE", "isomap": "Isomap"}
@@ -32,18 +35,77 @@ def _pct(x: float) -> str:
 
 
 # -- Figs. 2 and 12: the sparsity sweep ------------------------------------------------------------
+# Step 1 of Algorithm 1 does not depend on p: a sweep over sparsity levels trains the same dense
+# network once per seed and starts every level from it. Its state after step 1 is the latent
+# weights and the generator (the next epochs' shuffles), so a run started from the store is bit
+# for bit the run that trained step 1 itself.
+
+def _dense_key(dataset, config: psiren.PsirenConfig, architecture: str) -> dict:
+    """Everything step 1 depends on."""
+    return {"dataset": dataset.name, "train_images": len(dataset.train.labels),
+            "architecture": architecture, "seed": config.seed, "epochs": config.epochs["dense"],
+            "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
+            "weight_decay": config.weight_decay}
+
+
+def _restore_dense(store: pathlib.Path, key: dict, net, rng: np.random.Generator) -> list | None:
+    """Load step 1 from ``store`` into ``net`` and ``rng`` if it was saved with ``key``; returns
+    its history records, or None (nothing saved there, or saved with other settings)."""
+    meta_path, weights_path = store / "dense.json", store / "dense.npz"
+    if not (meta_path.is_file() and weights_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("key") != key:
+        return None
+    with np.load(weights_path) as weights:
+        for name, layer in net.weighted.items():
+            layer.weight = weights[name].copy()
+    rng.bit_generator.state = meta["generator"]
+    return [{**record, "reused_from": str(store)} for record in meta["history"]]
+
+
+def _save_dense(store: pathlib.Path, key: dict, net, rng: np.random.Generator,
+                history: list[dict]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: layer.weight for name, layer in net.weighted.items()})
+    # The weights before the JSON that vouches for them: a kill in between leaves no match.
+    files.atomic_write_bytes(store / "dense.npz", buffer.getvalue())
+    files.atomic_write_json(store / "dense.json", {"key": key, "generator": rng.bit_generator.state,
+                                                   "history": history})
+
+
+def shared_step1(store):
+    """A stand-in for Algorithm 1's step 1 (``psiren.psiren(step1=...)``) that reads step 1 from
+    the folder ``store`` when it was saved there with the same settings, else trains it
+    (``psiren.dense_step``) and saves it there. The result is the same either way."""
+    store = pathlib.Path(store)
+
+    def step1(net, dataset, config, rng, progress=sweep.no_progress, log=lambda line: None):
+        key = _dense_key(dataset, config, net.architecture)
+        history = _restore_dense(store, key, net, rng)
+        if history is not None:
+            log(f"step dense: read from {store}, validation "
+                f"{100 * history[-1]['validation_accuracy']:.2f}%")
+            return history
+        history = psiren.dense_step(net, dataset, config, rng, progress, log)
+        _save_dense(store, key, net, rng, history)
+        return history
+
+    return step1
+
 
 def psiren_at(dataset: str, sparsity: float, seed: int, epochs: dict, data_dir, out: str,
               dense_store: str | None = None) -> dict:
     """One p-SIREN run (a sweep task) into ``out``; a finished run with the same settings there
     is read back instead of trained again, so a killed sweep resumes where it stopped. Runs of
-    one seed share step 1 through ``dense_store`` (``psiren.psiren``)."""
+    one seed share step 1 through the folder ``dense_store`` (:func:`shared_step1`)."""
     config = psiren.config_for(dataset, sparsity=sparsity, epochs=dict(epochs), seed=seed)
     metrics = pathlib.Path(out) / "metrics.json"
     reused = metrics.is_file() and psiren.same_config(json.loads(metrics.read_text()).get("config",
                                                                                       {}), config)
     summary = json.loads(metrics.read_text()) if reused else psiren.train(
-        dataset, config, out, data_dir, dense_store=dense_store, force=True)
+        dataset, config, out, data_dir, force=True,
+        step1=None if dense_store is None else shared_step1(dense_store))
     return {"sparsity": sparsity, "seed": seed, "test_accuracy": summary["accuracy"]["test"],
             "validation_accuracy": summary["accuracy"]["validation"],
             "actual_sparsity": summary["actual_sparsity"],
@@ -90,8 +152,6 @@ def network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress, lo
     ``<out>/psiren/<dataset>-p90`` (``-quick``), trained there by p-SIREN when missing. With
     ``short`` (p-SIREN settings, e.g. {"epochs": ..., "lr": ...}) the network is a short-budget
     run instead, ``<dataset>-p90-short``: a weaker start, as the paper's Fig. 5 must have had."""
-    from minisense.data import architecture_for
-
     name = f"{dataset}-p90{'-short' if short else ''}{'-quick' if quick else ''}"
     path = pathlib.Path(checkpoint_path) if checkpoint_path else out / "psiren" / name
     if checkpoint_path is None and not checkpoint.checkpoint_paths(path)[0].is_file():
@@ -185,6 +245,23 @@ def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, s
             "layers": survey}, summary
 
 
+def sense_config(options: dict, seed: int, **fixed) -> sense.SenseConfig:
+    """The figure's SENSE settings: every option that names a ``SenseConfig`` field, the rest
+    at their defaults; no time limit, so the search stops by step count, reproducibly."""
+    names = {f.name for f in fields(sense.SenseConfig)}
+    given = {k: v for k, v in options.items() if k in names}
+    return sense.SenseConfig(**{**given, "budget_seconds": NO_TIME_LIMIT, "seed": seed, **fixed})
+
+
+def thin(steps: list[dict], best_step: int, most: int = MOST_STEPS) -> tuple[list[dict], int]:
+    """At most about ``most`` step records for a figure and its JSON: every n-th step, the last
+    and the best one; returns them and n (1: all kept)."""
+    every = max(1, -(-len(steps) // most))
+    keep = [r for i, r in enumerate(steps)
+            if i % every == 0 or i == len(steps) - 1 or r["step"] == best_step]
+    return keep, every
+
+
 # -- Fig. 5: SENSE climbing from the 90% network ----------------------------------------------
 
 def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, seed, progress,
@@ -193,12 +270,7 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
     every neighbourhood it moved through on one t-SNE map, with the path of best neighbours."""
     net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
                                 log, short=options.get("start"))
-    config = sense.SenseConfig(schedule=options["schedule"], neighbours=options["neighbours"],
-                               fitness=options["fitness"],
-                               steps_per_layer=options["steps_per_layer"],
-                               train_images=options["train_images"], seed=seed,
-                               max_steps=options["max_steps"], budget_seconds=NO_TIME_LIMIT,
-                               screen_images=options["screen_images"], layers=[])
+    config = sense_config(options, seed, layers=[])
     search = sense.start(config, folder / "search", dataset, from_checkpoint=path,
                          data_dir=data_dir)
     base = np.concatenate([w.reshape(-1) for w in search.fit.weights.values()])
@@ -235,8 +307,8 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
 def backprop_from(network: dict, dataset: str, data_dir, max_batches: int, evaluate_every: int,
                   seed: int) -> list[dict]:
     """Straight-through backprop from the given binary network (a sweep task, one BLAS thread)."""
-    return psiren.binary_backprop(neighbourhood.network_from(network),
-                                  neighbourhood.load_cached(dataset, data_dir), math.inf, seed=seed,
+    return psiren.binary_backprop(sweep.network_from(network),
+                                  data.load_cached(dataset, data_dir), math.inf, seed=seed,
                                   evaluate_every=evaluate_every, max_batches=max_batches)
 
 
@@ -245,12 +317,7 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
     """Figs. 6-8 (Section 4.4): SENSE from a random p% network with the figure's schedule, and
     straight-through backprop from the same network; validation and test curves of both."""
     o = options
-    config = sense.SenseConfig(schedule=o["schedule"], neighbours=o["neighbours"],
-                               fitness=o["fitness"], steps_per_layer=o["steps_per_layer"],
-                               repeats=o["repeats"], layers=list(o["layers"]),
-                               budget_seconds=NO_TIME_LIMIT, max_steps=o["max_steps"],
-                               train_images=o["train_images"], seed=seed,
-                               screen_images=o["screen_images"])
+    config = sense_config(o, seed, layers=list(o["layers"]))
     search_dir = folder / "sense"
     # A killed figure resumes its search (sense.resume reaches the same network); a search of
     # other settings in the folder is replaced only with --force.
@@ -261,7 +328,7 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
         json.loads(marker.read_text()) == json.loads(json.dumps(setting))
     if resumable:
         search = sense.resume(search_dir, data_dir)
-        initial = neighbourhood.network_spec(sense.initial_network(
+        initial = sweep.network_spec(sense.initial_network(
             seed, dataset, sparsity=o["sparsity"], data_dir=data_dir)[0])
     else:
         net, data = sense.initial_network(seed, dataset, sparsity=o["sparsity"],
@@ -272,8 +339,8 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
                                      "--force to replace it, or choose another --out")
             shutil.rmtree(search_dir)
         search = sense.Search(net, data, config, search_dir)
-        initial = neighbourhood.network_spec(search.network())
-        checkpoint.atomic_write_json(marker, setting)
+        initial = sweep.network_spec(search.network())
+        files.atomic_write_json(marker, setting)
     done = search.state["step"]
     log(f"{fig.name}: SENSE ({o['schedule']}) from a random {o['sparsity']}% network, "
         f"{o['max_steps']} steps of {o['neighbours']} neighbours; records in {search_dir}"
@@ -288,15 +355,20 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
                 evaluate_every=o["backprop_evaluate_every"], seed=seed)
     backprop = sweep.run(backprop_from, [task], **{**parallel, "jobs": 1}, progress=progress,
                          label="backprop")[0]
-    plots.search_curves(folder / f"{fig.name}.png", title, steps, backprop, batches_per_epoch)
-    first, last = steps[0], steps[-1]
+    first, last, best = steps[0], steps[-1], result["best"]
+    steps, every = thin(steps, best["step"])
+    plots.search_curves(folder / f"{fig.name}.png", title, steps, backprop, batches_per_epoch,
+                        every)
     summary = (f"SENSE validation {_pct(first['validation_accuracy'])} -> "
                f"{_pct(last['validation_accuracy'])}, test {_pct(first['test_accuracy'])} -> "
                f"{_pct(last['test_accuracy'])} in {last['step']} steps "
-               f"({result['seconds']:.0f} s); backprop from the same network: test "
-               f"{_pct(backprop[0]['test_accuracy'])} -> {_pct(backprop[-1]['test_accuracy'])} "
-               f"after {o['backprop_epochs']} epochs")
-    return {"steps": steps, "search": result, "backprop": backprop,
+               f"({result['seconds']:.0f} s)")
+    if best["step"] != last["step"]:
+        summary += (f", best by validation (step {best['step']}): validation "
+                    f"{_pct(best['validation_accuracy'])}, test {_pct(best['test_accuracy'])}")
+    summary += (f"; backprop from the same network: test {_pct(backprop[0]['test_accuracy'])} "
+                f"-> {_pct(backprop[-1]['test_accuracy'])} after {o['backprop_epochs']} epochs")
+    return {"steps": steps, "steps_every": every, "search": result, "backprop": backprop,
             "backprop_batches_per_epoch": batches_per_epoch}, summary
 
 

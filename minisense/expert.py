@@ -32,7 +32,8 @@ is chosen per step by ``labelling``:
   at the full 0.06 rad per step, so matching the angle step by step is how three coarse actions
   follow a smooth steering curve (the labels flip often: left, straight, left, ...).
 * ``threshold``: left / right when the continuous wheel target is beyond +-``threshold`` rad,
-  else straight+gas: smoother labels, a worse driver (README, "Car racing", has the numbers).
+  else straight+gas: smoother labels, a worse driver (the results book, reference_outputs/
+  README.md, "Car: expert and recording", has the numbers).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # ----------------------------------------------------------------------------------------------
 # im2col: convolution as one matrix product (CS231n's idea, for NHWC).
 # Output pixel (n, y, x) sees the input patch xp[n, y:y+kh, x:x+kw, :] of the zero-padded input.
@@ -203,7 +202,8 @@ class Linear(Weighted):
     def __init__(self, name: str, in_features: int, out_features: int,
                  rng: np.random.Generator, dtype=np.float32):
         bound = np.sqrt(3.0 / in_features)
-        super().__init__(name, rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        weight = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
+        super().__init__(name, weight)
         self.needs_input_grad = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -20,21 +20,19 @@ weights, with a few thousand columns at most.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from minisense import sweep
+from minisense import data, sweep
 from minisense.delta import DeltaEvaluator
 from minisense.errors import MinisenseError
-from minisense.network import Network, build_network
+from minisense.network import Network
 from minisense.swaps import sample_swaps
 
 EMBEDDINGS = ("tsne", "lle", "isomap")
-SPLITS = ("train", "validation", "test")
 
 
 # -- sampling ------------------------------------------------------------------------------------
@@ -66,36 +64,6 @@ def first_neighbours(w: np.ndarray, count: int, rng: np.random.Generator) -> tup
 
 # -- scoring, as sweep tasks ---------------------------------------------------------------------
 
-def network_spec(net: Network) -> dict:
-    """A binary network as plain arrays and numbers, cheap to send to a worker process."""
-    return {"architecture": net.architecture, "weights": net.ternary_weights(),
-            "thresholds": dict(net.thresholds),
-            "last_gain": float(list(net.weighted.values())[-1].gain)}
-
-
-def network_from(spec: dict) -> Network:
-    net = build_network(spec["architecture"], 0)
-    net.set_ternary(spec["weights"], spec["thresholds"], spec["last_gain"])
-    return net
-
-
-@functools.lru_cache(maxsize=2)
-def load_cached(name: str, data_dir: str | None):
-    """``data.load_dataset``, remembered: a worker loads a dataset once for all its tasks."""
-    from minisense.data import load_dataset
-
-    return load_dataset(name, data_dir)
-
-
-def split_of(dataset: str, data_dir, split: str, images: int = 0):
-    """(images, labels) of one split of a dataset, the first ``images`` of it (0: all)."""
-    if split not in SPLITS:
-        raise MinisenseError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    part = getattr(load_cached(dataset, None if data_dir is None else str(data_dir)), split)
-    n = len(part.labels) if not images else min(images, len(part.labels))
-    return part.images[:n], part.labels[:n]
-
-
 _EVALUATOR: dict = {}          # this process's evaluator: (key, DeltaEvaluator), at most one
 _EVALUATOR_LOCK = threading.Lock()
 
@@ -116,8 +84,9 @@ def score_swaps(network: dict, dataset: str, data_dir, split: str, images: int, 
     with _EVALUATOR_LOCK:
         if _EVALUATOR.get("key") != key:
             _EVALUATOR.clear()              # free the old cache before building the new one
-            x, y = split_of(dataset, data_dir, split, images)
-            _EVALUATOR.update(key=key, evaluator=DeltaEvaluator(network_from(network), x, y, 1))
+            x, y = data.split_of(dataset, data_dir, split, images)
+            evaluator = DeltaEvaluator(sweep.network_from(network), x, y, 1)
+            _EVALUATOR.update(key=key, evaluator=evaluator)
         correct, _ = _EVALUATOR["evaluator"].score(layer, src, dst)
     return correct
 
@@ -138,8 +107,8 @@ def survey(net: Network, dataset: str, layers: list[str], count: int, seed: int,
         if name not in weights:
             raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; its "
                                  f"layers are {', '.join(weights)}")
-    x, y = split_of(dataset, data_dir, split, images)
-    spec = network_spec(net)
+    x, y = data.split_of(dataset, data_dir, split, images)
+    spec = sweep.network_spec(net)
     samples, tasks = {}, []
     for name in layers:
         rng = np.random.default_rng([seed, list(weights).index(name)])

@@ -21,9 +21,9 @@ In real numbers, with x = u / 255 for the uint8 image u::
     h_0 = x,   h_l = HardTanh(g_l * W_l(h_{l-1})),   logits = g_L * W_L(h_{L-1})
 
 HardTanh is monotone, so max-pooling commutes with it: the modules pool first and clamp the
-4x (9x) smaller result, the same function as the paper's conv -> HardTanh -> pool, cheaper. ``binarize`` chooses integer
-*thresholds* T_0 = 255, T_l = round(T_{l-1} / g_l) >= 1 and then fixes g_l = T_{l-1} / T_l, so
-with H_l = T_l * h_l everything is an integer::
+4x (9x) smaller result, the same function as the paper's conv -> HardTanh -> pool, cheaper.
+``binarize`` chooses integer *thresholds* T_0 = 255, T_l = round(T_{l-1} / g_l) >= 1 and then
+fixes g_l = T_{l-1} / T_l, so with H_l = T_l * h_l everything is an integer::
 
     H_0 = u,   H_l = clip(W_l(H_{l-1}), -T_l, T_l),   Z = W_L(H_{L-1}),   logits = (g_L/T_{L-1}) Z
 
@@ -38,12 +38,26 @@ from __future__ import annotations
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.layers import (Conv2d, Flatten, HardTanh, Linear, MaxPool2d, Weighted, im2col,
-                              conv_weight_matrix, max_pool)
+from minisense.layers import (
+    Conv2d,
+    Flatten,
+    HardTanh,
+    Linear,
+    MaxPool2d,
+    Weighted,
+    conv_weight_matrix,
+    im2col,
+    max_pool,
+)
 
 ARCHITECTURES = ("mnist", "car")
 INPUT_SCALE = 255          # T_0: uint8 pixels
 EXACT_FLOAT32_LIMIT = 2 ** 24
+
+
+def family(w: np.ndarray) -> dict[str, int]:
+    """Counts of -1, 0 and +1 in a ternary array (Section 3.2: a layer's family)."""
+    return {"-1": int((w == -1).sum()), "0": int((w == 0).sum()), "+1": int((w == 1).sum())}
 
 
 class Network:
@@ -101,11 +115,16 @@ class Network:
         return all(layer.ternary for layer in self.weighted.values())
 
     @property
+    def last_gain(self) -> float:
+        """The last layer's gain g_L: the hidden layers' gains live on in the integer
+        thresholds, the last one scales the logits."""
+        return list(self.weighted.values())[-1].gain
+
+    @property
     def logit_scale(self) -> float:
         """Real logits = logit_scale * Z, the integer output (meaningful once binary)."""
-        last = list(self.weighted.values())[-1]
         hidden = list(self.thresholds.values())
-        return float(last.gain / (hidden[-1] if hidden else INPUT_SCALE))
+        return float(self.last_gain / (hidden[-1] if hidden else INPUT_SCALE))
 
     def ternary_weights(self) -> dict[str, np.ndarray]:
         """name -> int8 array of the weights in {-1, 0, +1}, in the layer's own layout."""
@@ -116,8 +135,7 @@ class Network:
 
     def family(self) -> dict[str, dict[str, int]]:
         """Each layer's counts of -1, 0, +1 (Section 3.2: the network's family)."""
-        return {name: {"-1": int((w == -1).sum()), "0": int((w == 0).sum()),
-                       "+1": int((w == 1).sum())} for name, w in self.ternary_weights().items()}
+        return {name: family(w) for name, w in self.ternary_weights().items()}
 
     def set_ternary(self, weights: dict[str, np.ndarray], thresholds: dict[str, int],
                     last_gain: float) -> None:
@@ -137,7 +155,8 @@ class Network:
 
 
 def mnist_network(rng: np.random.Generator, num_classes: int = 10) -> Network:
-    """The static-task network of Section 3.1: conv(16,5x5) -> pool -> conv(32,5x5) -> pool -> fc."""
+    """The static-task network of Section 3.1: conv(16,5x5) -> pool -> conv(32,5x5) -> pool ->
+    fc."""
     return Network("mnist", [
         Conv2d("layer1.0", 1, 16, 5, 2, rng), MaxPool2d(2), HardTanh(),
         Conv2d("layer2.0", 16, 32, 5, 2, rng), MaxPool2d(2), HardTanh(),

@@ -34,7 +34,7 @@ def sparsity_curve(path, title: str, sparsity: list[float], accuracy: list[list[
     ax.fill_between(sparsity, acc.min(axis=1), acc.max(axis=1), alpha=0.25,
                     label=f"range over {len(seeds)} seeds")
     ax.plot(sparsity, acc.mean(axis=1), "o-", label="mean")
-    for j, seed in enumerate(seeds):
+    for j in range(len(seeds)):
         ax.plot(sparsity, acc[:, j], ".", color="0.3", markersize=4,
                 label="each seed" if j == 0 else None)
     ax.set_xlabel("sparsity p (% of weights that are zero)")
@@ -144,7 +144,7 @@ def climb_map(path, title: str, x, y, hood, best, path_points: list[int],
 
 
 def search_curves(path, title: str, steps: list[dict], backprop: list[dict],
-                  backprop_batches_per_epoch: float) -> None:
+                  backprop_batches_per_epoch: float, steps_every: int = 1) -> None:
     """Figs. 6-8: left, SENSE's validation accuracy coloured by the layer each step perturbed,
     and its test accuracy (black, orange markers), against the neighbourhood step; right, test
     accuracy of backprop from the same initial network (black, violet markers) by epoch.
@@ -168,7 +168,8 @@ def search_curves(path, title: str, steps: list[dict], backprop: list[dict],
     marks = max(1, len(step) // 30)
     ax.plot(step, test, "-", color="black", marker="o", markerfacecolor="orange",
             markevery=marks, markersize=4, label="test (SENSE)")
-    ax.set_xlabel("SENSE step (one neighbourhood each)")
+    ax.set_xlabel("SENSE step (one neighbourhood each)" if steps_every == 1 else
+                  f"SENSE step (one neighbourhood each; a point per {steps_every} steps)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("SENSE, no backprop", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
@@ -184,4 +185,68 @@ def search_curves(path, title: str, steps: list[dict], backprop: list[dict],
     ax2.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def family_curves(path, title: str, curve: list[dict], damage: dict) -> None:
+    """Family ensembles (the paper's future work): left, test accuracy of the ensemble of the
+    first k members (summed logits, vote) against the best of them by validation and their mean;
+    then for each kind of damage, test accuracy of one network (mean, band of one standard
+    deviation) and of the ensemble against the amount of damage.
+
+    curve : records with "members", "sum", "vote", "best_member_test", "mean_member_test";
+    damage : kind -> records with "amount", "single_mean", "single_std", "ensemble_mean",
+    "ensemble_std".
+    """
+    fig, axes = plt.subplots(1, 1 + len(damage), figsize=(4.2 * (1 + len(damage)), 3.8))
+    axes = np.atleast_1d(axes)
+    k = [r["members"] for r in curve]
+    ax = axes[0]
+    for key, label, style in (("sum", "ensemble, summed logits", "o-"),
+                              ("vote", "ensemble, majority vote", "s--"),
+                              ("best_member_test", "best member (by validation)", "^-"),
+                              ("mean_member_test", "mean member", ".:")):
+        ax.plot(k, [100 * r[key] for r in curve], style, label=label, markersize=4)
+    ax.set_xlabel("members of the family")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xticks(k)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    names = {"swaps": "random bit swaps per network", "delete": "fraction of weights deleted"}
+    for ax, (kind, rows) in zip(axes[1:], damage.items()):
+        x = np.array([r["amount"] for r in rows], dtype=float)
+        for who, colour in (("single", "tab:gray"), ("ensemble", "tab:blue")):
+            mean = 100 * np.array([r[f"{who}_mean"] for r in rows])
+            std = 100 * np.array([r[f"{who}_std"] for r in rows])
+            ax.plot(x, mean, "o-", color=colour, markersize=4,
+                    label="one network" if who == "single" else "family ensemble")
+            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+        if kind == "swaps":
+            ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel(names.get(kind, kind))
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def transfer_curves(path, title: str, curves: dict, reference: float) -> None:
+    """Transfer: test accuracy against seconds of SENSE from each start, and the accuracy of
+    p-SIREN trained on the task itself (dashed).
+
+    curves : start name -> step records with "seconds" and "test_accuracy".
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    labels = {"transfer": "from the other task's p-SIREN network",
+              "same_family": "from the same family, weights at random places"}
+    for name, records in curves.items():
+        ax.plot([r.get("seconds", 0.0) for r in records],
+                [100 * r["test_accuracy"] for r in records], label=labels.get(name, name))
+    ax.axhline(100 * reference, color="black", linestyle="--", linewidth=1,
+               label="p-SIREN trained on the task")
+    ax.set_xlabel("seconds of SENSE")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
     _save(fig, path)

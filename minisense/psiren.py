@@ -24,14 +24,14 @@ counts the weights being ranked. The test split is only ever reported; nothing s
 from __future__ import annotations
 
 import contextlib
-import io
-import json
-import pathlib
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from minisense import checkpoint, files
+from minisense.data import architecture_for, load_dataset, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.layers import SGD, softmax_cross_entropy
 from minisense.network import Network, binarize, build_network, fix_thresholds
@@ -190,58 +190,114 @@ def _cosine(lr: float, epochs: int, batches: int):
     return lambda e, i: lr * 0.5 * (1 + float(np.cos(np.pi * (e * batches + i) / total)))
 
 
-# -- sharing step 1 ------------------------------------------------------------------------------
-# Step 1 does not depend on p: a sweep over sparsity levels (Figs. 2 and 12) trains the same dense
-# network once per seed and starts every level from it. Its state after step 1 is the latent
-# weights and the generator (the next epochs' shuffles), so a run started from the store is bit
-# for bit the run that trained step 1 itself.
+def _train_step(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator,
+                step: str, lr: float, progress, log, cosine: bool = True,
+                before_batch=None, after_epoch=None) -> list[dict]:
+    """The epochs of one step of Algorithm 1: SGD with momentum, the rate cosine-decayed over the
+    step (or constant); a record per epoch, and one for the finished step with its test accuracy.
 
-def _dense_key(dataset, config: PsirenConfig, architecture: str) -> dict:
-    """Everything step 1 depends on."""
-    return {"dataset": dataset.name, "train_images": len(dataset.train.labels),
-            "architecture": architecture, "seed": config.seed, "epochs": config.epochs["dense"],
-            "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
-            "weight_decay": config.weight_decay}
+    ``before_batch(epoch, i)`` runs before batch i of an epoch (step 2 moves the mask there);
+    ``after_epoch()`` after each epoch (step 4 rounds its thresholds there).
+    """
+    train, val, test = dataset.train, dataset.validation, dataset.test
+    epochs = config.epochs[step] if step != "prune" or config.sparsity > 0 else 0
+    batches = -(-len(train.images) // config.batch_size)
+    schedule = _cosine(lr, epochs, batches) if cosine else None
+    # No weight decay in step 4: it would pull the latent weights, and so the signs, to zero.
+    optimizer = SGD(list(net.weighted.values()), lr, config.momentum,
+                    0.0 if step == "binary" else config.weight_decay,
+                    lsq_gains=config.gain_grad_scale == "lsq")
+    history, started = [], time.perf_counter()
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        loss = train_epoch(
+            net, train.images, train.labels, optimizer, rng, config.batch_size,
+            None if schedule is None else functools.partial(schedule, epoch),
+            progress, f"{step} {epoch + 1}/{epochs}",
+            before_batch=None if before_batch is None else functools.partial(before_batch, epoch))
+        if not np.isfinite(loss):
+            option = "--lr-binary" if step == "binary" else "--lr"
+            raise MinisenseError(f"p-SIREN diverged: loss {loss} in {step} epoch {epoch + 1}; "
+                                 f"lower {option} (it was {lr:g})")
+        if after_epoch is not None:
+            after_epoch()
+        history.append({"step": step, "epoch": epoch + 1, "loss": loss,
+                        "validation_accuracy": net.accuracy(val.images, val.labels),
+                        "seconds": time.perf_counter() - t0})
+        log(f"  {step} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, validation "
+            f"{100 * history[-1]['validation_accuracy']:.2f}%, {history[-1]['seconds']:.1f} s")
+    for layer in net.weighted.values():
+        layer.learn_gain = False
+    record = {"step": step, "epochs": epochs, "done": True,
+              "validation_accuracy": net.accuracy(val.images, val.labels),
+              "test_accuracy": net.accuracy(test.images, test.labels),
+              "zeros": int(sum((layer.effective_weight() == 0).sum()
+                               for layer in net.weighted.values())),
+              "seconds": time.perf_counter() - started}
+    log(f"step {step}: {epochs} epochs, validation {100 * record['validation_accuracy']:.2f}%, "
+        f"test {100 * record['test_accuracy']:.2f}%, {record['zeros']} zeros, "
+        f"{record['seconds']:.1f} s")
+    return history + [record]
 
 
-def _restore_dense(store, key: dict, net: Network, rng: np.random.Generator) -> list | None:
-    """Load step 1 from ``store`` into ``net`` and ``rng`` if it was saved with ``key``; returns
-    its history records, or None (nothing saved there, or saved with other settings)."""
-    meta_path, weights_path = pathlib.Path(store) / "dense.json", pathlib.Path(store) / "dense.npz"
-    if not (meta_path.is_file() and weights_path.is_file()):
-        return None
-    meta = json.loads(meta_path.read_text())
-    if meta.get("key") != key:
-        return None
-    with np.load(weights_path) as weights:
-        for name, layer in net.weighted.items():
-            layer.weight = weights[name].copy()
-    rng.bit_generator.state = meta["generator"]
-    return [{**record, "reused_from": str(store)} for record in meta["history"]]
+def dense_step(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator,
+               progress=_no_progress, log=lambda line: None) -> list[dict]:
+    """Algorithm 1, step 1: train the dense float network for n1 epochs."""
+    return _train_step(net, dataset, config, rng, "dense", config.lr, progress, log)
 
 
-def _save_dense(store, key: dict, net: Network, rng: np.random.Generator,
-                history: list[dict]) -> None:
-    from minisense import checkpoint
-    buffer = io.BytesIO()
-    np.savez(buffer, **{name: layer.weight for name, layer in net.weighted.items()})
-    # The weights before the JSON that vouches for them: a kill in between leaves no match.
-    checkpoint.atomic_write_bytes(pathlib.Path(store) / "dense.npz", buffer.getvalue())
-    checkpoint.atomic_write_json(pathlib.Path(store) / "dense.json",
-                                 {"key": key, "generator": rng.bit_generator.state,
-                                  "history": history})
+def prune_step(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator,
+               progress=_no_progress, log=lambda line: None) -> list[dict]:
+    """Algorithm 1, step 2: for k = 1..n2, train while pruning the lowest-magnitude weights
+    until k/n2 of the target zeros are zero; the rate stays at ``lr``."""
+    n2 = config.epochs["prune"]
+    batches = -(-len(dataset.train.images) // config.batch_size)
+
+    def move_mask(epoch: int, i: int) -> None:
+        if config.prune_every == "epoch":
+            if i == 0:
+                prune(net, target_zeros(net, config.sparsity, config.pruning, (epoch + 1) / n2))
+            return
+        # The same linear schedule in steps of one batch: the mask reaches k/n2 of the target
+        # zeros with the last batch of epoch k, so no epoch starts with a jump.
+        prune(net, target_zeros(net, config.sparsity, config.pruning,
+                                (epoch + (i + 1) / batches) / n2))
+
+    return _train_step(net, dataset, config, rng, "prune", config.lr, progress, log,
+                       cosine=False, before_batch=move_mask)
+
+
+def sparse_step(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator,
+                progress=_no_progress, log=lambda line: None) -> list[dict]:
+    """Algorithm 1, step 3: fine-tune the sparse network for n3 epochs, the mask fixed."""
+    return _train_step(net, dataset, config, rng, "sparse", config.lr, progress, log)
+
+
+def binary_step(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator,
+                progress=_no_progress, log=lambda line: None) -> list[dict]:
+    """Algorithm 1, step 4: binarize to {-1, 0, +1} and fine-tune for n4 epochs with the
+    straight-through estimator, the mask fixed; each layer's gain is learned too, then rounded
+    into the integer thresholds after every epoch."""
+    binarize(net)
+    # Before any fine-tuning: how much binarization alone costs (step 4's starting point).
+    val = dataset.validation
+    log(f"  binarized: validation {100 * net.accuracy(val.images, val.labels):.2f}%")
+    for layer in net.weighted.values():
+        layer.learn_gain = config.learn_gains
+    return _train_step(net, dataset, config, rng, "binary", config.lr_binary, progress, log,
+                       after_epoch=lambda: fix_thresholds(net))
 
 
 def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line: None,
-           architecture: str = "mnist", dense_store=None) -> tuple[Network, list[dict]]:
+           architecture: str = "mnist", step1=None) -> tuple[Network, list[dict]]:
     """Run Algorithm 1 on ``dataset`` (a ``minisense.data.Dataset``).
 
     Returns the binary network and a history: one record per epoch (step, epoch, loss,
     validation accuracy, seconds) and one per finished step with its test accuracy too.
     ``progress(iterable, label=...)`` wraps the batches (e.g. ``click.progressbar``);
-    ``log`` receives one human-readable line per step. ``dense_store``, a folder, shares step 1
-    between runs that differ only after it (e.g. in p): step 1 is read from there when it was
-    saved with the same settings, else trained and saved there. The result is the same either way.
+    ``log`` receives one human-readable line per epoch and step. ``step1``, a function with
+    :func:`dense_step`'s arguments, stands in for step 1; the sparsity sweeps pass one that shares
+    step 1 between runs that differ only after it (``experiments.shared_step1``).
     """
     config.validate()
     rng = np.random.default_rng(config.seed)
@@ -249,113 +305,40 @@ def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line
     if net.num_classes != dataset.num_classes:
         raise MinisenseError(f"dataset {dataset.name} has {dataset.num_classes} classes but the "
                              f"{architecture} network has {net.num_classes} outputs")
-    train, val, test = dataset.train, dataset.validation, dataset.test
-    batches = -(-len(train.images) // config.batch_size)
-    history: list[dict] = []
-    key = _dense_key(dataset, config, architecture)
-
-    for step in STEPS:
-        epochs = config.epochs[step]
-        if step == "dense" and dense_store is not None:
-            reused = _restore_dense(dense_store, key, net, rng)
-            if reused is not None:
-                history += reused
-                log(f"step dense: read from {dense_store}, validation "
-                    f"{100 * reused[-1]['validation_accuracy']:.2f}%")
-                continue
-        if step == "binary":
-            binarize(net)
-            # Before any fine-tuning: how much binarization alone costs (step 4's starting point).
-            log(f"  binarized: validation {100 * net.accuracy(val.images, val.labels):.2f}%")
-            for layer in net.weighted.values():
-                layer.learn_gain = config.learn_gains
-        elif step == "prune" and config.sparsity == 0:
-            epochs = 0
-        lr = config.lr_binary if step == "binary" else config.lr
-        schedule = None if step == "prune" else _cosine(lr, epochs, batches)
-        optimizer = SGD(list(net.weighted.values()), lr, config.momentum,
-                        0.0 if step == "binary" else config.weight_decay,
-                        lsq_gains=config.gain_grad_scale == "lsq")
-        started = time.perf_counter()
-        for epoch in range(epochs):
-            move_mask = None
-            if step == "prune" and config.prune_every == "epoch":
-                prune(net, target_zeros(net, config.sparsity, config.pruning,
-                                        (epoch + 1) / epochs))
-            elif step == "prune":
-                # The same linear schedule in steps of one batch: the mask reaches k/n2 of the
-                # target zeros with the last batch of epoch k, so no epoch starts with a jump.
-                def move_mask(i, e=epoch):
-                    prune(net, target_zeros(net, config.sparsity, config.pruning,
-                                            (e + (i + 1) / batches) / epochs))
-            t0 = time.perf_counter()
-            loss = train_epoch(
-                net, train.images, train.labels, optimizer, rng, config.batch_size,
-                None if schedule is None else (lambda i, e=epoch: schedule(e, i)),
-                progress, f"{step} {epoch + 1}/{epochs}", before_batch=move_mask)
-            if not np.isfinite(loss):
-                option = "--lr-binary" if step == "binary" else "--lr"
-                raise MinisenseError(f"p-SIREN diverged: loss {loss} in {step} epoch "
-                                     f"{epoch + 1}; lower {option} (it was {lr:g})")
-            if step == "binary":
-                fix_thresholds(net)           # the learned gains, rounded to integer thresholds
-            history.append({"step": step, "epoch": epoch + 1, "loss": loss,
-                            "validation_accuracy": net.accuracy(val.images, val.labels),
-                            "seconds": time.perf_counter() - t0})
-            log(f"  {step} epoch {epoch + 1}/{epochs}: loss {loss:.4f}, validation "
-                f"{100 * history[-1]['validation_accuracy']:.2f}%, "
-                f"{history[-1]['seconds']:.1f} s")
-        if step == "prune" and config.sparsity > 0 and epochs == 0:
-            prune(net, target_zeros(net, config.sparsity, config.pruning))
-        for layer in net.weighted.values():
-            layer.learn_gain = False
-        record = {"step": step, "epochs": epochs, "done": True,
-                  "validation_accuracy": net.accuracy(val.images, val.labels),
-                  "test_accuracy": net.accuracy(test.images, test.labels),
-                  "zeros": int(sum((layer.effective_weight() == 0).sum()
-                                   for layer in net.weighted.values())),
-                  "seconds": time.perf_counter() - started}
-        history.append(record)
-        if step == "dense" and dense_store is not None:
-            _save_dense(dense_store, key, net, rng, history)
-        log(f"step {step}: {epochs} epochs, validation {100 * record['validation_accuracy']:.2f}%"
-            f", test {100 * record['test_accuracy']:.2f}%, {record['zeros']} zeros, "
-            f"{record['seconds']:.1f} s")
+    history = (step1 or dense_step)(net, dataset, config, rng, progress, log)    # step 1
+    history += prune_step(net, dataset, config, rng, progress, log)              # step 2
+    history += sparse_step(net, dataset, config, rng, progress, log)             # step 3
+    history += binary_step(net, dataset, config, rng, progress, log)             # step 4
     return net, history
 
 
 def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=_no_progress,
-          log=lambda line: None, command: list[str] | None = None, dense_store=None,
+          log=lambda line: None, command: list[str] | None = None, step1=None,
           force: bool = False) -> dict:
     """Algorithm 1 end to end: load the data, run p-SIREN, save the checkpoint and metrics.
 
     Writes ``out/model.npz`` + ``out/model.json`` (``minisense.checkpoint``) and
     ``out/metrics.json`` (the history); returns the summary that metrics.json holds.
-    ``dense_store`` shares step 1 between runs, as in :func:`psiren`. A run already in ``out``
+    ``step1`` stands in for step 1, as in :func:`psiren`. A run already in ``out``
     is replaced only with ``force``; the folder is locked while training.
     """
-    from minisense import checkpoint
-
     config.validate()                      # before a possibly long download
     npz_path, json_path = checkpoint.checkpoint_paths(out)
     held = [p for p in (npz_path, json_path, npz_path.parent / "metrics.json") if p.exists()]
     if held and not force:
         raise MinisenseError(f"{npz_path.parent} already holds a trained run ({held[0].name}); "
                              "pass --force to replace it, or choose another --out")
-    with checkpoint.folder_lock(npz_path.parent):
-        return _train(dataset_name, config, out, data_dir, progress, log, command, dense_store)
+    with files.folder_lock(npz_path.parent):
+        return _train(dataset_name, config, out, data_dir, progress, log, command, step1)
 
 
-def _train(dataset_name, config, out, data_dir, progress, log, command, dense_store) -> dict:
-    from minisense import checkpoint
-    from minisense.data import architecture_for, load_dataset, majority_baseline
-
+def _train(dataset_name, config, out, data_dir, progress, log, command, step1) -> dict:
     started = time.perf_counter()
     data = load_dataset(dataset_name, data_dir)
     log(f"dataset {data.name} from {data.source}: {len(data.train.labels)} train, "
         f"{len(data.validation.labels)} validation, {len(data.test.labels)} test images")
     net, history = psiren(data, config, progress, log, architecture_for(dataset_name),
-                          dense_store)
+                          step1)
     steps = {r["step"]: {"validation_accuracy": r["validation_accuracy"],
                          "test_accuracy": r["test_accuracy"]} for r in history if r.get("done")}
     summary = {
@@ -371,7 +354,7 @@ def _train(dataset_name, config, out, data_dir, progress, log, command, dense_st
     npz_path = checkpoint.save(net, out, summary)
     summary.update(checkpoint=str(npz_path), actual_sparsity=checkpoint.sparsity_percent(net),
                    family=net.family())
-    checkpoint.atomic_write_json(checkpoint.checkpoint_paths(out)[0].parent / "metrics.json",
+    files.atomic_write_json(checkpoint.checkpoint_paths(out)[0].parent / "metrics.json",
                                  {**summary, "history": history})
     return summary
 

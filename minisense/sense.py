@@ -54,12 +54,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from minisense import checkpoint
+from minisense import checkpoint, files
+from minisense.data import architecture_for, load_dataset, majority_baseline
 from minisense.delta import DeltaEvaluator
 from minisense.delta_kernels import LANES
 from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, exact_logits
-from minisense.swaps import sample_swaps
+from minisense.psiren import binary_backprop
+from minisense.swaps import random_network, sample_swaps
 
 SCHEDULES = ("alternate", "fc", "random")
 FITNESSES = ("accuracy", "margin")
@@ -194,7 +196,6 @@ class Search:
     After each ``step``, ``neighbourhood`` holds what it looked at: the layer, the candidate
     swaps ``src``/``dst`` (K,), their ``fitness`` (K,) and the index of the ``best``.
     """
-
     def __init__(self, net: Network, data, config: SenseConfig, out, start: dict | None = None):
         config.validate(net)
         self.config, self.out, self.data = config, pathlib.Path(out), data
@@ -225,13 +226,12 @@ class Search:
 
     def accuracies(self) -> dict:
         return {"train_accuracy": self.fit.current_score()[0] / self.n_train,
-                "validation_accuracy": self.val.current_score()[0] / len(self.data.validation.labels),
+                "validation_accuracy": (self.val.current_score()[0]
+                                        / len(self.data.validation.labels)),
                 "test_accuracy": self.test.current_score()[0] / len(self.data.test.labels)}
 
     def majority_baseline(self) -> dict:
         """The validation and test splits' majority-class rates, to read accuracies against."""
-        from minisense.data import majority_baseline
-
         return {"validation": majority_baseline(self.data.validation),
                 "test": majority_baseline(self.data.test)}
 
@@ -302,16 +302,17 @@ class Search:
 
     # -- the loop, with records and atomic saves ---------------------------------------------
     def run(self, on_step=lambda record: None) -> dict:
-        """Climb until the schedule ends, ``max_steps`` or the time budget; returns the summary.
+        """Climb until the schedule ends, ``max_steps`` or the time budget; returns the summary,
+        also written to ``summary.json``.
 
-        The run folder is locked for the while (``checkpoint.folder_lock``); a failed write (an
+        The run folder is locked for the while (``files.folder_lock``); a failed write (an
         unwritable folder, a full disk) ends the run with a one-line error, its last save intact.
         """
-        with checkpoint.folder_lock(self.out):
+        with files.folder_lock(self.out):
             try:
                 return self._climb(on_step)
             except OSError as e:
-                raise checkpoint.write_error(e.filename or self.out, e) from None
+                raise files.write_error(e.filename or self.out, e) from None
 
     def _climb(self, on_step) -> dict:
         cfg = self.config
@@ -343,10 +344,12 @@ class Search:
         finally:
             log.close()
         self.save()
-        return self.summary()
+        summary = self.summary()
+        files.atomic_write_json(self.out / "summary.json", summary)
+        return summary
 
     def _start_record(self) -> None:
-        checkpoint.atomic_write_json(self.out / "config.json", asdict(self.config))
+        files.atomic_write_json(self.out / "config.json", asdict(self.config))
         (self.out / LOG_FILE).write_text(json.dumps({"step": 0, "layer": None, "neighbours": 0,
                                                      "accepted": False,
                                                      "fitness": float(self.fitness(
@@ -358,7 +361,7 @@ class Search:
     def network(self, weights: dict | None = None) -> Network:
         net = build_network(self.template.architecture, 0)
         net.set_ternary(weights or self.fit.weights, self.template.thresholds,
-                        list(self.template.weighted.values())[-1].gain)
+                        self.template.last_gain)
         return net
 
     def save(self) -> None:
@@ -368,7 +371,7 @@ class Search:
         arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        checkpoint.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
+        files.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
         meta = {"dataset": self.data.name, "search": asdict(self.config), **self.accuracies(),
                 "step": self.state["step"]}
         checkpoint.save(self.network(), self.out / "current", meta, sync=False)
@@ -396,8 +399,6 @@ def resume(out, data_dir=None, max_steps: int | None = None,
     """Re-open a killed or finished run: its config, its last saved state; steps logged after it
     are dropped. ``max_steps`` and ``budget_seconds`` (the total, counted from the run's start)
     replace the saved ones, to extend a run; every other setting is the run's own."""
-    from minisense.data import load_dataset
-
     out = pathlib.Path(out)
     try:
         # A run saved before screening existed has no screen_images: it searched unscreened.
@@ -424,11 +425,11 @@ def resume(out, data_dir=None, max_steps: int | None = None,
         config.budget_seconds = budget_seconds
     search = Search(net, load_dataset(dataset, data_dir), config, out, start=state)
     search.best_weights = best
-    with checkpoint.folder_lock(out):
-        checkpoint.atomic_write_json(out / "config.json", asdict(config))
+    with files.folder_lock(out):
+        files.atomic_write_json(out / "config.json", asdict(config))
         kept = [line for line in (out / LOG_FILE).read_text(errors="replace").splitlines()
                 if _logged_step(line) <= state["step"]]
-        checkpoint.atomic_write_bytes(out / LOG_FILE,
+        files.atomic_write_bytes(out / LOG_FILE,
                                       "".join(line + "\n" for line in kept).encode())
     return search
 
@@ -446,10 +447,8 @@ def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
                     sparsity: float | None = None, data_dir=None) -> tuple[Network, object]:
     """The starting point of Algorithm 2 and its data: a p-SIREN checkpoint, or a random network
     of ``sparsity`` percent zeros per layer drawn from ``seed`` (thresholds calibrated on
-    training images). The backprop comparison line starts from exactly the same network."""
-    from minisense.data import architecture_for, load_dataset
-    from minisense.swaps import random_network
-
+    training images). The backprop comparison line starts from exactly the same network.
+    ``dataset`` defaults to the checkpoint's, and for a random network to digits."""
     if (from_checkpoint is None) == (sparsity is None):
         raise MinisenseError("start from either a checkpoint (--checkpoint) or a random network "
                              "(--init random --sparsity P), not both or neither")
@@ -460,23 +459,29 @@ def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
             raise MinisenseError(f"checkpoint {from_checkpoint} was trained on "
                                  f"{meta.get('dataset')}, not {dataset}; pass a {dataset} "
                                  "checkpoint or --dataset " + str(meta.get("dataset")))
-    if dataset is None:
-        raise MinisenseError("no dataset: pass --dataset")
+    if dataset is None and from_checkpoint is not None:
+        raise MinisenseError(f"checkpoint {from_checkpoint} names no dataset: pass --dataset")
     if from_checkpoint is not None:
         net, _ = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
         return net, load_dataset(dataset, data_dir)
     if not 0 < sparsity < 100:
         raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
                              "zero weights, e.g. --sparsity 80")
-    data = load_dataset(dataset, data_dir)
-    return random_network(architecture_for(dataset), sparsity, seed,
+    data = load_dataset(dataset or "digits", data_dir)
+    return random_network(architecture_for(data.name), sparsity, seed,
                           data.train.images[:1000]), data
+
+
+def default_out(dataset: str | None, seed: int, backprop: bool = False) -> pathlib.Path:
+    """Where a search (or its backprop line) writes when no folder is given."""
+    kind = "backprop" if backprop else "search"
+    return pathlib.Path("runs") / f"{kind}-{dataset or 'ckpt'}-s{seed}"
 
 
 def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
           sparsity: float | None = None, data_dir=None) -> Search:
     """A new search in ``out`` from :func:`initial_network`."""
-    with checkpoint.folder_lock(out):        # fail fast: writable, and no other writer now
+    with files.folder_lock(out):        # fail fast: writable, and no other writer now
         pass
     net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
     if (pathlib.Path(out) / STATE_FILE).exists():
@@ -490,21 +495,27 @@ BACKPROP_FILE = "backprop.jsonl"
 
 def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
                   sparsity: float | None = None, data_dir=None, lr: float = 0.01,
-                  on_record=lambda record: None) -> list[dict]:
+                  on_record=lambda record: None) -> dict:
     """The paper's comparison for SENSE (Section 4.4, Figs. 6-8): binary backprop fine-tuning
     (Algorithm 1's step 4, ``psiren.binary_backprop``) from the very network ``start`` would
     search from, for the same ``budget_seconds`` (or ``max_steps`` batches). One JSON line per
-    evaluation in ``out/backprop.jsonl``, validation and test accuracy as SENSE reports them.
-    """
-    from minisense.psiren import binary_backprop
-
-    net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
+    evaluation in ``out/backprop.jsonl``, validation and test accuracy as SENSE reports them;
+    returns the summary written to ``out/summary.json``: the first, last and best-by-validation
+    records."""
     out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / BACKPROP_FILE, "w") as log:
-        def record(r):
-            log.write(json.dumps(r) + "\n")
-            log.flush()
-            on_record(r)
-        return binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
-                               max_batches=config.max_steps, on_record=record)
+    with files.folder_lock(out):
+        if (out / BACKPROP_FILE).exists():
+            raise MinisenseError(f"{out} already holds a backprop line; choose another --out")
+        net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
+        with open(out / BACKPROP_FILE, "w") as log:
+            def record(r):
+                log.write(json.dumps(r) + "\n")
+                log.flush()
+                on_record(r)
+            records = binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
+                                      max_batches=config.max_steps, on_record=record)
+        summary = {"method": "backprop", "lr": lr, "config": asdict(config),
+                   "first": records[0], "last": records[-1],
+                   "best_by_validation": max(records, key=lambda r: r["validation_accuracy"])}
+        files.atomic_write_json(out / "summary.json", summary)
+    return summary

@@ -18,11 +18,6 @@ from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, exact_logits
 
 
-def family(w: np.ndarray) -> dict[str, int]:
-    """Counts of -1, 0 and +1 in a ternary array."""
-    return {"-1": int((w == -1).sum()), "0": int((w == 0).sum()), "+1": int((w == 1).sum())}
-
-
 def sample_swaps(w: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
     """``count`` random first-neighbour swaps of one layer: (src, dst), int64 arrays (count,).

@@ -25,6 +25,7 @@ import contextlib
 from threadpoolctl import threadpool_limits
 
 from minisense.errors import MinisenseError
+from minisense.network import Network, build_network
 
 BACKENDS = ("joblib", "dask")
 CONNECT_TIMEOUT_SECONDS = 30
@@ -111,3 +112,17 @@ def _dask(function, tasks: list[dict], scheduler: str, ticks) -> list:
             next(ticks, None)
         return client.gather(futures)
 
+
+# -- networks as task arguments --------------------------------------------------------------
+
+def network_spec(net: Network) -> dict:
+    """A binary network as plain arrays and numbers, cheap to send to a worker process."""
+    return {"architecture": net.architecture, "weights": net.ternary_weights(),
+            "thresholds": dict(net.thresholds),
+            "last_gain": float(net.last_gain)}
+
+
+def network_from(spec: dict) -> Network:
+    net = build_network(spec["architecture"], 0)
+    net.set_ternary(spec["weights"], spec["thresholds"], spec["last_gain"])
+    return net

@@ -8,15 +8,15 @@ import json
 
 import numpy as np
 import pytest
+from test_cli import assert_ok, assert_one_line_error, run
 
-from minisense import car, checkpoint, expert
+from minisense import car, checkpoint, data, expert
 from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, ExpertConfig, next_wheel_angle
 from minisense.layers import Flatten
 from minisense.network import build_network
 from minisense.swaps import random_network
-from test_cli import assert_ok, assert_one_line_error, run
 
 TINY_STEPS = 70
 
@@ -108,12 +108,12 @@ def test_wheel_turns_at_most_one_step_toward_its_target():
 def test_preprocess_is_grey_3x3_block_mean():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
-    small = car.preprocess(frame)
+    small = data.preprocess(frame)
     assert small.shape == (32, 32) and small.dtype == np.uint8
     grey = frame @ np.array([0.299, 0.587, 0.114])
     for i, j in [(0, 0), (5, 17), (31, 31)]:
         assert small[i, j] == int(np.rint(grey[3 * i:3 * i + 3, 3 * j:3 * j + 3].mean()))
-    assert np.array_equal(car.preprocess(np.stack([frame, frame]))[1], small)
+    assert np.array_equal(data.preprocess(np.stack([frame, frame]))[1], small)
 
 
 def test_car_network_flattens_to_576_and_has_3_outputs():
@@ -127,11 +127,11 @@ def test_car_network_flattens_to_576_and_has_3_outputs():
 
 
 def test_split_is_by_episode_and_needs_three():
-    assert car.split_episodes(3) == {"train": [0], "validation": [1], "test": [2]}
-    s = car.split_episodes(25)
+    assert data.split_episodes(3) == {"train": [0], "validation": [1], "test": [2]}
+    s = data.split_episodes(25)
     assert (len(s["train"]), len(s["validation"]), len(s["test"])) == (19, 3, 3)
     with pytest.raises(MinisenseError, match="at least 3 episodes"):
-        car.split_episodes(2)
+        data.split_episodes(2)
 
 
 def test_recording_round_trips_through_the_loader(tiny):

@@ -1,4 +1,5 @@
-"""Tests for minisense.data: the IDX reader, the file lookup, downloads (local server only), splits."""
+"""Tests for minisense.data: the IDX reader, the file lookup, downloads (local server only),
+splits."""
 
 import functools
 import gzip
@@ -23,7 +24,8 @@ IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int1
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """An IDX file's bytes, written independently of the reader under test."""
-    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    header = (bytes([0, 0, IDX_CODES[array.dtype], array.ndim])
+              + np.array(array.shape, ">u4").tobytes())
     return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
@@ -87,7 +89,8 @@ def server(tmp_path):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            functools.partial(Quiet, directory=served))
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
@@ -101,7 +104,8 @@ def server(tmp_path):
 @pytest.mark.parametrize("dtype", list(IDX_CODES))
 @pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 28, 28), (2, 3, 1, 4), (0, 4)])
 def test_read_idx_round_trips_every_dtype_and_rank(tmp_path, suffix, dtype, shape):
-    array = (np.arange(np.prod(shape)).reshape(shape) * (-1 if np.dtype(dtype).kind != "u" else 1)).astype(dtype)
+    array = (np.arange(np.prod(shape)).reshape(shape)
+             * (-1 if np.dtype(dtype).kind != "u" else 1)).astype(dtype)
     path = write(tmp_path / f"a.idx{suffix}", idx_bytes(array))
     result = data.read_idx(path)
     assert result.dtype == dtype and result.dtype.isnative and result.shape == shape
@@ -120,7 +124,8 @@ def test_read_idx_returns_native_byte_order_for_multibyte_values(tmp_path):
 def test_read_idx_rejects_truncated_payload_naming_the_file(tmp_path, suffix):
     payload = idx_bytes(np.zeros((3, 28, 28), np.uint8))[:-10]
     path = write(tmp_path / f"short-images{suffix}", payload)
-    with pytest.raises(MinisenseError, match=r"short-images.* is truncated: expected 2352 bytes .* found 2342") as e:
+    with pytest.raises(MinisenseError, match=r"short-images.* is truncated: "
+                                             r"expected 2352 bytes .* found 2342") as e:
         data.read_idx(path)
     single_line_error(e)
 
@@ -134,13 +139,14 @@ def test_read_idx_rejects_trailing_bytes(tmp_path):
 
 def test_read_idx_rejects_wrong_magic(tmp_path):
     path = write(tmp_path / "picture.png", b"\x89PNG\r\n\x1a\n" + bytes(100))
-    with pytest.raises(MinisenseError, match=r"picture.png is not an IDX file \(magic 0x89504e47") as e:
+    with pytest.raises(MinisenseError,
+                       match=r"picture.png is not an IDX file \(magic 0x89504e47") as e:
         data.read_idx(path)
     single_line_error(e)
 
 
-@pytest.mark.parametrize("header", [bytes([0, 0, 0x07, 1]), bytes([0, 0, 0x08, 0]), bytes([0, 0, 0x08, 5]),
-                                    bytes([0, 0, 0x08, 3, 0, 0])])
+@pytest.mark.parametrize("header", [bytes([0, 0, 0x07, 1]), bytes([0, 0, 0x08, 0]),
+                                    bytes([0, 0, 0x08, 5]), bytes([0, 0, 0x08, 3, 0, 0])])
 def test_read_idx_rejects_bad_header(tmp_path, header):
     path = write(tmp_path / "odd.idx", header)
     with pytest.raises(MinisenseError, match=r"odd.idx has a bad IDX header") as e:
@@ -157,7 +163,8 @@ def test_read_idx_rejects_truncated_gzip_stream(tmp_path):
     single_line_error(e)
 
 
-@pytest.mark.parametrize("content", [b"plain text, not gzip", b"\x1f\x8b\x08\x00" + bytes(6) + b"garbage!" * 8])
+@pytest.mark.parametrize("content", [b"plain text, not gzip",
+                                     b"\x1f\x8b\x08\x00" + bytes(6) + b"garbage!" * 8])
 def test_read_idx_rejects_corrupt_gzip(tmp_path, content):
     path = tmp_path / "bad.gz"
     path.write_bytes(content)
@@ -187,7 +194,8 @@ def test_lookup_prefers_data_dir_then_env_then_cache(tmp_path, monkeypatch):
 def test_lookup_skips_a_data_dir_without_the_files(tmp_path, monkeypatch):
     fake_mnist(tmp_path / "env" / "mnist")
     monkeypatch.setenv("MINISENSE_DATA", str(tmp_path / "env"))
-    assert data.find_dataset_files("mnist", data_dir=tmp_path / "empty") == tmp_path / "env" / "mnist"
+    assert (data.find_dataset_files("mnist", data_dir=tmp_path / "empty")
+            == tmp_path / "env" / "mnist")
 
 
 def test_lookup_accepts_the_folder_itself_and_uncompressed_files(tmp_path, monkeypatch):
@@ -233,7 +241,8 @@ def test_no_download_when_turned_off(tmp_path, monkeypatch):
 
 
 def test_unknown_dataset_lists_the_choices():
-    with pytest.raises(MinisenseError, match="unknown dataset 'cifar'; choose one of digits, mnist, fashion-mnist"):
+    with pytest.raises(MinisenseError, match="unknown dataset 'cifar'; "
+                                             "choose one of digits, mnist, fashion-mnist"):
         data.load_dataset("cifar")
 
 
@@ -254,7 +263,8 @@ def test_load_dataset_splits_the_training_file_into_first_train_and_last_validat
 
 def test_local_gz_with_wrong_md5_is_rejected_with_expected_and_actual(tmp_path, small_counts):
     fake_mnist(tmp_path / "mnist")  # data.MD5 still holds the real MNIST sums
-    with pytest.raises(MinisenseError, match=r"MD5 [0-9a-f]{32}, expected [0-9a-f]{32} for mnist; delete it") as e:
+    with pytest.raises(MinisenseError,
+                       match=r"MD5 [0-9a-f]{32}, expected [0-9a-f]{32} for mnist; delete it") as e:
         data.load_dataset("mnist", data_dir=tmp_path)
     assert "train-images-idx3-ubyte.gz" in single_line_error(e)
 
@@ -263,7 +273,8 @@ def test_local_uncompressed_files_are_checked_for_shape_and_labels(tmp_path, sma
     fake_mnist(tmp_path, gz=False)
     labels = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], np.uint8)
     write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(labels))
-    with pytest.raises(MinisenseError, match=r"train-labels-idx1-ubyte holds .* labels in 0..9") as e:
+    with pytest.raises(MinisenseError,
+                       match=r"train-labels-idx1-ubyte holds .* labels in 0..9") as e:
         data.load_dataset("mnist", data_dir=tmp_path)
     single_line_error(e)
     write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(labels[:11] % 10))
@@ -273,7 +284,8 @@ def test_local_uncompressed_files_are_checked_for_shape_and_labels(tmp_path, sma
 
 # --- downloads (local http.server only) --------------------------------------------------------
 
-def test_download_fetches_verifies_and_leaves_no_temporary_files(tmp_path, monkeypatch, server, small_counts):
+def test_download_fetches_verifies_and_leaves_no_temporary_files(tmp_path, monkeypatch, server,
+                                                                 small_counts):
     monkeypatch.delenv("MINISENSE_DATA", raising=False)
     served, url = server
     sums = fake_mnist(served / "good")
@@ -301,7 +313,8 @@ def test_download_rejects_md5_mismatch_and_leaves_no_partial_file(tmp_path, monk
     sums = fake_mnist(served)
     monkeypatch.setitem(data.MD5, "mnist", {name: "0" * 32 for name in sums})
     monkeypatch.setitem(data.MIRRORS, "mnist", [url])
-    with pytest.raises(MinisenseError, match=r"MD5 mismatch \(got [0-9a-f]{32}, expected 0{32}\)") as e:
+    with pytest.raises(MinisenseError,
+                       match=r"MD5 mismatch \(got [0-9a-f]{32}, expected 0{32}\)") as e:
         data.download_dataset("mnist", tmp_path / "dl")
     assert str(tmp_path / "dl" / "mnist") in single_line_error(e)
     assert list((tmp_path / "dl" / "mnist").iterdir()) == []
@@ -323,7 +336,8 @@ def test_download_keeps_files_that_already_match(tmp_path, monkeypatch, server):
     monkeypatch.setitem(data.MIRRORS, "mnist", [url])
     folder = data.download_dataset("mnist", tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    monkeypatch.setitem(data.MIRRORS, "mnist", [closed_port_url()])  # a second call needs no network
+    # a second call needs no network
+    monkeypatch.setitem(data.MIRRORS, "mnist", [closed_port_url()])
     assert data.download_dataset("mnist", tmp_path) == folder
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
@@ -373,12 +387,14 @@ def test_digits_shapes_dtypes_and_split_sizes():
         assert split.images.dtype == np.uint8 and split.images.flags.c_contiguous
         assert split.images.shape == (len(split.labels), 28, 28)
         assert split.labels.dtype == np.int64 and set(split.labels) == set(range(10))
-        assert split.images.max() == 255 and split.images[:, :4].max() == 0  # empty margin, like MNIST
+        # empty margin, like MNIST
+        assert split.images.max() == 255 and split.images[:, :4].max() == 0
 
 
 def test_digits_split_is_deterministic_and_disjoint():
     first, second = data.load_dataset("digits"), data.load_dataset("digits")
-    for a, b in zip((first.train, first.validation, first.test), (second.train, second.validation, second.test)):
+    for a, b in zip((first.train, first.validation, first.test),
+                    (second.train, second.validation, second.test)):
         np.testing.assert_array_equal(a.images, b.images)
         np.testing.assert_array_equal(a.labels, b.labels)
     from sklearn.datasets import load_digits
@@ -395,10 +411,12 @@ TEST_LABEL_COUNTS = {"mnist": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_real_dataset_has_50000_10000_10000_and_labels_0_to_9(name):
     root = os.environ.get("MINISENSE_DATA")
-    if not root or not any((pathlib.Path(root) / d / "t10k-labels-idx1-ubyte.gz").is_file() for d in (name, "")):
+    if not root or not any((pathlib.Path(root) / d / "t10k-labels-idx1-ubyte.gz").is_file()
+                           for d in (name, "")):
         pytest.skip(f"$MINISENSE_DATA does not hold {name}")
     dataset = data.load_dataset(name, download=False)
-    assert [len(s.labels) for s in (dataset.train, dataset.validation, dataset.test)] == [50000, 10000, 10000]
+    assert ([len(s.labels) for s in (dataset.train, dataset.validation, dataset.test)]
+            == [50000, 10000, 10000])
     for split in (dataset.train, dataset.validation, dataset.test):
         assert split.images.shape == (len(split.labels), 28, 28) and split.images.dtype == np.uint8
         assert split.labels.min() == 0 and split.labels.max() == 9

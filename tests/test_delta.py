@@ -5,11 +5,24 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from minisense.delta import LANES, DeltaEvaluator, block_window, score_full_forward, \
-    score_logits
+from minisense.delta import (
+    LANES,
+    DeltaEvaluator,
+    _pieces,
+    block_window,
+    score_full_forward,
+    score_logits,
+)
 from minisense.errors import MinisenseError
-from minisense.layers import Conv2d, HardTanh, Linear, MaxPool2d, conv_weight_matrix, im2col, \
-    max_pool
+from minisense.layers import (
+    Conv2d,
+    HardTanh,
+    Linear,
+    MaxPool2d,
+    conv_weight_matrix,
+    im2col,
+    max_pool,
+)
 from minisense.network import binarize, build_network, exact_logits
 from minisense.swaps import apply_swap
 
@@ -104,7 +117,7 @@ def swapped(net, layer, src, dst):
     weights = net.ternary_weights()
     apply_swap(weights[layer], src, dst)
     out = build_network(net.architecture, 0)
-    out.set_ternary(weights, net.thresholds, list(net.weighted.values())[-1].gain)
+    out.set_ternary(weights, net.thresholds, net.last_gain)
     return out
 
 
@@ -294,15 +307,14 @@ def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_ex
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_staged_confirmation_is_exact_for_survivors_and_drops_only_the_incumbent_s_losers(
         architecture):
-    from minisense.delta import _pieces
 
     net, images, labels = make_case(architecture, "random", count=9 * LANES - 5, seed=11)
     evaluator = DeltaEvaluator(net, images, labels, 40)
     rng = np.random.default_rng(11)
     window, rest = block_window(5, 2, evaluator.blocks)
     pieces = _pieces(rest, 3)
-    assert sorted(b for p in pieces for f, l in p for b in range(f, l)) == \
-        sorted(b for f, l in rest for b in range(f, l))
+    assert sorted(b for p in pieces for f, e in p for b in range(f, e)) == \
+        sorted(b for f, e in rest for b in range(f, e))
     prefixes = [window + [r for p in pieces[:i] for r in p] for i in range(len(pieces))]
     for layer in LAYERS[architecture]:
         src, dst = random_swaps(evaluator.weights[layer], 30, rng)

@@ -22,7 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from minisense import checkpoint, data, delta, sense
+from minisense import checkpoint, data, delta, files, reproduce, sense
+from minisense.swaps import random_network, sample_swaps
 
 TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
         "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
@@ -169,7 +170,7 @@ def test_train_into_a_finished_run_is_refused_unless_forced(copy):
 
 def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
     out = tmp_path / "s"
-    with checkpoint.folder_lock(out):
+    with files.folder_lock(out):
         line = one_line_error(run(*SEARCH, "--max-steps", "3", "--out", out))
         assert f"in use by process {os.getpid()}" in line
         line = one_line_error(run("train", *TINY, "--out", out))
@@ -192,7 +193,7 @@ def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_p
     assert steps == list(range(41))
 
 
-# -- write failures ----------------------------------------------------------------------------------
+# -- write failures --------------------------------------------------------------------------------
 
 def test_an_out_folder_under_a_file_is_a_one_line_error(trained, tmp_path):
     blocker = tmp_path / "file"
@@ -210,15 +211,15 @@ def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp
     """ENOSPC is simulated (mounting a small tmpfs needs privileges a test may not have)."""
     out = tmp_path / "s"
     ok(run(*SEARCH, "--max-steps", "10", "--out", out))
-    real = checkpoint.atomic_write_bytes
+    real = files.atomic_write_bytes
 
     def full(path, payload, sync=True):
-        raise checkpoint.write_error(path, OSError(errno.ENOSPC, "No space left on device"))
+        raise files.write_error(path, OSError(errno.ENOSPC, "No space left on device"))
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    monkeypatch.setattr(files, "atomic_write_bytes", full)
     line = one_line_error(run("search", "--resume", out, "--max-steps", "30"))
     assert "No space left on device" in line
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    monkeypatch.setattr(files, "atomic_write_bytes", real)
 
 
     def state_full(path, payload, sync=True):          # the disk fills during the climb
@@ -226,16 +227,16 @@ def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp
             full(path, payload)
         real(path, payload, sync)
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", state_full)
+    monkeypatch.setattr(files, "atomic_write_bytes", state_full)
     assert "No space left" in ends_in_one_line_error(run("search", "--resume", out,
                                                          "--max-steps", "25"))
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    monkeypatch.setattr(files, "atomic_write_bytes", real)
     ok(run("search", "--resume", out, "--max-steps", "30"))
     steps = [json.loads(x)["step"] for x in (out / sense.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(31))
 
 
-# -- resuming: damaged records, extended budgets ----------------------------------------------------
+# -- resuming: damaged records, extended budgets ---------------------------------------------------
 
 def finished_search(tmp_path, steps=30) -> pathlib.Path:
     out = tmp_path / f"s{steps}"
@@ -288,7 +289,7 @@ def test_resume_extends_the_step_budget_and_refuses_to_change_settings(tmp_path)
     assert json.loads((out / "config.json").read_text())["max_steps"] == 20
 
 
-# -- kill -9 ------------------------------------------------------------------------------------------
+# -- kill -9 ---------------------------------------------------------------------------------------
 
 def kill_after(args, seconds: float) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)],
@@ -321,12 +322,10 @@ def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained):
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
-# -- threads ------------------------------------------------------------------------------------------
+# -- threads ---------------------------------------------------------------------------------------
 
 def test_delta_evaluation_uses_no_more_threads_than_numba_is_allowed():
     import numba
-
-    from minisense.swaps import random_network, sample_swaps
 
     digits = data.load_dataset("digits")
     net = random_network("mnist", 80, 0, digits.train.images[:100])
@@ -341,10 +340,9 @@ def test_delta_evaluation_uses_no_more_threads_than_numba_is_allowed():
         numba.set_num_threads(before)
 
 
-# -- reproduce: never deletes what it did not make ---------------------------------------------------
+# -- reproduce: never deletes what it did not make -------------------------------------------------
 
 def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path):
-    from minisense import reproduce
 
     assert reproduce.default_out(False) == pathlib.Path("runs/figures")   # not reference_outputs
     out = tmp_path / "committed"

@@ -5,9 +5,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisense.layers import (SGD, Conv2d, Flatten, HardTanh, Linear, MaxPool2d, col2im,
-                              conv_input_grad, conv_weight_matrix, im2col, max_pool,
-                              softmax_cross_entropy)
+from minisense.layers import (
+    SGD,
+    Conv2d,
+    Flatten,
+    HardTanh,
+    Linear,
+    MaxPool2d,
+    col2im,
+    conv_input_grad,
+    conv_weight_matrix,
+    im2col,
+    max_pool,
+    softmax_cross_entropy,
+)
 
 
 def direct_conv(x, weight, padding):

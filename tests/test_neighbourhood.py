@@ -4,7 +4,7 @@ weight vectors, reproducible embeddings."""
 import numpy as np
 import pytest
 
-from minisense import neighbourhood
+from minisense import data, neighbourhood, sweep
 from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.swaps import apply_swap, random_network
@@ -33,11 +33,11 @@ def test_survey_does_not_depend_on_chunks_or_on_the_other_layers(net):
     two = neighbourhood.survey(net, "digits", ["fc"], 30, 5, images=100, chunk=250)
     for key in ("src", "dst", "accuracy"):
         assert np.array_equal(one["fc"][key], two["fc"][key])
-    x, y = neighbourhood.split_of("digits", None, "test", 100)
+    x, y = data.split_of("digits", None, "test", 100)
     weights = net.ternary_weights()
     k = 11                                  # one neighbour, the slow obvious way
     apply_swap(weights["layer2.0"], one["layer2.0"]["src"][k], one["layer2.0"]["dst"][k])
-    swapped = neighbourhood.network_from({**neighbourhood.network_spec(net), "weights": weights})
+    swapped = sweep.network_from({**sweep.network_spec(net), "weights": weights})
     assert swapped.accuracy(x, y) == one["layer2.0"]["accuracy"][k]
 
 

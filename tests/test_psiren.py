@@ -3,10 +3,24 @@
 import numpy as np
 import pytest
 
+import minisense.psiren as P
 from minisense.data import Dataset, Split
 from minisense.errors import MinisenseError
+from minisense.experiments import shared_step1
+from minisense.layers import SGD, softmax_cross_entropy
 from minisense.network import build_network
-from minisense.psiren import PsirenConfig, prune, psiren, target_zeros
+from minisense.psiren import (
+    ADDED_OPTIONS,
+    DATASET_RATES,
+    PsirenConfig,
+    _cosine,
+    _keep_all_but_smallest,
+    config_for,
+    prune,
+    psiren,
+    same_config,
+    target_zeros,
+)
 
 TINY_EPOCHS = {"dense": 1, "prune": 3, "sparse": 1, "binary": 1}
 
@@ -60,7 +74,6 @@ def test_gradual_pruning_reaches_k_over_n2_of_the_target_after_epoch_k(tiny):
 def test_pruning_every_batch_follows_the_same_schedule_to_the_exact_zeros(tiny, pruning):
     # 200 images at batch 50: 4 batches per epoch, so after batch i of epoch e the mask holds
     # (e + (i + 1) / 4) / n2 of the target; record the zeros seen by every batch.
-    import minisense.psiren as P
 
     seen, original = [], P.train_epoch
 
@@ -128,11 +141,11 @@ def test_runs_sharing_step_1_equal_runs_that_train_it_bit_for_bit(tiny, tmp_path
     store = tmp_path / "dense"
     alone50, history50 = psiren(tiny, PsirenConfig(sparsity=50, epochs=TINY_EPOCHS, seed=3))
     saved, _ = psiren(tiny, PsirenConfig(sparsity=50, epochs=TINY_EPOCHS, seed=3),
-                      dense_store=store)
+                      step1=shared_step1(store))
     assert (store / "dense.npz").is_file() and _same_network(alone50, saved)
     alone87, history87 = psiren(tiny, PsirenConfig(sparsity=87, epochs=TINY_EPOCHS, seed=3))
     read, history = psiren(tiny, PsirenConfig(sparsity=87, epochs=TINY_EPOCHS, seed=3),
-                           dense_store=store)
+                           step1=shared_step1(store))
     assert _same_network(alone87, read)
     dense = [h for h in history if h["step"] == "dense"]
     assert dense and all(h["reused_from"] == str(store) for h in dense)
@@ -141,7 +154,7 @@ def test_runs_sharing_step_1_equal_runs_that_train_it_bit_for_bit(tiny, tmp_path
     # The store holds step 1 of seed 3 at lr 0.05: another seed or rate must not read it.
     for other in (dict(seed=4), dict(seed=3, lr=0.02)):
         config = PsirenConfig(sparsity=87, epochs=TINY_EPOCHS, **other)
-        net, history = psiren(tiny, config, dense_store=store)
+        net, history = psiren(tiny, config, step1=shared_step1(store))
         assert not any("reused_from" in h for h in history)
         assert _same_network(net, psiren(tiny, config)[0])
 
@@ -184,8 +197,6 @@ def test_binary_fine_tuning_stays_in_float32(tiny):
     for layer in net.weighted.values():
         assert type(layer.gain) is float
         layer.learn_gain = True
-    from minisense.layers import SGD, softmax_cross_entropy
-    from minisense.psiren import _cosine
     optimizer = SGD(list(net.weighted.values()), _cosine(0.01, 1, 4)(0, 1), 0.9)
     for _ in range(2):
         logits = net.forward(tiny.train.images[:50])
@@ -198,7 +209,6 @@ def test_binary_fine_tuning_stays_in_float32(tiny):
 
 
 def test_config_for_uses_the_dataset_rates_unless_given():
-    from minisense.psiren import DATASET_RATES, config_for
     assert config_for("mnist", sparsity=95).lr == PsirenConfig().lr
     car = config_for("carracing", sparsity=90, lr=None)
     assert (car.lr, car.lr_binary) == (DATASET_RATES["carracing"]["lr"],
@@ -209,8 +219,6 @@ def test_config_for_uses_the_dataset_rates_unless_given():
 def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behaviour():
     from dataclasses import asdict
 
-    from minisense.psiren import ADDED_OPTIONS, same_config
-
     config = PsirenConfig(sparsity=90, seed=2, prune_every="epoch", gain_grad_scale="none")
     old = {k: v for k, v in asdict(config).items() if k not in ADDED_OPTIONS}
     assert same_config(old, config) and same_config(asdict(config), config)
@@ -220,8 +228,6 @@ def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behavio
 
 
 def test_pruning_selection_is_the_stable_argsort_one_ties_and_all():
-    from minisense.psiren import _keep_all_but_smallest
-
     rng = np.random.default_rng(0)
     for trial in range(300):
         n = int(rng.integers(1, 200))

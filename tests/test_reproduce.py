@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from minisense import checkpoint, data, experiments, reproduce
+from minisense import checkpoint, data, experiments, reproduce, sweep
 from minisense.network import exact_logits
 from minisense.swaps import apply_swap
 
@@ -97,9 +97,9 @@ def test_histogram_figure_holds_each_neighbours_accuracy_as_a_full_forward_pass_
         for k in (0, 17, 39):               # the oracle: swap, run the exact forward pass
             swapped = {n: w.copy() for n, w in weights.items()}
             apply_swap(swapped[name], d["src"][k], d["dst"][k])
-            net.set_ternary(swapped, net.thresholds, list(net.weighted.values())[-1].gain)
+            net.set_ternary(swapped, net.thresholds, net.last_gain)
             assert digits_accuracy(net) == acc[k]
-        net.set_ternary(weights, net.thresholds, list(net.weighted.values())[-1].gain)
+        net.set_ternary(weights, net.thresholds, net.last_gain)
     assert f"original test {100 * original:.2f}%" in record["summary"]
 
 
@@ -162,7 +162,7 @@ def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recompu
         for name, w in weights.items():
             weights[name] = flat[start:start + w.size].reshape(w.shape)
             start += w.size
-        net.set_ternary(weights, net.thresholds, list(net.weighted.values())[-1].gain)
+        net.set_ternary(weights, net.thresholds, net.last_gain)
         assert digits_accuracy(net) == expected
 
 
@@ -248,7 +248,6 @@ def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path)
     distributed = pytest.importorskip("distributed")
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from minisense import sweep
 
     blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
@@ -288,7 +287,7 @@ def _table_rows() -> dict:
     rows = {}
     for line in (REFERENCE / "README.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| fig") and cells[0] in reproduce.FIGURES:
+        if line.startswith("| ") and cells[0] in reproduce.FIGURES:
             rows[cells[0]] = line
     return rows
 

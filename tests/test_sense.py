@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from minisense import sense
+from minisense import checkpoint, sense
 from minisense.data import load_dataset
+from minisense.delta import score_full_forward, score_logits
 from minisense.errors import MinisenseError
 from minisense.network import exact_logits
 from minisense.sense import SenseConfig, layer_at
+from minisense.swaps import apply_swap, sample_swaps
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,6 @@ def test_best_network_is_chosen_by_validation_accuracy(digits, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "r" / sense.LOG_FILE).read_text().splitlines()]
     best = max(r["validation_accuracy"] for r in lines)
     assert run.state["best_validation"] == best
-    from minisense import checkpoint
     net, meta = checkpoint.load(tmp_path / "r" / "best")
     assert net.accuracy(digits.validation.images, digits.validation.labels) == best
 
@@ -162,13 +163,10 @@ def oracle_climb(net, images, labels, config, steps):
     """Algorithm 2 as the paper states it, with nothing clever: each step's neighbours scored by
     applying the swap and running the whole network (``score_full_forward``), the best taken if
     it beats the current network. Returns the accepted (step, layer, src, dst) and the weights."""
-    from minisense.delta import score_full_forward
-    from minisense.swaps import apply_swap, sample_swaps
-
     n, clip = len(labels), config.margin_clip
     layers = config.search_layers(net)
     weights = net.ternary_weights()
-    gain = list(net.weighted.values())[-1].gain
+    gain = net.last_gain
     moves = []
     for t in range(steps):
         layer = layer_at(config, layers, t)
@@ -177,7 +175,6 @@ def oracle_climb(net, images, labels, config, steps):
         net.set_ternary(weights, net.thresholds, gain)
         correct, margin = score_full_forward(net, images, labels, layer, src, dst, clip)
         scores = correct / n if config.fitness == "accuracy" else margin / (n * clip)
-        from minisense.delta import score_logits
         now = score_logits(exact_logits(net, images), labels, clip)
         current = now[0] / n if config.fitness == "accuracy" else now[1] / (n * clip)
         best = int(np.argmax(scores))
@@ -210,7 +207,6 @@ def test_screened_search_records_whole_set_fitness_and_keeps_the_family(digits, 
     run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
     family = run.network().family()
     images, labels = digits.train.images[:600], digits.train.labels[:600]
-    from minisense.delta import score_logits
 
     checked = []
 
@@ -242,7 +238,6 @@ def test_staged_confirmation_moves_only_on_whole_set_gains_and_may_find_no_candi
     fitness = [records[0]["fitness"]] + [r["fitness"] for r in records]
     assert all(b >= a for a, b in zip(fitness, fitness[1:]))  # a hill climb on the whole set
     images, labels = digits.train.images, digits.train.labels
-    from minisense.delta import score_logits
 
     margin = score_logits(exact_logits(run.network(), images), labels, run.config.margin_clip)[1]
     assert records[-1]["fitness"] == margin / (len(labels) * run.config.margin_clip)

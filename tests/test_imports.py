@@ -1,0 +1,75 @@
+"""The package's layering: no import cycle between its modules, and no module importing another of
+them inside a function (a hidden cycle); heavy optional third-party imports may stay lazy."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROJECT = ("minisense", "cli")
+SOURCES = sorted(p for package in PROJECT for p in (ROOT / package).glob("*.py"))
+TESTS = sorted((ROOT / "tests").glob("*.py"))
+
+
+def module_name(path: pathlib.Path) -> str:
+    return f"{path.parent.name}.{path.stem}".removesuffix(".__init__")
+
+
+def project_imports(node: ast.AST, importer: str) -> list[str]:
+    """The project modules an import statement names (``from minisense import a, b`` names both
+    ``minisense.a`` and ``minisense.b`` when they are modules)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] in PROJECT]
+    if not isinstance(node, ast.ImportFrom) or node.level or \
+            (node.module or "").split(".")[0] not in PROJECT:
+        return []
+    modules = {module_name(p) for p in SOURCES}
+    named = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules]
+    return named or [node.module]
+
+
+def top_level_graph() -> dict[str, set[str]]:
+    graph = {}
+    for path in SOURCES:
+        name = module_name(path)
+        tree = ast.parse(path.read_text())
+        graph[name] = {m for node in tree.body for m in project_imports(node, name)
+                       if m != name and m not in PROJECT}
+    return graph
+
+
+def test_the_graph_sees_the_imports_it_should():
+    graph = top_level_graph()
+    assert "minisense.network" in graph["minisense.checkpoint"]
+    assert "minisense.files" in graph["minisense.data"]
+    assert "minisense.sense" in graph["cli.main"]
+
+
+def test_no_import_cycle_between_the_package_modules():
+    graph = top_level_graph()
+    done, path = set(), []
+
+    def visit(name):
+        if name in path:
+            cycle = path[path.index(name):] + [name]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        path.append(name)
+        for other in sorted(graph.get(name, ())):
+            visit(other)
+        path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+@pytest.mark.parametrize("path", SOURCES + TESTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_project_module_is_imported_inside_a_function(path):
+    tree = ast.parse(path.read_text())
+    inside = [f"line {node.lineno}: {ast.unparse(node)}"
+              for top in tree.body if not isinstance(top, (ast.Import, ast.ImportFrom))
+              for node in ast.walk(top) if project_imports(node, module_name(path))]
+    assert not inside, f"{path.name} imports project modules below its top level: {inside}"
