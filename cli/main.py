@@ -345,7 +345,7 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
         raise click.UsageError("--chains continue by running the same command again; it takes "
                                "neither --resume nor --backprop")
     if resume is not None:
-        run = _resume_search(resume, data_dir, backprop)
+        run = _resume_search(resume, data_dir)
     else:
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
@@ -410,7 +410,7 @@ def _sense_default_factory(name: str):
     return next(f for f in fields(sense.SenseConfig) if f.name == name).default_factory()
 
 
-def _resume_search(folder, data_dir, backprop) -> sense.Search:
+def _resume_search(folder, data_dir) -> sense.Search:
     """``search --resume``: only --max-steps and --budget-minutes may extend the saved run."""
     ctx = click.get_current_context()
     given = [name for name in ctx.params if name not in ("resume", "data_dir")

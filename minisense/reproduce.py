@@ -174,7 +174,7 @@ FIGURES = {f.name: f for f in [
     Figure("transfer", "transfer", "fashion-mnist", "Transfer: SENSE on Fashion-MNIST from the "
            "90% MNIST p-SIREN network against the same family at random places",
            "future work: \"assessing transfer learning\" (no numbers)",
-           {"source": "mnist", "max_steps": 4000},
+           {"source": "mnist", "max_steps": 3000},
            {"max_steps": 12, "neighbours": 20, "train_images": 0}),
     _family("ens-car", CAR, "Ensembles of a family: 4 SENSE chains from one random 80% sparse "
             "binary car-racing network", "random", 4, 20_000, drive_episodes=10),

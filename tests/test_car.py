@@ -186,6 +186,14 @@ def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_pat
     assert sum(record["episodes"][0]["class_counts"]) == 60
 
 
+def test_an_ensemble_of_one_network_twice_drives_as_that_network(car_checkpoint):
+    alone = car.drive(car_checkpoint, 1, 1000, 40, workers=1)
+    twice = car.drive([car_checkpoint, car_checkpoint], 1, 1000, 40, workers=1)
+    assert len(alone["members"]) == 1 and len(twice["members"]) == 2 and twice["commensurate"]
+    assert twice["episodes"][0]["return"] == alone["episodes"][0]["return"]
+    assert twice["episodes"][0]["class_counts"] == alone["episodes"][0]["class_counts"]
+
+
 def test_missing_recording_is_a_one_line_error(tmp_path):
     line = assert_one_line_error(run("train", "--dataset", "carracing", "--data-dir",
                                      tmp_path / "nowhere"))
