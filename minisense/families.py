@@ -137,6 +137,7 @@ def transfer(fig, dataset, options, folder, out, quick, data_dir, checkpoint_pat
                  .splitlines()]
         runs[name] = {"summary": summary,
                       "curve": experiments.thin(steps, summary["best"]["step"])[0]}
+        del search              # its caches (GBs on a whole training split) before the next
     reference = {"checkpoint": str(own_path), "test_accuracy": own_meta["accuracy"]["test"]}
     plots.transfer_curves(folder / f"{fig.name}.png", title,
                           {k: r["curve"] for k, r in runs.items()}, reference["test_accuracy"])
