@@ -258,6 +258,22 @@ def _layer_values(pairs, kind, option: str) -> dict:
     return values
 
 
+def _parallel_options(jobs_help: str):
+    """--jobs, --backend and --scheduler: where independent runs go (``minisense.sweep``)."""
+    def decorate(command):
+        for option in reversed([
+                click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                             help=jobs_help),
+                click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
+                             show_default=True,
+                             help="joblib: local processes; dask: a Dask cluster."),
+                click.option("--scheduler",
+                             help="With --backend dask: the scheduler, e.g. tcp://host:8786.")]):
+            command = option(command)
+        return command
+    return decorate
+
+
 def _sense_default(name: str):
     """``SenseConfig``'s default for a field: the CLI states no defaults of its own."""
     return next(f for f in fields(sense.SenseConfig) if f.name == name).default
@@ -331,12 +347,8 @@ def _sense_default(name: str):
               help="Grow a family: M independent searches from the same start, seeds seed.."
                    "seed+M-1, in OUT/chain-<i>/ and summarised in OUT/family.json. Run the same "
                    "command again to continue unfinished chains.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --chains: chains run at once on local processes (the cores are shared "
-                   "among them).")
-@click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
-              show_default=True, help="With --chains: local processes, or a Dask cluster.")
-@click.option("--scheduler", help="With --backend dask: the scheduler, e.g. tcp://host:8786.")
+@_parallel_options("With --chains: chains run at once on local processes (the cores are "
+                   "shared among them).")
 def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_weights,
            budget_minutes, screen_by_layer, anneal, out, resume, backprop, backprop_lr, chains,
            jobs, backend, scheduler, **options):
@@ -733,12 +745,8 @@ FIGURE is one of: {FIGURE_HELP}.""")
 @click.option("--quick", is_flag=True,
               help="The same code on tiny budgets (digits for MNIST/Fashion-MNIST), a minute or "
                    "two per figure.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes for the independent runs (sparsity x seed, chunks "
-                   "of neighbours).")
-@click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
-              show_default=True, help="joblib: this machine; dask: a Dask cluster.")
-@click.option("--scheduler", help="With --backend dask: the scheduler, e.g. tcp://host:8786.")
+@_parallel_options("Local worker processes for the independent runs (sparsity x seed, "
+                   "chunks of neighbours).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="[default: runs/figures, or runs/quick with --quick]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
