@@ -27,19 +27,64 @@ import numpy as np
 # Output pixel (n, y, x) sees the input patch xp[n, y:y+kh, x:x+kw, :] of the zero-padded input.
 # Laying every patch out as one row of ``cols`` (row index n*ho*wo + y*wo + x, column index
 # (i*kw + j)*c + channel) turns the convolution into ``cols @ weight_matrix``.
+#
+# A convolution followed by k x k max-pooling orders its rows by pooling window instead: row
+# (g, n, py, px) is output pixel (k*py + g//k, k*px + g%k), so its output is a *grouped* array
+# (k*k, n, ho//k, wo//k, out) whose g-th block holds window offset g of every window. The pooling
+# then works on k*k contiguous arrays, several times faster in NumPy than strided views of a
+# spatial array; pixels beyond a multiple of k, which pooling drops, are never computed.
 # ----------------------------------------------------------------------------------------------
 
-def im2col(x: np.ndarray, kh: int, kw: int, padding: int) -> np.ndarray:
-    """Patches of ``x`` as rows: (n, h, w, c) -> (n*ho*wo, kh*kw*c), ho = h + 2*padding - kh + 1."""
+def im2col(x: np.ndarray, kh: int, kw: int, padding: int, pool: int = 1,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Patches of ``x`` as rows: (n, h, w, c) -> (n*ho*wo, kh*kw*c), ho = h + 2*padding - kh + 1;
+    with ``pool`` = k > 1, the rows of the pooled area grouped by window offset (see above).
+
+    With one input channel the matrix is returned as the transpose of a C-ordered
+    (kh*kw, rows) array: each of its rows is one shifted copy of the images, built from the k*k
+    polyphase components of the image (every k-th pixel from (u, v)) by contiguous copies, and
+    BLAS reads either orientation at the same speed. ``out``, a 1-D array of x's dtype with room
+    for the matrix, is used if it fits (a layer reuses its buffer from batch to batch).
+    """
     n, h, w, c = x.shape
     if padding:
         x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    # A strided view (n, ho, wo, c, kh, kw) of every patch; one copy puts each patch in a row.
+    ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    hp, wp = ho // pool, wo // pool
+    size = pool * pool * n * hp * wp * kh * kw * c
+    fits = out is not None and out.dtype == x.dtype and out.size >= size
+    flat = out[:size] if fits else np.empty(size, dtype=x.dtype)
+    groups = [divmod(g, pool) for g in range(pool * pool)]
+    if c == 1:
+        cols = flat.reshape(kh * kw, pool * pool, n, hp, wp)
+        phases = [[np.ascontiguousarray(x[:, u::pool, v::pool, 0]) for v in range(pool)]
+                  for u in range(pool)]
+        for i in range(kh):
+            for j in range(kw):
+                for g, (a, b) in enumerate(groups):
+                    r, s = a + i, b + j
+                    cols[i * kw + j, g] = phases[r % pool][s % pool][
+                        :, r // pool:r // pool + hp, s // pool:s // pool + wp]
+        return cols.reshape(kh * kw, -1).T
+    # A strided view (n, ho, wo, kh, kw, c) of every patch; one copy per group puts each patch
+    # in a row.
     patches = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
-    ho, wo = patches.shape[1], patches.shape[2]
-    if c > 1:                                  # with one channel the order is already right
-        patches = patches.transpose(0, 1, 2, 4, 5, 3)
-    return np.ascontiguousarray(patches).reshape(n * ho * wo, kh * kw * c)
+    patches = patches.transpose(0, 1, 2, 4, 5, 3)
+    cols = flat.reshape(pool * pool, n, hp, wp, kh, kw, c)
+    for g, (a, b) in enumerate(groups):
+        cols[g] = patches[:, a:a + pool * hp:pool, b:b + pool * wp:pool]
+    return cols.reshape(-1, kh * kw * c)
+
+
+def ungroup(grouped: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+    """A grouped array (k*k, n, h//k, w//k, c) back in its spatial layout (n, h, w, c), zeros at
+    the pixels beyond a multiple of k."""
+    _, n, hp, wp, c = grouped.shape
+    full = h == hp * k and w == wp * k
+    spatial = (np.empty if full else np.zeros)((n, h, w, c), dtype=grouped.dtype)
+    for target, block in zip(window_offsets(spatial, k), grouped):
+        target[...] = block
+    return spatial
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) -> np.ndarray:
@@ -62,18 +107,32 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple,
                     padding: int) -> np.ndarray:
     """Gradient of a convolution with respect to its input; equals col2im(dy @ W.T).
 
-    dy (n*ho*wo, out), weight (out, in, kh, kw) -> dx (n, h, w, in). One small product per kernel
-    offset (i, j) gives a contiguous (n, ho, wo, in) block to add into the shifted input; this is
-    several times faster in NumPy than scattering the strided columns of one big product.
+    dy (n*ho*wo, out), weight (out, in, kh, kw) -> dx (n, h, w, in). Input pixel (a, b) gets
+    sum_{i, j} dy[a + p - i, b + p - j] @ weight[:, :, i, j]. One copy lays out, for every
+    output row and input column b, the kw columns of dy that reach b (``windows``,
+    (n*ho*w, kw*out)); kernel row i is then one product of the windows with that row's weights,
+    added to input rows a = oy + i - p: a contiguous block. So the gradient costs kh products
+    and kh block additions instead of kh*kw strided scatters.
     """
     n, h, w, c = x_shape
     out, _, kh, kw = weight.shape
     ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
-    dx = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=dy.dtype)
+    # dy's column ox goes to ox + shift of ``wide``, so that window b (width kw) holds dy's
+    # columns b + p - kw + 1 .. b + p, i.e. kernel columns kw-1 .. 0.
+    shift = kw - 1 - padding
+    wide = np.zeros((n, ho, w + kw - 1, out), dtype=dy.dtype)
+    first, last = max(-shift, 0), min(wo, w + kw - 1 - shift)
+    wide[:, :, first + shift:last + shift] = dy.reshape(n, ho, wo, out)[:, :, first:last]
+    windows = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2)
+    windows = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 3)).reshape(n * ho * w, -1)
+    rows = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(2, 3, 0, 1)).reshape(kh, -1, c)
+    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
     for i in range(kh):
-        for j in range(kw):
-            dx[:, i:i + ho, j:j + wo, :] += (dy @ weight[:, :, i, j]).reshape(n, ho, wo, c)
-    return dx[:, padding:padding + h, padding:padding + w, :]
+        lo, hi = max(0, padding - i), min(ho, h + padding - i)    # output rows that reach x
+        if lo < hi:
+            part = (windows @ rows[i]).reshape(n, ho, w, c)
+            dx[:, lo + i - padding:hi + i - padding] += part[:, lo:hi]
+    return dx
 
 
 def conv_weight_matrix(weight: np.ndarray) -> np.ndarray:
@@ -82,37 +141,51 @@ def conv_weight_matrix(weight: np.ndarray) -> np.ndarray:
     return weight.transpose(2, 3, 1, 0).reshape(-1, out)
 
 
-def max_pool(x: np.ndarray, k: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """k x k max-pooling with stride k: (n, h, w, c) -> (n, h//k, w//k, c) and the winners.
-
-    Rows/columns beyond a multiple of k are dropped (as PyTorch's default). ``winners[i*k + j]``
-    is a boolean (n, h//k, w//k, c) mask, true where window offset (i, j) is the first maximum of
-    its window: exactly one true per window, so the backward pass routes each gradient once.
+def window_offsets(x: np.ndarray, k: int) -> list[np.ndarray]:
+    """The k*k arrays (n, h//k, w//k, c) of window offset g = i*k + j of k x k pooling windows:
+    the blocks of a grouped array (k*k, n, ...), or strided views of a spatial (n, h, w, c) one.
     """
-    n, h, w, c = x.shape
-    ho, wo = h // k, w // k
-    # The k*k strided sub-images, one per window offset: elementwise ops on them are fast.
-    offsets = [x[:, i:ho * k:k, j:wo * k:k, :] for i in range(k) for j in range(k)]
+    if x.ndim == 5:
+        return list(x)
+    ho, wo = x.shape[1] // k, x.shape[2] // k
+    return [x[:, i:ho * k:k, j:wo * k:k, :] for i in range(k) for j in range(k)]
+
+
+def max_pool(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k x k max-pooling with stride k: (n, h, w, c) or grouped (k*k, n, h//k, w//k, c) ->
+    (n, h//k, w//k, c) and the winners.
+
+    Rows/columns beyond a multiple of k are dropped (as PyTorch's default). ``winners`` (uint8,
+    the output's shape) holds for each window the offset i*k + j of its *first* maximum:
+    exactly one input per window, so the backward pass routes each gradient once, ties included.
+    """
+    offsets = window_offsets(x, k)
     y = offsets[0].copy()
-    for s in offsets[1:]:
+    winners = np.zeros(y.shape, dtype=np.uint8)
+    later = np.empty(y.shape, dtype=bool)
+    claim = np.empty(y.shape, dtype=np.uint8)
+    for offset, s in enumerate(offsets[1:], 1):
+        np.greater(s, y, out=later)            # strictly: an equal later value does not win
+        # offset exceeds every earlier winner, so a maximum sets it where it wins (and is
+        # several times faster than a masked assignment)
+        np.multiply(later, np.uint8(offset), out=claim)
+        np.maximum(winners, claim, out=winners)
         np.maximum(y, s, out=y)
-    taken = np.zeros(y.shape, dtype=bool)
-    winners = []
-    for s in offsets:
-        win = (s == y) & ~taken
-        taken |= win
-        winners.append(win)
     return y, winners
 
 
-def max_pool_backward(dy: np.ndarray, winners: list[np.ndarray], x_shape: tuple,
+def max_pool_backward(dy: np.ndarray, winners: np.ndarray, x_shape: tuple,
                       k: int) -> np.ndarray:
-    """Route each pooled gradient to the one input that won its window."""
+    """Route each pooled gradient to the one input that won its window; the result has the
+    input's layout (spatial or grouped)."""
     ho, wo = dy.shape[1], dy.shape[2]
-    dx = np.zeros(x_shape, dtype=dy.dtype)
-    for offset, win in enumerate(winners):
-        i, j = divmod(offset, k)
-        dx[:, i:ho * k:k, j:wo * k:k, :] = dy * win
+    # Every input inside the pooled area is written below; only a remainder needs zeros.
+    full = len(x_shape) == 5 or (x_shape[1] == ho * k and x_shape[2] == wo * k)
+    dx = (np.empty if full else np.zeros)(x_shape, dtype=dy.dtype)
+    won = np.empty(winners.shape, dtype=bool)
+    for offset, target in enumerate(window_offsets(dx, k)):
+        np.equal(winners, offset, out=won)
+        np.multiply(dy, won, out=target)
     return dx
 
 
@@ -156,7 +229,8 @@ class Weighted:
 
 
 class Conv2d(Weighted):
-    """Convolution, stride 1, zero ``padding``; x (n, h, w, in) -> y (n, h', w', out)."""
+    """Convolution, stride 1, zero ``padding``; x (n, h, w, in) -> y (n, h', w', out), or the
+    grouped (k*k, n, h'//k, w'//k, out) when ``pool`` = k names the max-pooling that follows."""
 
     def __init__(self, name: str, in_channels: int, out_channels: int, kernel: int, padding: int,
                  rng: np.random.Generator, dtype=np.float32):
@@ -166,24 +240,29 @@ class Conv2d(Weighted):
         super().__init__(name, rng.uniform(-bound, bound, (out_channels, in_channels, kernel,
                                                            kernel)).astype(dtype))
         self.kernel, self.padding = kernel, padding
+        self.pool = 1
         self.needs_input_grad = True
+        self._patches: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, h, w, _ = x.shape
-        k, p = self.kernel, self.padding
+        k, p, q = self.kernel, self.padding, self.pool
         self._x_shape = x.shape
-        self._cols = im2col(x, k, k, p)
+        # The previous batch's patches are no longer needed: their memory takes these.
+        self._cols = im2col(x, k, k, p, q, out=self._patches)
+        self._patches = self._cols.base
         self._weight = self.effective_weight().astype(x.dtype)
         y = self._cols @ conv_weight_matrix(self._weight)
         if self.learn_gain:
             self._y = y.copy()                   # dloss/dgain = sum(dy * y) before the gain
         if self.gain != 1.0:
             y *= self.gain
-        return y.reshape(n, h + 2 * p - k + 1, w + 2 * p - k + 1, -1)
+        ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
+        return y.reshape(n, ho, wo, -1) if q == 1 else y.reshape(q * q, n, ho // q, wo // q, -1)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        k, p = self.kernel, self.padding
-        dy2 = dy.reshape(-1, dy.shape[-1])
+        k, p, q = self.kernel, self.padding, self.pool
+        dy2 = dy.reshape(-1, dy.shape[-1])             # rows in the order of ``_cols``
         if self.learn_gain:
             self.gain_grad = float(np.vdot(dy2, self._y))
         dq = self._cols.T @ dy2                        # dloss/dq, (k*k*in, out)
@@ -191,6 +270,9 @@ class Conv2d(Weighted):
         self._store_grad(dq.reshape(k, k, cin, out).transpose(3, 2, 0, 1))
         if not self.needs_input_grad:                  # the first layer's input is the image
             return None
+        if q > 1:
+            n, h, w, _ = self._x_shape
+            dy2 = ungroup(dy, q, h + 2 * p - k + 1, w + 2 * p - k + 1).reshape(-1, out)
         if self.gain != 1.0:
             dy2 = dy2 * self.gain
         return conv_input_grad(dy2, self._weight, self._x_shape, p)
@@ -238,7 +320,8 @@ class HardTanh:
 
 
 class MaxPool2d:
-    """k x k max-pooling with stride k; (n, h, w, c) -> (n, h//k, w//k, c)."""
+    """k x k max-pooling with stride k; (n, h, w, c), or a convolution's grouped output
+    (k*k, n, h//k, w//k, c), -> (n, h//k, w//k, c)."""
 
     def __init__(self, k: int):
         self.k = k

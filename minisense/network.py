@@ -82,6 +82,9 @@ class Network:
         self.thresholds: dict[str, int] = {}
         first = next(iter(self.weighted.values()))
         first.needs_input_grad = False
+        for conv, pool in zip(modules, modules[1:]):
+            if isinstance(conv, Conv2d) and isinstance(pool, MaxPool2d):
+                conv.pool = pool.k      # hand the pooling k*k contiguous arrays (layers.im2col)
 
     # -- float forward/backward (training) ---------------------------------------------------
     def forward(self, images: np.ndarray) -> np.ndarray:

@@ -17,7 +17,10 @@ from minisense.layers import (
     conv_weight_matrix,
     im2col,
     max_pool,
+    max_pool_backward,
     softmax_cross_entropy,
+    ungroup,
+    window_offsets,
 )
 
 
@@ -79,8 +82,9 @@ def test_max_pool_routes_each_window_to_its_first_maximum():
     x[0, 2:, 2:, 0] = 3.0                       # a four-way tie: only the first wins
     y, winners = max_pool(x, 2)
     assert y[0, :, :, 0].tolist() == [[5.0, 0.0], [0.0, 3.0]]
-    assert sum(w.astype(int) for w in winners).max() == 1
-    assert winners[0][0, 1, 1, 0] and not winners[3][0, 1, 1, 0]
+    routed = max_pool_backward(np.ones_like(y), winners, x.shape, 2)[0, :, :, 0]
+    assert routed.reshape(2, 2, 2, 2).sum(axis=(1, 3)).tolist() == [[1, 1], [1, 1]]   # one each
+    assert routed[1, 1] == 1 and routed[2, 2] == 1 and routed[3, 3] == 0
 
 
 def numeric_grad(f, array, eps=1e-6):
@@ -228,3 +232,59 @@ def test_sgd_gain_step_is_the_gradient_or_lsqs_gradient_over_sqrt_kept_weights(l
     g = 0.5 / np.sqrt(layer.mask.sum()) if lsq else 0.5
     assert np.isclose(layer.gain, 0.5 - 0.1 * g - 0.1 * 1.9 * g)
     assert type(layer.gain) is float
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(4, 9), c=st.integers(1, 3), k=st.integers(1, 3), padding=st.integers(0, 2),
+       pool=st.integers(2, 3), seed=st.integers(0, 2**31 - 1))
+def test_im2col_grouped_by_pooling_window_is_the_pooled_rows_reordered(h, c, k, padding, pool,
+                                                                       seed):
+    x = np.random.default_rng(seed).normal(size=(2, h, h + 1, c))
+    ho, wo = h + 2 * padding - k + 1, h + 2 + 2 * padding - k
+    spatial = im2col(x, k, k, padding).reshape(2, ho, wo, -1)
+    grouped = im2col(x, k, k, padding, pool).reshape(pool * pool, 2, ho // pool, wo // pool, -1)
+    for g in range(pool * pool):
+        a, b = divmod(g, pool)
+        for py in range(ho // pool):
+            for px in range(wo // pool):
+                np.testing.assert_array_equal(grouped[g, :, py, px],
+                                              spatial[:, pool * py + a, pool * px + b])
+
+
+@pytest.mark.parametrize("k,h,padding", [(2, 6, 1), (2, 7, 2), (3, 9, 0), (3, 10, 1)])
+def test_convolution_grouped_for_pooling_equals_spatial_convolution_then_pooling(k, h, padding):
+    """Forward and both gradients of conv -> pool, grouped, against the spatial path; and the
+    grouped pair's gradients against finite differences."""
+    rng = np.random.default_rng(k + h)
+    x = rng.normal(size=(2, h, h, 2))
+    results = []
+    for pool in (1, k):
+        conv = Conv2d("c", 2, 3, 3, padding, np.random.default_rng(0), dtype=np.float64)
+        conv.pool, conv.gain = pool, 0.6
+        pooling = MaxPool2d(k)
+        y = pooling.forward(conv.forward(x))
+        r = np.random.default_rng(1).normal(size=y.shape)
+        dx = conv.backward(pooling.backward(r))
+        results.append((y, dx, conv.grad.copy()))
+    for spatial, grouped in zip(*results):
+        np.testing.assert_allclose(grouped, spatial, rtol=1e-12, atol=1e-12)
+
+    class Pair:                                   # the grouped pair as one layer
+        weight = conv.weight
+
+        def forward(self, x):
+            return pooling.forward(conv.forward(x))
+
+        def backward(self, d):
+            out = conv.backward(pooling.backward(d))
+            self.grad = conv.grad
+            return out
+    check_layer_grads(Pair(), x, rng)
+
+
+def test_ungroup_puts_each_window_offset_back_and_zeros_the_dropped_edge():
+    x = np.random.default_rng(9).normal(size=(2, 7, 5, 3))
+    grouped = np.stack(window_offsets(x, 2))
+    back = ungroup(grouped, 2, 7, 5)
+    np.testing.assert_array_equal(back[:, :6, :4], x[:, :6, :4])
+    assert not back[:, 6].any() and not back[:, :, 4].any()
