@@ -35,25 +35,47 @@ import numpy as np
 # spatial array; pixels beyond a multiple of k, which pooling drops, are never computed.
 # ----------------------------------------------------------------------------------------------
 
+class Scratch:
+    """Named work arrays a layer reuses from batch to batch.
+
+    A training step needs tens of megabytes of temporaries (patches, gradient windows). Taken
+    fresh every batch, the memory allocator returns them to the system and the kernel pages them
+    in again, which on the MNIST network cost about a third of the second convolution's time.
+    """
+
+    def __init__(self):
+        self._memory: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised array of ``shape``; ``name``'s previous content is gone."""
+        size = int(np.prod(shape))
+        memory = self._memory.get(name)
+        if memory is None or memory.dtype != dtype or memory.size < size:
+            memory = self._memory[name] = np.empty(size, dtype=dtype)
+        return memory[:size].reshape(shape)
+
+
+def _array(scratch: Scratch | None, name: str, shape: tuple, dtype) -> np.ndarray:
+    return np.empty(shape, dtype=dtype) if scratch is None else scratch.array(name, shape, dtype)
+
+
 def im2col(x: np.ndarray, kh: int, kw: int, padding: int, pool: int = 1,
-           out: np.ndarray | None = None) -> np.ndarray:
+           scratch: Scratch | None = None) -> np.ndarray:
     """Patches of ``x`` as rows: (n, h, w, c) -> (n*ho*wo, kh*kw*c), ho = h + 2*padding - kh + 1;
     with ``pool`` = k > 1, the rows of the pooled area grouped by window offset (see above).
 
     With one input channel the matrix is returned as the transpose of a C-ordered
     (kh*kw, rows) array: each of its rows is one shifted copy of the images, built from the k*k
     polyphase components of the image (every k-th pixel from (u, v)) by contiguous copies, and
-    BLAS reads either orientation at the same speed. ``out``, a 1-D array of x's dtype with room
-    for the matrix, is used if it fits (a layer reuses its buffer from batch to batch).
+    BLAS reads either orientation at the same speed. With ``scratch`` the matrix lives in its
+    "patches" array.
     """
     n, h, w, c = x.shape
     if padding:
         x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
     hp, wp = ho // pool, wo // pool
-    size = pool * pool * n * hp * wp * kh * kw * c
-    fits = out is not None and out.dtype == x.dtype and out.size >= size
-    flat = out[:size] if fits else np.empty(size, dtype=x.dtype)
+    flat = _array(scratch, "patches", (pool * pool * n * hp * wp * kh * kw * c,), x.dtype)
     groups = [divmod(g, pool) for g in range(pool * pool)]
     if c == 1:
         cols = flat.reshape(kh * kw, pool * pool, n, hp, wp)
@@ -76,12 +98,14 @@ def im2col(x: np.ndarray, kh: int, kw: int, padding: int, pool: int = 1,
     return cols.reshape(-1, kh * kw * c)
 
 
-def ungroup(grouped: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+def ungroup(grouped: np.ndarray, k: int, h: int, w: int,
+            scratch: Scratch | None = None) -> np.ndarray:
     """A grouped array (k*k, n, h//k, w//k, c) back in its spatial layout (n, h, w, c), zeros at
     the pixels beyond a multiple of k."""
     _, n, hp, wp, c = grouped.shape
-    full = h == hp * k and w == wp * k
-    spatial = (np.empty if full else np.zeros)((n, h, w, c), dtype=grouped.dtype)
+    spatial = _array(scratch, "spatial", (n, h, w, c), grouped.dtype)
+    spatial[:, hp * k:] = 0
+    spatial[:, :, wp * k:] = 0
     for target, block in zip(window_offsets(spatial, k), grouped):
         target[...] = block
     return spatial
@@ -104,7 +128,7 @@ def col2im(dcols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) ->
 
 
 def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple,
-                    padding: int) -> np.ndarray:
+                    padding: int, scratch: Scratch | None = None) -> np.ndarray:
     """Gradient of a convolution with respect to its input; equals col2im(dy @ W.T).
 
     dy (n*ho*wo, out), weight (out, in, kh, kw) -> dx (n, h, w, in). Input pixel (a, b) gets
@@ -120,18 +144,23 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple,
     # dy's column ox goes to ox + shift of ``wide``, so that window b (width kw) holds dy's
     # columns b + p - kw + 1 .. b + p, i.e. kernel columns kw-1 .. 0.
     shift = kw - 1 - padding
-    wide = np.zeros((n, ho, w + kw - 1, out), dtype=dy.dtype)
+    wide = _array(scratch, "wide", (n, ho, w + kw - 1, out), dy.dtype)
     first, last = max(-shift, 0), min(wo, w + kw - 1 - shift)
+    wide[:, :, :first + shift] = 0
+    wide[:, :, last + shift:] = 0
     wide[:, :, first + shift:last + shift] = dy.reshape(n, ho, wo, out)[:, :, first:last]
-    windows = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2)
-    windows = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 3)).reshape(n * ho * w, -1)
+    windows = _array(scratch, "windows", (n, ho, w, kw, out), dy.dtype)
+    windows[...] = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2).transpose(
+        0, 1, 2, 4, 3)
+    windows = windows.reshape(n * ho * w, kw * out)
     rows = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(2, 3, 0, 1)).reshape(kh, -1, c)
+    part = _array(scratch, "part", (n * ho * w, c), dy.dtype)
     dx = np.zeros((n, h, w, c), dtype=dy.dtype)
     for i in range(kh):
         lo, hi = max(0, padding - i), min(ho, h + padding - i)    # output rows that reach x
         if lo < hi:
-            part = (windows @ rows[i]).reshape(n, ho, w, c)
-            dx[:, lo + i - padding:hi + i - padding] += part[:, lo:hi]
+            np.matmul(windows, rows[i], out=part)
+            dx[:, lo + i - padding:hi + i - padding] += part.reshape(n, ho, w, c)[:, lo:hi]
     return dx
 
 
@@ -242,15 +271,19 @@ class Conv2d(Weighted):
         self.kernel, self.padding = kernel, padding
         self.pool = 1
         self.needs_input_grad = True
-        self._patches: np.ndarray | None = None
+
+    def _work(self) -> Scratch:
+        """The layer's work arrays, made on first use (so a blank copy gets its own)."""
+        if "_scratch" not in vars(self):
+            self._scratch = Scratch()
+        return self._scratch
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n, h, w, _ = x.shape
         k, p, q = self.kernel, self.padding, self.pool
         self._x_shape = x.shape
         # The previous batch's patches are no longer needed: their memory takes these.
-        self._cols = im2col(x, k, k, p, q, out=self._patches)
-        self._patches = self._cols.base
+        self._cols = im2col(x, k, k, p, q, self._work())
         self._weight = self.effective_weight().astype(x.dtype)
         y = self._cols @ conv_weight_matrix(self._weight)
         if self.learn_gain:
@@ -272,10 +305,11 @@ class Conv2d(Weighted):
             return None
         if q > 1:
             n, h, w, _ = self._x_shape
-            dy2 = ungroup(dy, q, h + 2 * p - k + 1, w + 2 * p - k + 1).reshape(-1, out)
+            dy2 = ungroup(dy, q, h + 2 * p - k + 1, w + 2 * p - k + 1,
+                          self._work()).reshape(-1, out)
         if self.gain != 1.0:
             dy2 = dy2 * self.gain
-        return conv_input_grad(dy2, self._weight, self._x_shape, p)
+        return conv_input_grad(dy2, self._weight, self._x_shape, p, self._work())
 
 
 class Linear(Weighted):
