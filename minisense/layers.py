@@ -98,14 +98,11 @@ def im2col(x: np.ndarray, kh: int, kw: int, padding: int, pool: int = 1,
     return cols.reshape(-1, kh * kw * c)
 
 
-def ungroup(grouped: np.ndarray, k: int, h: int, w: int,
-            scratch: Scratch | None = None) -> np.ndarray:
+def ungroup(grouped: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
     """A grouped array (k*k, n, h//k, w//k, c) back in its spatial layout (n, h, w, c), zeros at
     the pixels beyond a multiple of k."""
     _, n, hp, wp, c = grouped.shape
-    spatial = _array(scratch, "spatial", (n, h, w, c), grouped.dtype)
-    spatial[:, hp * k:] = 0
-    spatial[:, :, wp * k:] = 0
+    spatial = np.zeros((n, h, w, c), dtype=grouped.dtype)
     for target, block in zip(window_offsets(spatial, k), grouped):
         target[...] = block
     return spatial
@@ -127,40 +124,50 @@ def col2im(dcols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) ->
     return dx[:, padding:padding + h, padding:padding + w, :]
 
 
-def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple,
-                    padding: int, scratch: Scratch | None = None) -> np.ndarray:
+def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding: int,
+                    pool: int = 1, scratch: Scratch | None = None) -> np.ndarray:
     """Gradient of a convolution with respect to its input; equals col2im(dy @ W.T).
 
-    dy (n*ho*wo, out), weight (out, in, kh, kw) -> dx (n, h, w, in). Input pixel (a, b) gets
-    sum_{i, j} dy[a + p - i, b + p - j] @ weight[:, :, i, j]. One copy lays out, for every
-    output row and input column b, the kw columns of dy that reach b (``windows``,
-    (n*ho*w, kw*out)); kernel row i is then one product of the windows with that row's weights,
-    added to input rows a = oy + i - p: a contiguous block. So the gradient costs kh products
-    and kh block additions instead of kh*kw strided scatters.
+    dy is the output's gradient in the forward pass's layout: rows (n*ho*wo, out), or grouped
+    by ``pool`` = k, (k*k, n, ho//k, wo//k, out) (see im2col); weight (out, in, kh, kw) ->
+    dx (n, h, w, in).
+
+    Input pixel (a, b) gets sum_{i, j} dy[a + p - i, b + p - j] @ weight[:, :, i, j]. One copy
+    lays out, for each row of dy (zero-padded to h + kh - 1 rows) and each input column b, the kw
+    columns of dy that reach b (``windows``, kw*out values). One product with the weights of
+    every kernel row gives each row's share for each kernel row i (``parts``); input row a then
+    adds the shares of dy row a + p - i for i = 0 .. kh-1: kh shifted additions, instead of
+    kh*kw strided scatters of the columns of dy @ W.T.
     """
     n, h, w, c = x_shape
     out, _, kh, kw = weight.shape
     ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
-    # dy's column ox goes to ox + shift of ``wide``, so that window b (width kw) holds dy's
-    # columns b + p - kw + 1 .. b + p, i.e. kernel columns kw-1 .. 0.
-    shift = kw - 1 - padding
-    wide = _array(scratch, "wide", (n, ho, w + kw - 1, out), dy.dtype)
-    first, last = max(-shift, 0), min(wo, w + kw - 1 - shift)
-    wide[:, :, :first + shift] = 0
-    wide[:, :, last + shift:] = 0
-    wide[:, :, first + shift:last + shift] = dy.reshape(n, ho, wo, out)[:, :, first:last]
-    windows = _array(scratch, "windows", (n, ho, w, kw, out), dy.dtype)
+    top, left = kh - 1 - padding, kw - 1 - padding      # where dy's first row/column go in wide
+    if pool > 1 and min(top, left) < 0:                 # padding wider than the kernel (rare)
+        dy, pool = ungroup(dy, pool, ho, wo), 1
+    wide = _array(scratch, "wide", (n, h + kh - 1, w + kw - 1, out), dy.dtype)
+    wide[...] = 0
+    if pool > 1:
+        region = wide[:, top:top + ho, left:left + wo]
+        for target, block in zip(window_offsets(region, pool), dy):
+            target[...] = block
+    else:
+        r0, r1 = max(-top, 0), min(ho, h + kh - 1 - top)          # dy rows and columns that
+        c0, c1 = max(-left, 0), min(wo, w + kw - 1 - left)        # reach the input
+        wide[:, r0 + top:r1 + top, c0 + left:c1 + left] = dy.reshape(n, ho, wo, out)[
+            :, r0:r1, c0:c1]
+    windows = _array(scratch, "windows", (n, h + kh - 1, w, kw, out), dy.dtype)
+    # window b holds dy's columns b + p - kw + 1 .. b + p: kernel columns kw-1 .. 0
     windows[...] = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2).transpose(
         0, 1, 2, 4, 3)
-    windows = windows.reshape(n * ho * w, kw * out)
-    rows = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(2, 3, 0, 1)).reshape(kh, -1, c)
-    part = _array(scratch, "part", (n * ho * w, c), dy.dtype)
-    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
-    for i in range(kh):
-        lo, hi = max(0, padding - i), min(ho, h + padding - i)    # output rows that reach x
-        if lo < hi:
-            np.matmul(windows, rows[i], out=part)
-            dx[:, lo + i - padding:hi + i - padding] += part.reshape(n, ho, w, c)[:, lo:hi]
+    weights = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(3, 0, 2, 1))
+    parts = _array(scratch, "parts", (n * (h + kh - 1) * w, kh * c), dy.dtype)
+    np.matmul(windows.reshape(-1, kw * out), weights.reshape(kw * out, kh * c), out=parts)
+    parts = parts.reshape(n, h + kh - 1, w, kh, c)
+    # input row a, kernel row i: dy row a + p - i, which is row a + kh - 1 - i of ``wide``
+    dx = parts[:, kh - 1:kh - 1 + h, :, 0].copy()
+    for i in range(1, kh):
+        np.add(dx, parts[:, kh - 1 - i:kh - 1 - i + h, :, i], out=dx)
     return dx
 
 
@@ -291,7 +298,9 @@ class Conv2d(Weighted):
         if self.gain != 1.0:
             y *= self.gain
         ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
-        return y.reshape(n, ho, wo, -1) if q == 1 else y.reshape(q * q, n, ho // q, wo // q, -1)
+        out = self.weight.shape[0]
+        return y.reshape(n, ho, wo, out) if q == 1 else \
+            y.reshape(q * q, n, ho // q, wo // q, out)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         k, p, q = self.kernel, self.padding, self.pool
@@ -303,13 +312,9 @@ class Conv2d(Weighted):
         self._store_grad(dq.reshape(k, k, cin, out).transpose(3, 2, 0, 1))
         if not self.needs_input_grad:                  # the first layer's input is the image
             return None
-        if q > 1:
-            n, h, w, _ = self._x_shape
-            dy2 = ungroup(dy, q, h + 2 * p - k + 1, w + 2 * p - k + 1,
-                          self._work()).reshape(-1, out)
         if self.gain != 1.0:
-            dy2 = dy2 * self.gain
-        return conv_input_grad(dy2, self._weight, self._x_shape, p, self._work())
+            dy = dy * self.gain
+        return conv_input_grad(dy, self._weight, self._x_shape, p, q, self._work())
 
 
 class Linear(Weighted):

@@ -66,6 +66,12 @@ def test_fast_conv_input_grad_equals_col2im(h, c, out, k, padding, seed):
     np.testing.assert_allclose(conv_input_grad(dy, weight, x_shape, padding),
                                col2im(dy @ conv_weight_matrix(weight).T, x_shape, k, k, padding),
                                rtol=1e-10, atol=1e-10)
+    for pool in (2, 3):                           # dy grouped by pooling window
+        grouped = np.stack(window_offsets(dy.reshape(2, ho, wo, out), pool))
+        spatial = ungroup(grouped, pool, ho, wo).reshape(-1, out)
+        np.testing.assert_allclose(conv_input_grad(grouped, weight, x_shape, padding, pool),
+                                   col2im(spatial @ conv_weight_matrix(weight).T, x_shape, k, k,
+                                          padding), rtol=1e-10, atol=1e-10)
 
 
 def test_col2im_is_the_adjoint_of_im2col():
@@ -242,7 +248,8 @@ def test_im2col_grouped_by_pooling_window_is_the_pooled_rows_reordered(h, c, k, 
     x = np.random.default_rng(seed).normal(size=(2, h, h + 1, c))
     ho, wo = h + 2 * padding - k + 1, h + 2 + 2 * padding - k
     spatial = im2col(x, k, k, padding).reshape(2, ho, wo, -1)
-    grouped = im2col(x, k, k, padding, pool).reshape(pool * pool, 2, ho // pool, wo // pool, -1)
+    grouped = im2col(x, k, k, padding, pool).reshape(pool * pool, 2, ho // pool, wo // pool,
+                                                     k * k * c)
     for g in range(pool * pool):
         a, b = divmod(g, pool)
         for py in range(ho // pool):
@@ -251,15 +258,17 @@ def test_im2col_grouped_by_pooling_window_is_the_pooled_rows_reordered(h, c, k, 
                                               spatial[:, pool * py + a, pool * px + b])
 
 
-@pytest.mark.parametrize("k,h,padding", [(2, 6, 1), (2, 7, 2), (3, 9, 0), (3, 10, 1)])
-def test_convolution_grouped_for_pooling_equals_spatial_convolution_then_pooling(k, h, padding):
+@pytest.mark.parametrize("k,h,kernel,padding", [(2, 6, 3, 1), (2, 7, 3, 2), (3, 9, 3, 0),
+                                                (3, 10, 3, 1), (2, 5, 1, 1)])
+def test_convolution_grouped_for_pooling_equals_spatial_convolution_then_pooling(k, h, kernel,
+                                                                                 padding):
     """Forward and both gradients of conv -> pool, grouped, against the spatial path; and the
     grouped pair's gradients against finite differences."""
     rng = np.random.default_rng(k + h)
     x = rng.normal(size=(2, h, h, 2))
     results = []
     for pool in (1, k):
-        conv = Conv2d("c", 2, 3, 3, padding, np.random.default_rng(0), dtype=np.float64)
+        conv = Conv2d("c", 2, 3, kernel, padding, np.random.default_rng(0), dtype=np.float64)
         conv.pool, conv.gain = pool, 0.6
         pooling = MaxPool2d(k)
         y = pooling.forward(conv.forward(x))
