@@ -38,9 +38,10 @@ import numpy as np
 class Scratch:
     """Named work arrays a layer reuses from batch to batch.
 
-    A training step needs tens of megabytes of temporaries (patches, gradient windows). Taken
-    fresh every batch, the memory allocator returns them to the system and the kernel pages them
-    in again, which on the MNIST network cost about a third of the second convolution's time.
+    A training step needs tens of megabytes of temporaries (patches, gradient windows); a layer
+    keeps them from batch to batch instead of asking the allocator for them again. An array
+    grows to the largest batch it has seen (an evaluation batch of 1,000 MNIST images takes
+    about 390 MB of patches in the two convolutions).
     """
 
     def __init__(self):
