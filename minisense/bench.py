@@ -29,16 +29,20 @@ def _module_label(module) -> str:
     return getattr(module, "name", type(module).__name__)
 
 
-def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repeats: int = 3,
+def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repeats: int = 5,
                 batch_size: int = 100, epoch_images: int = 60_000, seed: int = 0) -> dict:
     """Seconds per epoch of dense training, split by module and pass; images uint8 (n, 28, 28).
 
-    Each repeat runs ``batches`` SGD steps (forward, backward, update); the median repeat is
-    scaled to ``epoch_images / batch_size`` steps.
+    Each repeat runs ``batches`` SGD steps (forward, backward, update) and then the same number
+    of steps of the matrix products alone, so that both see the machine in the same state (on a
+    shared machine its speed drifts by tens of percent within a minute). The ratio is the median
+    of the repeats' ratios; times are the median repeat's, scaled to ``epoch_images /
+    batch_size`` steps.
     """
     net = build_network("mnist", seed)
     optimizer = SGD(list(net.weighted.values()), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(seed)
+    products = _product_operands(net, batch_size)
     steps_per_epoch = epoch_images / batch_size
     load_before = os.getloadavg()
     runs = []
@@ -67,10 +71,11 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
             t = time.perf_counter()
             optimizer.step()
             other += time.perf_counter() - t
+        floor = _time_products(products, batches)
         if repeat:
-            runs.append((forward, backward, other))
-    total = [f.sum() + b.sum() + o for f, b, o in runs]
-    forward, backward, other = runs[int(np.argsort(total)[len(total) // 2])]
+            runs.append((forward, backward, other, floor))
+    total = [f.sum() + b.sum() + o for f, b, o, _ in runs]
+    forward, backward, other, _ = runs[int(np.argsort(total)[len(total) // 2])]
     scale = steps_per_epoch / batches
     layers = {}
     for i, m in enumerate(net.modules):
@@ -79,22 +84,24 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
             label += "'"
         layers[label] = {"forward_seconds": forward[i] * scale,
                          "backward_seconds": backward[i] * scale}
-    result = {
+    ratios = [t / run[3] for t, run in zip(total, runs)]
+    return {
         "epoch_images": epoch_images, "batch_size": batch_size, "batches_timed": batches,
         "repeats": repeats,
         "epoch_seconds": (forward.sum() + backward.sum() + other) * scale,
         "forward_seconds": forward.sum() * scale, "backward_seconds": backward.sum() * scale,
         "other_seconds": other * scale, "layers": layers,
-        "gemm_floor_epoch_seconds": _gemm_floor(net, batch_size, batches, repeats) * scale,
+        "gemm_floor_epoch_seconds": float(np.median([run[3] for run in runs])) * scale,
+        "ratio_to_gemm_floor": float(np.median(ratios)),
+        "ratios_by_repeat": [float(r) for r in ratios],
         "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0],
         "blas_threads": _blas_threads(),
     }
-    result["ratio_to_gemm_floor"] = result["epoch_seconds"] / result["gemm_floor_epoch_seconds"]
-    return result
 
 
-def _gemm_floor(net, batch_size: int, batches: int, repeats: int) -> float:
-    """Median seconds for ``batches`` steps of only the matrix products of a training step."""
+def _product_operands(net, batch_size: int) -> list[tuple]:
+    """Random operands of the matrix products of one training step, per weighted layer:
+    (patches or inputs, weight matrix, output gradient) in the shapes of im2col's product."""
     rng = np.random.default_rng(1)
     shapes = []                                               # (rows, inner, out) per layer
     h, w, c = 28, 28, 1
@@ -108,19 +115,20 @@ def _gemm_floor(net, batch_size: int, batches: int, repeats: int) -> float:
             shapes.append((batch_size, m.weight.shape[1], m.weight.shape[0]))
         elif type(m).__name__ == "MaxPool2d":
             h, w = h // m.k, w // m.k
-    arrays = [(rng.random((r, k), np.float32), rng.random((k, o), np.float32),
-               rng.random((r, o), np.float32)) for r, k, o in shapes]
-    times = []
-    for _ in range(repeats + 1):
-        t = time.perf_counter()
-        for _ in range(batches):
-            for i, (a, b, dy) in enumerate(arrays):
-                a @ b                                          # forward
-                a.T @ dy                                       # weight gradient
-                if i:                                          # input gradient (not the image's)
-                    dy @ b.T
-        times.append(time.perf_counter() - t)
-    return float(np.median(times[1:]))
+    return [(rng.random((r, k), np.float32), rng.random((k, o), np.float32),
+             rng.random((r, o), np.float32)) for r, k, o in shapes]
+
+
+def _time_products(products: list[tuple], batches: int) -> float:
+    """Seconds for ``batches`` steps of only the matrix products of a training step."""
+    t = time.perf_counter()
+    for _ in range(batches):
+        for i, (a, b, dy) in enumerate(products):
+            a @ b                                              # forward
+            a.T @ dy                                           # weight gradient
+            if i:                                              # input gradient (not the image's)
+                dy @ b.T
+    return time.perf_counter() - t
 
 
 def _blas_threads() -> int | None:

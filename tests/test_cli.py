@@ -250,12 +250,15 @@ def test_search_of_a_checkpoint_on_another_dataset_is_refused(trained, tmp_path)
 # -- minisense bench ------------------------------------------------------------------------------
 
 def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_path):
-    result = run("bench", "train", "--dataset", "digits", "--batches", "2", "--repeats", "1",
+    result = run("bench", "train", "--dataset", "digits", "--batches", "2", "--repeats", "3",
                  "--json", tmp_path / "b.json")
     assert_ok(result)
     assert "layer2.0" in result.output and "matrix products alone" in result.output
     r = json.loads((tmp_path / "b.json").read_text())
     assert r["epoch_seconds"] > 0 and set(r["layers"]) >= {"layer1.0", "layer2.0", "fc"}
+    assert len(r["ratios_by_repeat"]) == 3                  # each repeat: steps, then products
+    assert r["ratio_to_gemm_floor"] == sorted(r["ratios_by_repeat"])[1]
+    assert f"ratio {r['ratio_to_gemm_floor']:.2f}x" in result.output
 
 
 def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, tmp_path):
