@@ -147,9 +147,9 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
     if pool > 1 and min(top, left) < 0:                 # padding wider than the kernel (rare)
         dy, pool = ungroup(dy, pool, ho, wo), 1
     wide = _array(scratch, "wide", (n, h + kh - 1, w + kw - 1, out), dy.dtype)
-    wide[...] = 0
     if pool > 1:
-        region = wide[:, top:top + ho, left:left + wo]
+        r0, r1, c0, c1 = 0, ho // pool * pool, 0, wo // pool * pool   # rows/columns pooled
+        region = wide[:, top:top + r1, left:left + c1]
         for target, block in zip(window_offsets(region, pool), dy):
             target[...] = block
     else:
@@ -157,6 +157,10 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
         c0, c1 = max(-left, 0), min(wo, w + kw - 1 - left)        # reach the input
         wide[:, r0 + top:r1 + top, c0 + left:c1 + left] = dy.reshape(n, ho, wo, out)[
             :, r0:r1, c0:c1]
+    wide[:, :r0 + top] = 0                                         # the zero border
+    wide[:, r1 + top:] = 0
+    wide[:, :, :c0 + left] = 0
+    wide[:, :, c1 + left:] = 0
     windows = _array(scratch, "windows", (n, h + kh - 1, w, kw, out), dy.dtype)
     # window b holds dy's columns b + p - kw + 1 .. b + p: kernel columns kw-1 .. 0
     windows[...] = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2).transpose(
@@ -166,8 +170,10 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
     np.matmul(windows.reshape(-1, kw * out), weights.reshape(kw * out, kh * c), out=parts)
     parts = parts.reshape(n, h + kh - 1, w, kh, c)
     # input row a, kernel row i: dy row a + p - i, which is row a + kh - 1 - i of ``wide``
-    dx = parts[:, kh - 1:kh - 1 + h, :, 0].copy()
-    for i in range(1, kh):
+    if kh == 1:
+        return parts[:, :, :, 0].copy()
+    dx = np.add(parts[:, kh - 1:kh - 1 + h, :, 0], parts[:, kh - 2:kh - 2 + h, :, 1])
+    for i in range(2, kh):
         np.add(dx, parts[:, kh - 1 - i:kh - 1 - i + h, :, i], out=dx)
     return dx
 
