@@ -125,6 +125,11 @@ def col2im(dcols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) ->
     return dx[:, padding:padding + h, padding:padding + w, :]
 
 
+# The input gradient takes this many bytes of windows at a time (about the second-level cache
+# of one core): made by a copy and read at once by a product, they stay in the cache.
+WINDOW_BYTES = 2 ** 21
+
+
 def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding: int,
                     pool: int = 1, scratch: Scratch | None = None) -> np.ndarray:
     """Gradient of a convolution with respect to its input; equals col2im(dy @ W.T).
@@ -138,15 +143,36 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
     columns of dy that reach b (``windows``, kw*out values). One product with the weights of
     every kernel row gives each row's share for each kernel row i (``parts``); input row a then
     adds the shares of dy row a + p - i for i = 0 .. kh-1: kh shifted additions, instead of
-    kh*kw strided scatters of the columns of dy @ W.T.
+    kh*kw strided scatters of the columns of dy @ W.T. Images are taken WINDOW_BYTES of windows
+    at a time.
     """
     n, h, w, c = x_shape
     out, _, kh, kw = weight.shape
     ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
-    top, left = kh - 1 - padding, kw - 1 - padding      # where dy's first row/column go in wide
-    if pool > 1 and min(top, left) < 0:                 # padding wider than the kernel (rare)
+    if pool > 1 and padding > min(kh, kw) - 1:          # padding wider than the kernel (rare)
         dy, pool = ungroup(dy, pool, ho, wo), 1
-    wide = _array(scratch, "wide", (n, h + kh - 1, w + kw - 1, out), dy.dtype)
+    if pool == 1:
+        dy = dy.reshape(n, ho, wo, out)
+    weights = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(3, 0, 2, 1)).reshape(
+        kw * out, kh * c)
+    dx = np.empty((n, h, w, c), dtype=dy.dtype)
+    step = max(1, WINDOW_BYTES // ((h + kh - 1) * w * kw * out * dy.itemsize))
+    for lo in range(0, n, step):
+        block = dy[:, lo:lo + step] if pool > 1 else dy[lo:lo + step]
+        _input_grad_block(block, weights, dx[lo:lo + step], (kh, kw, padding, pool), scratch)
+    return dx
+
+
+def _input_grad_block(dy: np.ndarray, weights: np.ndarray, dx: np.ndarray, geometry: tuple,
+                      scratch: Scratch | None) -> None:
+    """:func:`conv_input_grad` for the images of ``dx`` (written in place); ``weights`` is the
+    (kw*out, kh*in) matrix of the flipped kernel columns."""
+    kh, kw, padding, pool = geometry
+    m, h, w, c = dx.shape
+    out = dy.shape[-1]
+    ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
+    top, left = kh - 1 - padding, kw - 1 - padding      # where dy's first row/column go in wide
+    wide = _array(scratch, "wide", (m, h + kh - 1, w + kw - 1, out), dy.dtype)
     if pool > 1:
         r0, r1, c0, c1 = 0, ho // pool * pool, 0, wo // pool * pool   # rows/columns pooled
         region = wide[:, top:top + r1, left:left + c1]
@@ -155,27 +181,25 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
     else:
         r0, r1 = max(-top, 0), min(ho, h + kh - 1 - top)          # dy rows and columns that
         c0, c1 = max(-left, 0), min(wo, w + kw - 1 - left)        # reach the input
-        wide[:, r0 + top:r1 + top, c0 + left:c1 + left] = dy.reshape(n, ho, wo, out)[
-            :, r0:r1, c0:c1]
+        wide[:, r0 + top:r1 + top, c0 + left:c1 + left] = dy[:, r0:r1, c0:c1]
     wide[:, :r0 + top] = 0                                         # the zero border
     wide[:, r1 + top:] = 0
     wide[:, :, :c0 + left] = 0
     wide[:, :, c1 + left:] = 0
-    windows = _array(scratch, "windows", (n, h + kh - 1, w, kw, out), dy.dtype)
+    windows = _array(scratch, "windows", (m, h + kh - 1, w, kw, out), dy.dtype)
     # window b holds dy's columns b + p - kw + 1 .. b + p: kernel columns kw-1 .. 0
     windows[...] = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2).transpose(
         0, 1, 2, 4, 3)
-    weights = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(3, 0, 2, 1))
-    parts = _array(scratch, "parts", (n * (h + kh - 1) * w, kh * c), dy.dtype)
-    np.matmul(windows.reshape(-1, kw * out), weights.reshape(kw * out, kh * c), out=parts)
-    parts = parts.reshape(n, h + kh - 1, w, kh, c)
+    parts = _array(scratch, "parts", (m * (h + kh - 1) * w, kh * c), dy.dtype)
+    np.matmul(windows.reshape(-1, kw * out), weights, out=parts)
+    parts = parts.reshape(m, h + kh - 1, w, kh, c)
     # input row a, kernel row i: dy row a + p - i, which is row a + kh - 1 - i of ``wide``
     if kh == 1:
-        return parts[:, :, :, 0].copy()
-    dx = np.add(parts[:, kh - 1:kh - 1 + h, :, 0], parts[:, kh - 2:kh - 2 + h, :, 1])
+        dx[...] = parts[:, :, :, 0]
+        return
+    np.add(parts[:, kh - 1:kh - 1 + h, :, 0], parts[:, kh - 2:kh - 2 + h, :, 1], out=dx)
     for i in range(2, kh):
         np.add(dx, parts[:, kh - 1 - i:kh - 1 - i + h, :, i], out=dx)
-    return dx
 
 
 def conv_weight_matrix(weight: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minisense import layers
 from minisense.layers import (
     SGD,
     Conv2d,
@@ -297,3 +298,18 @@ def test_ungroup_puts_each_window_offset_back_and_zeros_the_dropped_edge():
     back = ungroup(grouped, 2, 7, 5)
     np.testing.assert_array_equal(back[:, :6, :4], x[:, :6, :4])
     assert not back[:, 6].any() and not back[:, :, 4].any()
+
+
+@pytest.mark.parametrize("pool", [1, 2])
+def test_conv_input_grad_a_few_images_at_a_time_equals_all_at_once(pool, monkeypatch):
+    rng = np.random.default_rng(11)
+    x_shape, weight = (5, 6, 6, 2), rng.normal(size=(3, 2, 3, 3))
+    dy = rng.normal(size=(5 * 6 * 6, 3))
+    if pool > 1:
+        dy = np.stack(window_offsets(dy.reshape(5, 6, 6, 3), pool))
+    whole = conv_input_grad(dy, weight, x_shape, 1, pool)
+    monkeypatch.setattr(layers, "WINDOW_BYTES", 1)          # one image per block
+    np.testing.assert_array_equal(conv_input_grad(dy, weight, x_shape, 1, pool), whole)
+    spatial = dy.reshape(-1, 3) if pool == 1 else ungroup(dy, pool, 6, 6).reshape(-1, 3)
+    np.testing.assert_allclose(whole, col2im(spatial @ conv_weight_matrix(weight).T, x_shape, 3,
+                                             3, 1), rtol=1e-10, atol=1e-10)
