@@ -19,7 +19,7 @@ from minisense import checkpoint
 from minisense.data import architecture_for, load_dataset
 from minisense.delta import DeltaEvaluator, block_window, score_full_forward
 from minisense.delta_kernels import LANES
-from minisense.layers import SGD, Conv2d, Linear, softmax_cross_entropy
+from minisense.layers import SGD, Conv2d, Linear, MaxPool2d, softmax_cross_entropy
 from minisense.network import build_network, exact_logits
 from minisense.sense import fitness_set
 from minisense.swaps import random_network, sample_swaps
@@ -113,7 +113,7 @@ def _product_operands(net, batch_size: int) -> list[tuple]:
             c = out
         elif isinstance(m, Linear):
             shapes.append((batch_size, m.weight.shape[1], m.weight.shape[0]))
-        elif type(m).__name__ == "MaxPool2d":
+        elif isinstance(m, MaxPool2d):
             h, w = h // m.k, w // m.k
     return [(rng.random((r, k), np.float32), rng.random((k, o), np.float32),
              rng.random((r, o), np.float32)) for r, k, o in shapes]
