@@ -305,7 +305,7 @@ def _sense_default(name: str):
                    "keeps its start: its steps cost 10-30 times more and measured not worth it]")
 @click.option("--layer-weight", "layer_weights", multiple=True, metavar="LAYER=W",
               help="Random schedule: a layer's odds W of being chosen, against 1 for the others "
-                   "(repeatable).")
+                   "(repeatable; replaces the defaults). [default: the car's fc2=0.25]")
 @click.option("--budget-minutes", type=Finite(0, min_open=True),
               default=_sense_default("budget_seconds") / 60, show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=0), default=_sense_default("max_steps"),
@@ -326,10 +326,12 @@ def _sense_default(name: str):
                    "(moving every step), then only the best --confirm on all of them; a move is "
                    "still judged on the whole set. 0: every neighbour on the whole set.")
 @click.option("--confirm", type=click.IntRange(min=1), default=_sense_default("confirm"),
-              show_default=True, help="M: neighbours confirmed on the whole set per screened step.")
+              help="M: neighbours confirmed on the whole set per screened step. [default: 5; "
+                   "the car: 10]")
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S, overriding --screen-images (repeatable; 0: that "
-                   "layer unscreened). [default: layer1.0=640]")
+                   "layer unscreened; replaces the defaults). [default: layer1.0=640, and the "
+                   "car's fc1=0 fc2=0]")
 @click.option("--confirm-stages", type=click.IntRange(1, 64),
               default=_sense_default("confirm_stages"), show_default=True,
               help="Confirm on the rest of the set in this many pieces, dropping before each a "
@@ -364,9 +366,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
         config = sense.SenseConfig(
             **options, layers=list(layers) or None, budget_seconds=60 * budget_minutes,
             anneal_temperature=anneal,
-            layer_weights=_layer_values(layer_weights, float, "--layer-weight"),
-            screen_by_layer=(_layer_values(screen_by_layer, int, "--screen") if screen_by_layer
-                             else _sense_default_factory("screen_by_layer")))
+            layer_weights=_layer_values(layer_weights, float, "--layer-weight") or None,
+            screen_by_layer=_layer_values(screen_by_layer, int, "--screen") or None)
         out = out or sense.default_out(dataset, config.seed, backprop)
         if chains > 1:
             return _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir,
@@ -416,10 +417,6 @@ def _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir, j
                f"validation: {best['chain']}, test {100 * best['best']['test_accuracy']:.2f}%")
     click.echo(f"family: {pathlib.Path(out) / chains_.FAMILY_FILE}; an ensemble of it: "
                f"minisense ensemble {out}")
-
-
-def _sense_default_factory(name: str):
-    return next(f for f in fields(sense.SenseConfig) if f.name == name).default_factory()
 
 
 def _resume_search(folder, data_dir) -> sense.Search:
@@ -558,7 +555,8 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S (repeatable). [default: as minisense search]")
 @click.option("--confirm", type=click.IntRange(min=1), default=sense.SenseConfig.confirm,
-              show_default=True, help="M: candidates confirmed on the whole set per step.")
+              help="M: candidates confirmed on the whole set per step. [default: as minisense "
+                   "search]")
 @click.option("--confirm-stages", type=click.IntRange(1, 64),
               default=sense.SenseConfig.confirm_stages, show_default=True,
               help="As minisense search: confirmation in pieces with early rejection.")
@@ -572,8 +570,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
                                     confirm=confirm, neighbours=neighbours,
                                     confirm_stages=confirm_stages,
                                     screen_by_layer=_layer_values(screen_by_layer, int,
-                                                                  "--screen")
-                                    if screen_by_layer else sense.SenseConfig().screen_by_layer)
+                                                                  "--screen") or None)
     for label, r in results["networks"].items():
         click.echo(f"{label}: {r['images']} images, {r['threads']} threads, cache "
                    f"{r['cache_bytes'] / 2**20:.0f} MiB, peak RSS "

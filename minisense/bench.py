@@ -21,7 +21,7 @@ from minisense.delta import DeltaEvaluator, block_window, score_full_forward
 from minisense.delta_kernels import LANES
 from minisense.layers import SGD, Conv2d, Linear, MaxPool2d, softmax_cross_entropy
 from minisense.network import build_network, exact_logits
-from minisense.sense import fitness_set
+from minisense.sense import NETWORK_DEFAULTS, fitness_set
 from minisense.swaps import random_network, sample_swaps
 
 
@@ -145,7 +145,7 @@ def _blas_threads() -> int | None:
 
 def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candidates=None,
                  seconds_per_layer: float = 5.0, seed: int = 0, margin_clip: int = 1000,
-                 neighbours: int = 100, screen_images: int = 0, confirm: int = 5,
+                 neighbours: int = 100, screen_images: int = 0, confirm: int | None = None,
                  screen_by_layer: dict | None = None, confirm_stages: int = 1) -> dict:
     """Candidate bit swaps scored per second, per layer, with ``DeltaEvaluator.score`` (Numba
     delta evaluation) and with ``score_full_forward`` (a NumPy full forward per swap), measured
@@ -162,7 +162,8 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
     Screened evaluation (SENSE's racing, ``DeltaEvaluator.score_screened``): with
     ``screen_images`` > 0, steps of ``neighbours`` candidates are timed both ways in turn, on
     the whole set and screened on ``screen_images`` (or the layer's own slice in
-    ``screen_by_layer``, as ``SenseConfig`` has them) with ``confirm`` confirmed; the *effective*
+    ``screen_by_layer``, as ``SenseConfig`` has them) with ``confirm`` confirmed (None: the
+    network's defaults, ``sense.NETWORK_DEFAULTS``); the *effective*
     rate is neighbours decided per second, and its ratio to the whole-set rate of the same
     steps is measured in the same run.
     """
@@ -176,6 +177,9 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
     layers = names if layers is None else list(layers)
     defaults = {name: 20 if i == 0 else 500 if i == 1 else 20_000 for i, name in enumerate(names)}
     rng = np.random.default_rng(seed)
+    measured = NETWORK_DEFAULTS[net.architecture]
+    by_layer = measured["screen_by_layer"] if screen_by_layer is None else screen_by_layer
+    confirm = measured["confirm"] if confirm is None else confirm
     result = {"architecture": net.architecture, "images": int(len(images)),
               "threads": numba.get_num_threads(), "setup_seconds": setup_seconds,
               "cache_bytes": evaluator.cache_bytes, "layers": {}}
@@ -208,7 +212,7 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
             "speedup_over_oracle": evals_per_second / oracle_rate,
             "agrees_with_oracle": agrees,
         }
-        size = (screen_by_layer or {}).get(layer, screen_images) if screen_images else 0
+        size = by_layer.get(layer, screen_images) if screen_images else 0
         if 0 < size < len(images):
             result["layers"][layer].update(_bench_screened(
                 evaluator, layer, neighbours, size, confirm, confirm_stages, seconds_per_layer,
@@ -309,7 +313,7 @@ def _peak_rss_bytes() -> int | None:
 
 def bench_search_networks(dataset: str = "mnist", data_dir=None, images: int = 10_000,
                           sparsity: float = 80.0, checkpoints=(), seconds_per_layer: float = 5.0,
-                          seed: int = 0, screen_images: int = 0, confirm: int = 5,
+                          seed: int = 0, screen_images: int = 0, confirm: int | None = None,
                           neighbours: int = 100, screen_by_layer: dict | None = None,
                           confirm_stages: int = 1) -> dict:
     """``bench_search`` on a random ``sparsity``% network and on each checkpoint, with the

@@ -41,6 +41,8 @@ def run_chain(network: dict, dataset: str, data_dir, config: dict, out: str,
     this chain already; returns the search's summary with the chain's seed and folder."""
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     folder, config = pathlib.Path(out), sense.SenseConfig(**config)
+    net = sweep.network_from(network)
+    config.validate(net)              # settings left at None become the network's, as saved
     if (folder / sense.STATE_FILE).exists():
         saved = json.loads((folder / "config.json").read_text())
         # margin_clip 0 asks for the start's logit spread, which the chain saved as a number.
@@ -50,8 +52,7 @@ def run_chain(network: dict, dataset: str, data_dir, config: dict, out: str,
             raise MinisenseError(f"{folder} holds a chain of other settings; choose another --out")
         search = sense.resume(folder, data_dir, config.max_steps, config.budget_seconds)
     else:
-        search = sense.Search(sweep.network_from(network), data.load_cached(dataset, data_dir),
-                              config, folder)
+        search = sense.Search(net, data.load_cached(dataset, data_dir), config, folder)
     summary = search.run()
     return {"chain": folder.name, "seed": config.seed, "folder": str(folder),
             "family": search.network(search.best_weights).family(), **summary}

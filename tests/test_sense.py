@@ -9,9 +9,9 @@ from minisense import checkpoint, sense
 from minisense.data import load_dataset
 from minisense.delta import score_full_forward, score_logits
 from minisense.errors import MinisenseError
-from minisense.network import exact_logits
+from minisense.network import build_network, exact_logits
 from minisense.sense import SenseConfig, layer_at
-from minisense.swaps import apply_swap, sample_swaps
+from minisense.swaps import apply_swap, random_network, sample_swaps
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,21 @@ def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, t
 def test_bad_search_settings_are_one_line_errors(digits, tmp_path, overrides, message):
     with pytest.raises(MinisenseError, match=message):
         sense.start(small_config(**overrides), tmp_path / "r", "digits", sparsity=80)
+
+
+@pytest.mark.parametrize("architecture", ["mnist", "car"])
+def test_settings_left_at_none_take_the_network_s_measured_defaults(architecture):
+    shape = build_network(architecture, 0).input_shape
+    net = random_network(architecture, 80, 0, np.full((8, *shape), 100, np.uint8))
+    config = SenseConfig()
+    config.validate(net)
+    assert config.screen_by_layer == sense.NETWORK_DEFAULTS[architecture]["screen_by_layer"]
+    assert config.layer_weights == sense.NETWORK_DEFAULTS[architecture]["layer_weights"]
+    config.screen_by_layer["layer1.0"] = 1                 # a copy: the table stays as it is
+    assert sense.NETWORK_DEFAULTS[architecture]["screen_by_layer"]["layer1.0"] == 640
+    given = SenseConfig(screen_by_layer={}, layer_weights={"layer1.0": 0.5})
+    given.validate(net)
+    assert given.screen_by_layer == {} and given.layer_weights == {"layer1.0": 0.5}
 
 
 def test_random_init_sparsity_that_leaves_no_zero_is_refused(digits, tmp_path):
