@@ -30,8 +30,8 @@ may have its own slice in ``screen_by_layer``), and only the ``confirm`` best of
 network on the images seen so far). Slice plus rest is exactly the whole-set score, so a move is
 still accepted only when its whole-set fitness beats the current network's, and every recorded
 fitness is a whole-set one; with ``screen_images`` = 0 every neighbour is scored on the whole
-set, the plain Algorithm 2. Per-layer slices and schedule odds left at None are each network's
-measured ones (``NETWORK_DEFAULTS``).
+set, the plain Algorithm 2. Per-layer slices, schedule odds and M left at None are each
+network's measured ones (``NETWORK_DEFAULTS``).
 
 Beyond the paper: ``anneal_temperature`` > 0 turns hill climbing into simulated annealing (its
 stated future work): a worse best-neighbour is accepted with probability exp(delta / T), delta
