@@ -518,14 +518,14 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
     data = load_dataset(dataset, data_dir)
     r = bench.bench_train(data.train.images, data.train.labels, batches=batches, repeats=repeats,
             epoch_images=epoch_images)
-    click.echo(f"dense {dataset} training, batch {r['batch_size']}, {r['blas_threads']} BLAS "
-               f"threads, load average {r['load_average_before']:.2f} -> "
-               f"{r['load_average_after']:.2f}")
+    click.echo(f"dense {dataset} training, batch {r['batch_size']} in {r['shards']} shards on "
+               f"{r['threads']} threads (products alone: {r['blas_threads']} BLAS threads), "
+               f"load average {r['load_average_before']:.2f} -> {r['load_average_after']:.2f}")
     click.echo(f"{'module':<12} {'forward s':>10} {'backward s':>11}   (per epoch of "
                f"{epoch_images} images)")
     for name, t in r["layers"].items():
         click.echo(f"{name:<12} {t['forward_seconds']:>10.2f} {t['backward_seconds']:>11.2f}")
-    click.echo(f"{'loss+update':<12} {r['other_seconds']:>10.2f}")
+    click.echo(f"{'other':<12} {r['other_seconds']:>10.2f}   (loss, update, the slower shard)")
     click.echo(f"epoch: {r['epoch_seconds']:.1f} s (forward {r['forward_seconds']:.1f} s, "
                f"backward {r['backward_seconds']:.1f} s); matrix products alone "
                f"{r['gemm_floor_epoch_seconds']:.1f} s; ratio {r['ratio_to_gemm_floor']:.2f}x "

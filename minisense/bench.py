@@ -1,7 +1,8 @@
 """Speed of p-SIREN's training step: seconds per epoch, by layer, forward and backward.
 
 ``bench_train`` times dense MNIST training (Algorithm 1, step 1) at batch 100 on real batches,
-module by module, and extrapolates to one epoch of ``epoch_images`` images. As a baseline measured
+as p-SIREN trains (the batch in shards on the machine's cores, ``minisense.shards``), module by
+module, and extrapolates to one epoch of ``epoch_images`` images. As a baseline measured
 in the same run it times the matrix products alone that the same epoch needs (every convolution
 and fully-connected layer as one BLAS product forward, two backward): the part no NumPy
 implementation can avoid. Timings on a shared machine are noisy, so the load average is reported
@@ -19,9 +20,11 @@ from minisense import checkpoint
 from minisense.data import architecture_for, load_dataset
 from minisense.delta import DeltaEvaluator, block_window, score_full_forward
 from minisense.delta_kernels import LANES
-from minisense.layers import SGD, Conv2d, Linear, MaxPool2d, softmax_cross_entropy
+from minisense.layers import SGD, Conv2d, Linear, MaxPool2d
 from minisense.network import build_network, exact_logits
+from minisense.psiren import sgd_step
 from minisense.sense import NETWORK_DEFAULTS, fitness_set
+from minisense.shards import Shards, blas_threads
 from minisense.swaps import random_network, sample_swaps
 
 
@@ -29,15 +32,40 @@ def _module_label(module) -> str:
     return getattr(module, "name", type(module).__name__)
 
 
+class _TimedShards(Shards):
+    """:class:`minisense.shards.Shards` that adds up each module's seconds, per shard and pass."""
+
+    def __init__(self, modules: list):
+        super().__init__(modules)
+        self.seconds = np.zeros((self.shards, len(modules), 2))
+
+    def _forward(self, s: int, x: np.ndarray) -> np.ndarray:
+        for i, m in enumerate(self._replicas[s]):
+            t = time.perf_counter()
+            x = m.forward(x)
+            self.seconds[s, i, 0] += time.perf_counter() - t
+        return x
+
+    def _backward(self, s: int, d: np.ndarray) -> None:
+        for i in reversed(range(len(self.modules))):
+            t = time.perf_counter()
+            d = self._replicas[s][i].backward(d)
+            self.seconds[s, i, 1] += time.perf_counter() - t
+            if d is None:
+                break
+
+
 def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repeats: int = 5,
                 batch_size: int = 100, epoch_images: int = 60_000, seed: int = 0) -> dict:
     """Seconds per epoch of dense training, split by module and pass; images uint8 (n, 28, 28).
 
-    Each repeat runs ``batches`` SGD steps (forward, backward, update) and then the same number
-    of steps of the matrix products alone, so that both see the machine in the same state (on a
-    shared machine its speed drifts by tens of percent within a minute). The ratio is the median
-    of the repeats' ratios; times are the median repeat's, scaled to ``epoch_images /
-    batch_size`` steps.
+    Each repeat runs ``batches`` SGD steps as p-SIREN runs them (``psiren.sgd_step``: the batch
+    in shards on the machine's cores) and then the same number of steps of the matrix products
+    alone (on all of BLAS's threads), so that both see the machine in the same state (on a shared
+    machine its speed drifts by tens of percent within a minute). The ratio is the median of the
+    repeats' ratios; times are the median repeat's, scaled to ``epoch_images / batch_size``
+    steps. A module's seconds are its mean over the shards, which run at the same time; "other"
+    is the rest of the step's wall time (loss, update, waiting for the slower shard).
     """
     net = build_network("mnist", seed)
     optimizer = SGD(list(net.weighted.values()), lr=0.01, momentum=0.9)
@@ -45,35 +73,20 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
     products = _product_operands(net, batch_size)
     steps_per_epoch = epoch_images / batch_size
     load_before = os.getloadavg()
+    shards = _TimedShards(net.modules)
     runs = []
     for repeat in range(repeats + 1):                        # repeat 0 warms caches up
-        forward = np.zeros(len(net.modules))
-        backward = np.zeros(len(net.modules))
-        other = 0.0
-        for _ in range(batches):
-            idx = rng.integers(0, len(images), batch_size)
-            t = time.perf_counter()
-            x = images[idx][..., None].astype(np.float32) * np.float32(1 / 255)
-            other -= time.perf_counter() - t
-            for i, m in enumerate(net.modules):
-                t = time.perf_counter()
-                x = m.forward(x)
-                forward[i] += time.perf_counter() - t
-            t = time.perf_counter()
-            _, d = softmax_cross_entropy(x, labels[idx])
-            other += time.perf_counter() - t
-            for i in reversed(range(len(net.modules))):
-                t = time.perf_counter()
-                d = net.modules[i].backward(d)
-                backward[i] += time.perf_counter() - t
-                if d is None:
-                    break
-            t = time.perf_counter()
-            optimizer.step()
-            other += time.perf_counter() - t
+        shards.seconds[:] = 0
+        with shards:
+            wall = time.perf_counter()
+            for _ in range(batches):
+                idx = rng.integers(0, len(images), batch_size)
+                sgd_step(net, shards, optimizer, images[idx], labels[idx])
+            wall = time.perf_counter() - wall
         floor = _time_products(products, batches)
         if repeat:
-            runs.append((forward, backward, other, floor))
+            per_module = shards.seconds.mean(axis=0)
+            runs.append((per_module[:, 0], per_module[:, 1], wall - per_module.sum(), floor))
     total = [f.sum() + b.sum() + o for f, b, o, _ in runs]
     forward, backward, other, _ = runs[int(np.argsort(total)[len(total) // 2])]
     scale = steps_per_epoch / batches
@@ -87,7 +100,7 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
     ratios = [t / run[3] for t, run in zip(total, runs)]
     return {
         "epoch_images": epoch_images, "batch_size": batch_size, "batches_timed": batches,
-        "repeats": repeats,
+        "repeats": repeats, "shards": shards.shards, "threads": shards.workers.threads,
         "epoch_seconds": (forward.sum() + backward.sum() + other) * scale,
         "forward_seconds": forward.sum() * scale, "backward_seconds": backward.sum() * scale,
         "other_seconds": other * scale, "layers": layers,
@@ -95,7 +108,7 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
         "ratio_to_gemm_floor": float(np.median(ratios)),
         "ratios_by_repeat": [float(r) for r in ratios],
         "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0],
-        "blas_threads": _blas_threads(),
+        "blas_threads": blas_threads(),
     }
 
 
@@ -129,14 +142,6 @@ def _time_products(products: list[tuple], batches: int) -> float:
             if i:                                              # input gradient (not the image's)
                 dy @ b.T
     return time.perf_counter() - t
-
-
-def _blas_threads() -> int | None:
-    try:
-        from threadpoolctl import threadpool_info
-        return max(info["num_threads"] for info in threadpool_info())
-    except Exception:                                          # threadpoolctl is optional
-        return None
 
 
 # ----------------------------------------------------------------------------------------------

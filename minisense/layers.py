@@ -20,6 +20,8 @@ per-layer scale of the binary network (``network.binarize``).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 # ----------------------------------------------------------------------------------------------
@@ -346,6 +348,16 @@ class Conv2d(Weighted):
         if self.gain != 1.0:
             dy = dy * self.gain
         return conv_input_grad(dy, self._weight, self._x_shape, p, q, self._work())
+
+
+def replica(module, scratch: Scratch):
+    """A shallow copy of ``module`` with work arrays of its own (``scratch``): it shares the
+    weights, mask and gain, and keeps its own caches, so that several parts of a batch can go
+    through one layer at once (``minisense.shards``)."""
+    twin = copy.copy(module)
+    if isinstance(twin, Conv2d):
+        twin._scratch = scratch
+    return twin
 
 
 class Linear(Weighted):

@@ -49,10 +49,14 @@ from minisense.layers import (
     im2col,
     max_pool,
 )
+from minisense.shards import Shards, Workers
 
 ARCHITECTURES = ("mnist", "car")
 INPUT_SCALE = 255          # T_0: uint8 pixels
 EXACT_FLOAT32_LIMIT = 2 ** 24
+# Images per evaluated batch: small enough for a batch's patches to stay in the caches (10,000
+# MNIST images took 1.7 s in batches of 100 and 3.3 s in batches of 1,000, on 2 cores).
+EVALUATION_BATCH = 100
 
 
 def family(w: np.ndarray) -> dict[str, int]:
@@ -87,9 +91,14 @@ class Network:
                 conv.pool = pool.k      # hand the pooling k*k contiguous arrays (layers.im2col)
 
     # -- float forward/backward (training) ---------------------------------------------------
+    @staticmethod
+    def input(images: np.ndarray) -> np.ndarray:
+        """images uint8 (n, h, w) -> the float32 input x = u / 255, (n, h, w, 1)."""
+        return images[..., None].astype(np.float32) * np.float32(1.0 / INPUT_SCALE)
+
     def forward(self, images: np.ndarray) -> np.ndarray:
         """images uint8 (n, h, w) -> float32 logits (n, num_classes); caches for ``backward``."""
-        x = images[..., None].astype(np.float32) * np.float32(1.0 / INPUT_SCALE)
+        x = self.input(images)
         for m in self.modules:
             x = m.forward(x)
         return x
@@ -102,12 +111,14 @@ class Network:
             if d is None:
                 break
 
-    def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Predicted classes (n,) int64: exact integer inference once binary, float before."""
+    def predict(self, images: np.ndarray, batch_size: int = EVALUATION_BATCH) -> np.ndarray:
+        """Predicted classes (n,) int64: exact integer inference once binary, float before
+        (batches of ``batch_size`` images, in shards on the machine's cores)."""
         if self.is_binary:
             return exact_logits(self, images, batch_size).argmax(axis=1)
-        return np.concatenate([self.forward(images[i:i + batch_size]).argmax(axis=1)
-                               for i in range(0, len(images), batch_size)])
+        with Shards(self.modules) as shards:
+            return np.concatenate([shards.forward(self.input(images[i:i + batch_size])).argmax(
+                axis=1) for i in range(0, len(images), batch_size)])
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
         return float((self.predict(images) == labels).mean())
@@ -220,13 +231,14 @@ def fix_thresholds(net: Network) -> None:
         previous = threshold
 
 
-def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000,
+def exact_logits(net: Network, images: np.ndarray, batch_size: int = EVALUATION_BATCH,
                  stop_after: str | None = None) -> np.ndarray:
     """The binary network's integer outputs Z (n, num_classes) int64, computed without rounding.
 
     See the module docstring for the arithmetic: H_0 = u, H_l = clip(W_l H_{l-1}, -T_l, T_l).
     With ``stop_after`` a layer name, returns that layer's integer pre-activations instead
-    (before pooling and clip), e.g. (n, h, w, out) for a convolution.
+    (before pooling and clip), e.g. (n, h, w, out) for a convolution. Batches of ``batch_size``
+    images run on the machine's cores (integer sums: the same result in any order).
     """
     weights = net.ternary_weights()
     names = list(net.weighted)
@@ -241,8 +253,7 @@ def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000,
     matrices = {name: (conv_weight_matrix(w) if w.ndim == 4 else w.T).astype(dtype)
                 for name, w in weights.items()}
 
-    outputs = []
-    for start in range(0, len(images), batch_size):
+    def batch(_, start: int) -> np.ndarray:
         x = images[start:start + batch_size, :, :, None].astype(dtype)
         limit = None
         for m in net.modules:
@@ -250,19 +261,25 @@ def exact_logits(net: Network, images: np.ndarray, batch_size: int = 1000,
                 n, h, w_, _ = x.shape
                 ho = h + 2 * m.padding - m.kernel + 1
                 wo = w_ + 2 * m.padding - m.kernel + 1
-                x = (im2col(x, m.kernel, m.kernel, m.padding) @ matrices[m.name]).reshape(
-                    n, ho, wo, -1)
+                # Rows grouped for the max-pooling that follows, as in training (layers.im2col)
+                q = m.pool if m.name != stop_after else 1
+                x = (im2col(x, m.kernel, m.kernel, m.padding, q) @ matrices[m.name]).reshape(
+                    (n, ho, wo, -1) if q == 1 else (q * q, n, ho // q, wo // q, -1))
             elif isinstance(m, Linear):
                 x = x @ matrices[m.name]
             elif isinstance(m, HardTanh):
                 x = np.clip(x, -limit, limit)
             elif isinstance(m, MaxPool2d):
                 x = max_pool(x, m.k)[0]
+            elif isinstance(m, Flatten):
+                x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
             else:
-                x = m.forward(x)
+                raise MinisenseError(f"exact_logits does not know the layer {type(m).__name__}")
             if isinstance(m, Weighted):
                 if m.name == stop_after:
                     break
                 limit = net.thresholds.get(m.name)
-        outputs.append(np.rint(x).astype(np.int64))
-    return np.concatenate(outputs)
+        return np.rint(x).astype(np.int64)
+
+    with Workers() as workers:
+        return np.concatenate(workers.map(batch, range(0, len(images), batch_size)))

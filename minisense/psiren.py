@@ -35,6 +35,7 @@ from minisense.data import architecture_for, load_dataset, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.layers import SGD, softmax_cross_entropy
 from minisense.network import Network, binarize, build_network, fix_thresholds
+from minisense.shards import Shards
 
 STEPS = ("dense", "prune", "sparse", "binary")
 PRUNING = ("global", "layer")
@@ -170,18 +171,26 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
     starts = range(0, len(images), batch_size)
     total = 0.0
     # Overflow means divergence, which the caller reports as one line from the non-finite loss.
-    with progress(starts, label=label) as bar, np.errstate(over="ignore", invalid="ignore"):
+    with progress(starts, label=label) as bar, np.errstate(over="ignore", invalid="ignore"), \
+            Shards(net.modules) as shards:
         for i, start in enumerate(bar):
             batch = order[start:start + batch_size]
             if lr_schedule is not None:
                 optimizer.lr = lr_schedule(i)
             if before_batch is not None:
                 before_batch(i)
-            loss, dlogits = softmax_cross_entropy(net.forward(images[batch]), labels[batch])
-            net.backward(dlogits)
-            optimizer.step()
+            loss = sgd_step(net, shards, optimizer, images[batch], labels[batch])
             total += loss * len(batch)
     return total / len(images)
+
+
+def sgd_step(net: Network, shards: Shards, optimizer: SGD, images: np.ndarray,
+             labels: np.ndarray) -> float:
+    """One SGD step on a batch (forward and backward in ``shards``); returns the batch's loss."""
+    loss, dlogits = softmax_cross_entropy(shards.forward(net.input(images)), labels)
+    shards.backward(dlogits)
+    optimizer.step()
+    return loss
 
 
 def _cosine(lr: float, epochs: int, batches: int):
@@ -383,16 +392,15 @@ def binary_backprop(net: Network, dataset, budget_seconds: float, lr: float = 0.
         records.append(r)
         on_record(r)
 
+    shards = Shards(net.modules)
     record()
     while seconds < budget_seconds and not (max_batches and batches >= max_batches):
         started = time.perf_counter()
         order = rng.permutation(len(train.images))
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            _, dlogits = softmax_cross_entropy(net.forward(train.images[batch]),
-                                               train.labels[batch])
-            net.backward(dlogits)
-            optimizer.step()
+            with shards:            # left between batches: the records evaluate on all cores
+                sgd_step(net, shards, optimizer, train.images[batch], train.labels[batch])
             batches += 1
             if batches % evaluate_every == 0 or batches == max_batches:
                 seconds += time.perf_counter() - started
