@@ -3,12 +3,12 @@ backward), and the same result on any number of threads."""
 
 import numpy as np
 import pytest
+from test_network import integer_oracle, sparse_binary
 
 from minisense.layers import SGD, softmax_cross_entropy
 from minisense.network import binarize, build_network, exact_logits
 from minisense.psiren import sgd_step
 from minisense.shards import Shards, Workers
-from test_network import integer_oracle, sparse_binary
 
 
 def batch(architecture, n, seed=0):
