@@ -141,7 +141,7 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
     dx (n, h, w, in).
 
     Input pixel (a, b) gets sum_{i, j} dy[a + p - i, b + p - j] @ weight[:, :, i, j]. One copy
-    lays out, for each row of dy (zero-padded to h + kh - 1 rows) and each input column b, the kw
+    lays out, for each row of dy that reaches the input and each input column b, the kw
     columns of dy that reach b (``windows``, kw*out values). One product with the weights of
     every kernel row gives each row's share for each kernel row i (``parts``); input row a then
     adds the shares of dy row a + p - i for i = 0 .. kh-1: kh shifted additions, instead of
@@ -158,7 +158,8 @@ def conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple, padding:
     weights = np.ascontiguousarray(weight[:, :, :, ::-1].transpose(3, 0, 2, 1)).reshape(
         kw * out, kh * c)
     dx = np.empty((n, h, w, c), dtype=dy.dtype)
-    step = max(1, WINDOW_BYTES // ((h + kh - 1) * w * kw * out * dy.itemsize))
+    r0, r1 = _reaching(h, w, kh, kw, padding, pool)[:2]
+    step = max(1, WINDOW_BYTES // (max(1, r1 - r0) * w * kw * out * dy.itemsize))
     for lo in range(0, n, step):
         block = dy[:, lo:lo + step] if pool > 1 else dy[lo:lo + step]
         _input_grad_block(block, weights, dx[lo:lo + step], (kh, kw, padding, pool), scratch)
@@ -173,35 +174,48 @@ def _input_grad_block(dy: np.ndarray, weights: np.ndarray, dx: np.ndarray, geome
     m, h, w, c = dx.shape
     out = dy.shape[-1]
     ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
-    top, left = kh - 1 - padding, kw - 1 - padding      # where dy's first row/column go in wide
-    wide = _array(scratch, "wide", (m, h + kh - 1, w + kw - 1, out), dy.dtype)
-    if pool > 1:
-        r0, r1, c0, c1 = 0, ho // pool * pool, 0, wo // pool * pool   # rows/columns pooled
-        region = wide[:, top:top + r1, left:left + c1]
+    r0, r1, c0, c1 = _reaching(h, w, kh, kw, padding, pool)
+    left = kw - 1 - padding                      # where dy's column 0 goes in ``wide``
+    # Only the rows of dy that reach the input are laid out (no zero rows: a zero row would
+    # cost its windows and its share of the product, 4/18 of them for MNIST's layer2.0).
+    wide = _array(scratch, "wide", (m, r1 - r0, w + kw - 1, out), dy.dtype)
+    if pool > 1:                                 # r0 = c0 = 0 here
+        region = wide[:, :, left:left + c1]
         for target, block in zip(window_offsets(region, pool), dy):
             target[...] = block
     else:
-        r0, r1 = max(-top, 0), min(ho, h + kh - 1 - top)          # dy rows and columns that
-        c0, c1 = max(-left, 0), min(wo, w + kw - 1 - left)        # reach the input
-        wide[:, r0 + top:r1 + top, c0 + left:c1 + left] = dy[:, r0:r1, c0:c1]
-    wide[:, :r0 + top] = 0                                         # the zero border
-    wide[:, r1 + top:] = 0
-    wide[:, :, :c0 + left] = 0
+        wide[:, :, c0 + left:c1 + left] = dy[:, r0:r1, c0:c1]
+    wide[:, :, :c0 + left] = 0                   # the zero columns at the sides
     wide[:, :, c1 + left:] = 0
-    windows = _array(scratch, "windows", (m, h + kh - 1, w, kw, out), dy.dtype)
+    windows = _array(scratch, "windows", (m, r1 - r0, w, kw, out), dy.dtype)
     # window b holds dy's columns b + p - kw + 1 .. b + p: kernel columns kw-1 .. 0
     windows[...] = np.lib.stride_tricks.sliding_window_view(wide, kw, axis=2).transpose(
         0, 1, 2, 4, 3)
-    parts = _array(scratch, "parts", (m * (h + kh - 1) * w, kh * c), dy.dtype)
+    parts = _array(scratch, "parts", (m * (r1 - r0) * w, kh * c), dy.dtype)
     np.matmul(windows.reshape(-1, kw * out), weights, out=parts)
-    parts = parts.reshape(m, h + kh - 1, w, kh, c)
-    # input row a, kernel row i: dy row a + p - i, which is row a + kh - 1 - i of ``wide``
-    if kh == 1:
-        dx[...] = parts[:, :, :, 0]
-        return
-    np.add(parts[:, kh - 1:kh - 1 + h, :, 0], parts[:, kh - 2:kh - 2 + h, :, 1], out=dx)
-    for i in range(2, kh):
-        np.add(dx, parts[:, kh - 1 - i:kh - 1 - i + h, :, i], out=dx)
+    parts = parts.reshape(m, r1 - r0, w, kh, c)
+    # input row a, kernel row i: dy row y = a + p - i, row y - r0 of ``parts``, if r0 <= y < r1
+    spans = [(i, max(0, r0 - padding + i), min(h, r1 - padding + i)) for i in range(kh)]
+    whole = [i for i, a0, a1 in spans if a0 == 0 and a1 == h]
+    if whole:                                    # a kernel row that reaches every input row
+        first = padding - whole[0] - r0
+        dx[...] = parts[:, first:first + h, :, whole[0]]
+    else:
+        dx[...] = 0
+    for i, a0, a1 in spans:
+        if a1 > a0 and i not in whole[:1]:
+            first = a0 + padding - i - r0
+            np.add(dx[:, a0:a1], parts[:, first:first + a1 - a0, :, i], out=dx[:, a0:a1])
+
+
+def _reaching(h: int, w: int, kh: int, kw: int, padding: int, pool: int) -> tuple:
+    """The rows [r0, r1) and columns [c0, c1) of a convolution's output (pooled: the part
+    pooling keeps) whose gradient reaches its (h, w) input: y + i - p in [0, h) for some i."""
+    ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
+    if pool > 1:
+        ho, wo = ho // pool * pool, wo // pool * pool
+    return (max(0, padding - kh + 1), min(ho, h + padding),
+            max(0, padding - kw + 1), min(wo, w + padding))
 
 
 def conv_weight_matrix(weight: np.ndarray) -> np.ndarray:
