@@ -173,7 +173,6 @@ def _input_grad_block(dy: np.ndarray, weights: np.ndarray, dx: np.ndarray, geome
     kh, kw, padding, pool = geometry
     m, h, w, c = dx.shape
     out = dy.shape[-1]
-    ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
     r0, r1, c0, c1 = _reaching(h, w, kh, kw, padding, pool)
     left = kw - 1 - padding                      # where dy's column 0 goes in ``wide``
     # Only the rows of dy that reach the input are laid out (no zero rows: a zero row would
