@@ -162,7 +162,8 @@ def _no_progress(iterable, label=""):
 def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer: SGD,
                 rng: np.random.Generator, batch_size: int, lr_schedule=None,
                 progress=_no_progress, label: str = "", before_batch=None) -> float:
-    """One epoch of minibatch SGD over a fresh permutation; returns the mean loss.
+    """One epoch of minibatch SGD over a fresh permutation; returns the mean loss. Each batch
+    goes forward and backward in shards on the machine's cores (``minisense.shards``).
 
     images uint8 (n, h, w), labels int64 (n,). ``lr_schedule(i)`` gives the rate for batch i;
     ``before_batch(i)``, if given, runs before batch i (step 2 moves the mask there).
