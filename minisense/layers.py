@@ -42,8 +42,8 @@ class Scratch:
 
     A training step needs tens of megabytes of temporaries (patches, gradient windows); a layer
     keeps them from batch to batch instead of asking the allocator for them again. An array
-    grows to the largest batch it has seen (an evaluation batch of 1,000 MNIST images takes
-    about 390 MB of patches in the two convolutions).
+    grows to the largest batch it has seen (a shard of 50 MNIST images takes about 20 MB of
+    patches in the two convolutions).
     """
 
     def __init__(self):
