@@ -400,7 +400,7 @@ def binary_backprop(net: Network, dataset, budget_seconds: float, lr: float = 0.
         order = rng.permutation(len(train.images))
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            with shards:            # left between batches: the records evaluate on all cores
+            with shards:            # left between batches: a record evaluates on all cores
                 sgd_step(net, shards, optimizer, train.images[batch], train.labels[batch])
             batches += 1
             if batches % evaluate_every == 0 or batches == max_batches:

@@ -28,9 +28,9 @@ from minisense.layers import Scratch, Weighted, replica
 SHARDS = 2
 
 
-def blas_threads() -> int:
+def blas_threads(controller: ThreadpoolController | None = None) -> int:
     """How many threads BLAS may use in this process (1 in a sweep's worker, which pins it)."""
-    blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    blas = (controller or ThreadpoolController()).select(user_api="blas").lib_controllers
     return max((lib.num_threads for lib in blas), default=1)
 
 
@@ -38,29 +38,30 @@ class Workers:
     """``threads`` threads for parts of one piece of work (default: as many as BLAS may use).
 
     A context manager: inside it BLAS runs on one thread, so that the threads, not BLAS, share
-    the cores, and a product's rounding does not depend on the machine's thread count.
+    the cores, and a product's rounding does not depend on the machine's thread count. It may be
+    entered again and again (once per batch, say): the threads are made once and live as long as
+    the object, and leaving only gives BLAS its threads back.
     """
 
     def __init__(self, threads: int | None = None):
-        self.threads = max(1, blas_threads() if threads is None else threads)
+        self._controller = ThreadpoolController()
+        self.threads = max(1, blas_threads(self._controller) if threads is None else threads)
         self._executor = None
         self._limit = None
 
     def __enter__(self) -> Workers:
-        self._limit = ThreadpoolController().limit(limits=1, user_api="blas")
-        if self.threads > 1:
+        self._limit = self._controller.limit(limits=1, user_api="blas")
+        if self.threads > 1 and self._executor is None:
             self._executor = ThreadPoolExecutor(self.threads - 1)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
         self._limit.restore_original_limits()
 
     def map(self, function, parts: list) -> list:
         """``[function(i, part) for i, part in enumerate(parts)]``, the parts in ``threads``
-        consecutive groups at once; the calling thread takes the first group."""
+        consecutive groups at once; the calling thread takes the first group. Call it inside the
+        context."""
         if self._executor is None or len(parts) < 2:
             return [function(i, part) for i, part in enumerate(parts)]
         per = -(-len(parts) // self.threads)
