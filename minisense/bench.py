@@ -1,7 +1,7 @@
 """Speed of p-SIREN's training step: seconds per epoch, by layer, forward and backward.
 
 ``bench_train`` times dense MNIST training (Algorithm 1, step 1) at batch 100 on real batches,
-as p-SIREN trains (the batch in shards on the machine's cores, ``minisense.shards``), module by
+as p-SIREN trains (the batch in shards on the machine's cores, ``minisense.fast.shards``), module by
 module, and extrapolates to one epoch of ``epoch_images`` images. As a baseline measured
 in the same run it times the matrix products alone that the same epoch needs (every convolution
 and fully-connected layer as one BLAS product forward, two backward): the part no NumPy
@@ -18,13 +18,13 @@ import numpy as np
 
 from minisense import checkpoint
 from minisense.data import architecture_for, load_dataset
-from minisense.delta import DeltaEvaluator, block_window, score_full_forward
-from minisense.delta_kernels import LANES
-from minisense.layers import SGD, Conv2d, Linear, MaxPool2d
+from minisense.fast.delta import DeltaEvaluator, block_window, score_full_forward
+from minisense.fast.kernels import LANES
+from minisense.fast.layers import SGD, Conv2d, Linear, MaxPool2d
+from minisense.fast.shards import Shards, blas_threads
 from minisense.network import build_network, exact_logits
 from minisense.psiren import sgd_step
 from minisense.sense import NETWORK_DEFAULTS, fitness_set
-from minisense.shards import Shards, blas_threads
 from minisense.swaps import random_network, sample_swaps
 
 
@@ -33,7 +33,8 @@ def _module_label(module) -> str:
 
 
 class _TimedShards(Shards):
-    """:class:`minisense.shards.Shards` that adds up each module's seconds, per shard and pass."""
+    """:class:`minisense.fast.shards.Shards` that adds up each module's seconds, per shard and
+    pass."""
 
     def __init__(self, modules: list):
         super().__init__(modules)

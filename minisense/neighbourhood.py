@@ -4,8 +4,8 @@ Section 4.2 samples *first neighbours* of a p-SIREN network (one bit swap, Secti
 distinct times" in one layer, and looks at them three ways:
 
 * ``survey`` -- the test accuracy of every sampled neighbour, per layer, next to the original's
-  (Figs. 3 and 9). Neighbours are scored by delta evaluation (``minisense.delta``) in chunks that
-  are independent tasks for ``minisense.sweep`` (local processes or a Dask cluster).
+  (Figs. 3 and 9). Neighbours are scored by delta evaluation (``minisense.fast.delta``) in chunks
+  that are independent tasks for ``minisense.sweep`` (local processes or a Dask cluster).
 * ``weight_vectors`` + ``embed`` -- each neighbour as its weight vector, projected to 2-D by t-SNE,
   LLE or Isomap (scikit-learn's manifold module), accuracy as the third axis (Figs. 4, 10, 11).
 * ``climb`` -- SENSE (Algorithm 2, Section 4.3) from the p-SIREN network, keeping every
@@ -27,8 +27,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from minisense import data, sweep
-from minisense.delta import DeltaEvaluator
 from minisense.errors import MinisenseError
+from minisense.fast.delta import DeltaEvaluator
 from minisense.network import Network
 from minisense.swaps import sample_swaps
 

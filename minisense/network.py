@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.layers import (
+from minisense.fast.layers import (
     Conv2d,
     Flatten,
     HardTanh,
@@ -49,7 +49,7 @@ from minisense.layers import (
     im2col,
     max_pool,
 )
-from minisense.shards import Shards, Workers
+from minisense.fast.shards import Shards, Workers
 
 ARCHITECTURES = ("mnist", "car")
 INPUT_SCALE = 255          # T_0: uint8 pixels
@@ -65,7 +65,7 @@ def family(w: np.ndarray) -> dict[str, int]:
 
 
 class Network:
-    """A sequential network of the layers in ``minisense.layers``.
+    """A sequential network of the layers in ``minisense.fast.layers``.
 
     Attributes
     ----------

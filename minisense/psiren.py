@@ -33,9 +33,9 @@ import numpy as np
 from minisense import checkpoint, files
 from minisense.data import architecture_for, load_dataset, majority_baseline
 from minisense.errors import MinisenseError
-from minisense.layers import SGD, softmax_cross_entropy
+from minisense.fast.layers import SGD, softmax_cross_entropy
+from minisense.fast.shards import Shards
 from minisense.network import Network, binarize, build_network, fix_thresholds
-from minisense.shards import Shards
 
 STEPS = ("dense", "prune", "sparse", "binary")
 PRUNING = ("global", "layer")
@@ -163,7 +163,7 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
                 rng: np.random.Generator, batch_size: int, lr_schedule=None,
                 progress=_no_progress, label: str = "", before_batch=None) -> float:
     """One epoch of minibatch SGD over a fresh permutation; returns the mean loss. Each batch
-    goes forward and backward in shards on the machine's cores (``minisense.shards``).
+    goes forward and backward in shards on the machine's cores (``minisense.fast.shards``).
 
     images uint8 (n, h, w), labels int64 (n,). ``lr_schedule(i)`` gives the rate for batch i;
     ``before_batch(i)``, if given, runs before batch i (step 2 moves the mask there).

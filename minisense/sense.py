@@ -2,8 +2,8 @@
 
 Start from a p-SIREN network ("with backprop") or a random sparse ternary one ("without
 backprop"). Each *step* samples K first neighbours (bit swaps, ``minisense.swaps``) in the
-layer the schedule names, scores them all by delta evaluation (``minisense.delta``), and moves to
-the best one if it beats the current network. A layer's counts of -1/0/+1 never change: the
+layer the schedule names, scores them all by delta evaluation (``minisense.fast.delta``), and moves
+to the best one if it beats the current network. A layer's counts of -1/0/+1 never change: the
 search walks inside one family.
 
 Schedules (which layer step t perturbs):
@@ -57,9 +57,9 @@ import numpy as np
 
 from minisense import checkpoint, files
 from minisense.data import architecture_for, load_dataset, majority_baseline
-from minisense.delta import DeltaEvaluator
-from minisense.delta_kernels import LANES
 from minisense.errors import MinisenseError
+from minisense.fast.delta import DeltaEvaluator
+from minisense.fast.kernels import LANES
 from minisense.network import Network, build_network, exact_logits
 from minisense.psiren import binary_backprop
 from minisense.swaps import random_network, sample_swaps

@@ -15,7 +15,7 @@ Same seeds, same results, wherever a task runs: every task carries its own seed,
 ONE BLAS thread. The second is needed because a float matrix product's rounding depends on how
 many threads split it (measured: p-SIREN losses differ in the 8th digit between 1 and 2 OpenBLAS
 threads), so a task run on a 2-thread laptop and on a 16-thread cluster node would otherwise
-drift apart. The integer delta evaluation (``minisense.delta``) is exact with any thread count.
+drift apart. The integer delta evaluation (``minisense.fast.delta``) is exact with any thread count.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from minisense import car, checkpoint, data, expert
 from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, ExpertConfig, next_wheel_angle
-from minisense.layers import Flatten
+from minisense.fast.layers import Flatten
 from minisense.network import build_network
 from minisense.swaps import random_network
 

@@ -22,7 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from minisense import checkpoint, data, delta, files, reproduce, sense
+from minisense import checkpoint, data, files, reproduce, sense
+from minisense.fast import delta
 from minisense.swaps import random_network, sample_swaps
 
 TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",

@@ -8,12 +8,13 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = ("minisense", "cli")
-SOURCES = sorted(p for package in PROJECT for p in (ROOT / package).glob("*.py"))
+SOURCES = sorted(p for package in PROJECT for p in (ROOT / package).rglob("*.py"))
 TESTS = sorted((ROOT / "tests").glob("*.py"))
 
 
 def module_name(path: pathlib.Path) -> str:
-    return f"{path.parent.name}.{path.stem}".removesuffix(".__init__")
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts).removesuffix(".__init__")
 
 
 def project_imports(node: ast.AST, importer: str) -> list[str]:
@@ -64,6 +65,21 @@ def test_no_import_cycle_between_the_package_modules():
 
     for name in sorted(graph):
         visit(name)
+
+
+def test_the_textbook_tier_never_imports_the_fast_tier():
+    """The textbook is read alone: it imports nothing of ``minisense.fast``, directly or through
+    another project module."""
+    graph = top_level_graph()
+    for name in [n for n in graph if n.startswith("minisense.textbook")]:
+        seen, todo = set(), [name]
+        while todo:
+            for other in graph.get(todo.pop(), ()):
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        assert not [m for m in seen if m.startswith("minisense.fast")], \
+            f"{name} reaches the fast tier: {sorted(m for m in seen if 'fast' in m)}"
 
 
 @pytest.mark.parametrize("path", SOURCES + TESTS, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -7,7 +7,7 @@ import minisense.psiren as P
 from minisense.data import Dataset, Split
 from minisense.errors import MinisenseError
 from minisense.experiments import shared_step1
-from minisense.layers import SGD, softmax_cross_entropy
+from minisense.fast.layers import SGD, softmax_cross_entropy
 from minisense.network import build_network
 from minisense.psiren import (
     ADDED_OPTIONS,

@@ -7,8 +7,8 @@ import pytest
 
 from minisense import checkpoint, sense
 from minisense.data import load_dataset
-from minisense.delta import score_full_forward, score_logits
 from minisense.errors import MinisenseError
+from minisense.fast.delta import score_full_forward, score_logits
 from minisense.network import build_network, exact_logits
 from minisense.sense import SenseConfig, layer_at
 from minisense.swaps import apply_swap, random_network, sample_swaps

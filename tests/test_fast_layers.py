@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisense import layers
-from minisense.layers import (
+from minisense.fast import layers
+from minisense.fast.layers import (
     SGD,
     Conv2d,
     Flatten,

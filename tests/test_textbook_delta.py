@@ -1,18 +1,18 @@
-"""The plain NumPy delta evaluation (minisense.delta_reference) against the Numba kernels
-(minisense.delta) and the full forward pass (network.exact_logits), swap by swap."""
+"""The plain NumPy delta evaluation (minisense.textbook.delta) against the Numba kernels
+(minisense.fast.delta) and the full forward pass (network.exact_logits), swap by swap."""
 
 import functools
 
 import numpy as np
 import pytest
-from test_delta import stroke_images
+from test_fast_delta import stroke_images
 from threadpoolctl import threadpool_limits
 
-from minisense import delta_reference as ref
-from minisense.delta import DeltaEvaluator, score_logits
 from minisense.errors import MinisenseError
+from minisense.fast.delta import DeltaEvaluator, score_logits
 from minisense.network import build_network, exact_logits
 from minisense.swaps import apply_swap, random_network, sample_swaps
+from minisense.textbook import delta as ref
 
 SWAPS_PER_LAYER = 300
 IMAGES = 16

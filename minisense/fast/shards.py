@@ -1,9 +1,9 @@
 """A batch in shards on the machine's cores: p-SIREN's SGD steps (Algorithm 1) on every core.
 
-A training step of ``minisense.layers`` is a chain of NumPy calls; the matrix products can use
+A training step of ``minisense.fast.layers`` is a chain of NumPy calls; the matrix products can use
 every core through BLAS, but the copies, pooling and HardTanh around them run on one. Here a
 batch is split into ``SHARDS`` equal parts that go forward and backward through copies of the
-layers (:func:`minisense.layers.replica`: the weights shared, the work arrays their own) on
+layers (:func:`minisense.fast.layers.replica`: the weights shared, the work arrays their own) on
 threads of their own, since NumPy leaves the interpreter lock while it works on large arrays.
 The loss and its gradient are taken over the whole batch, so each shard's weight gradient is its
 part of the batch's one, and a layer's gradient is the sum of its shards' (in shard order).
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from minisense.layers import Scratch, Weighted, replica
+from minisense.fast.layers import Scratch, Weighted, replica
 
 # Measured on 2 cores (MNIST, batch 100): 2 shards of 50 images took 25-30 ms a step, 4 or 6
 # shards 28-42 ms, one batch on 2 BLAS threads 34-43 ms.

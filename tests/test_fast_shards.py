@@ -1,14 +1,14 @@
-"""A batch in shards (minisense.shards) against the same batch in one piece (Network.forward and
-backward), and the same result on any number of threads."""
+"""A batch in shards (minisense.fast.shards) against the same batch in one piece
+(Network.forward and backward), and the same result on any number of threads."""
 
 import numpy as np
 import pytest
 from test_network import integer_oracle, sparse_binary
 
-from minisense.layers import SGD, softmax_cross_entropy
+from minisense.fast.layers import SGD, softmax_cross_entropy
+from minisense.fast.shards import Shards, Workers
 from minisense.network import binarize, build_network, exact_logits
 from minisense.psiren import sgd_step
-from minisense.shards import Shards, Workers
 
 
 def batch(architecture, n, seed=0):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from minisense.delta import (
+from minisense.errors import MinisenseError
+from minisense.fast.delta import (
     LANES,
     DeltaEvaluator,
     _pieces,
@@ -13,8 +14,7 @@ from minisense.delta import (
     score_full_forward,
     score_logits,
 )
-from minisense.errors import MinisenseError
-from minisense.layers import (
+from minisense.fast.layers import (
     Conv2d,
     HardTanh,
     Linear,

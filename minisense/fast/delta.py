@@ -38,7 +38,7 @@ Arithmetic is exact int32 (images and layer-1 sums, at most 49 * 255, are stored
 wrapped in np.int32 so Numba does not widen it to int64; indices are np.uint64 so Numba drops its
 negative-index wraparound, which would stop LLVM from vectorizing. Scores are integers, the same
 for any thread count. ``score_full_forward`` is the slow, obvious twin used as the oracle: apply
-the swap, run ``network.exact_logits``. ``minisense.delta_reference`` is the same delta
+the swap, run ``network.exact_logits``. ``minisense.textbook.delta`` is the same delta
 evaluation in plain NumPy (no blocks, no phases): read it first.
 """
 
@@ -50,7 +50,8 @@ import copy
 import numba
 import numpy as np
 
-from minisense.delta_kernels import (
+from minisense.errors import MinisenseError
+from minisense.fast.kernels import (
     INT32_LIMIT,
     KEY,
     LANES,
@@ -63,8 +64,7 @@ from minisense.delta_kernels import (
     _inner_conv_blocks,
     _output_fc_blocks,
 )
-from minisense.errors import MinisenseError
-from minisense.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
+from minisense.fast.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
 from minisense.network import INPUT_SCALE, Network, exact_logits
 from minisense.swaps import apply_swap
 

@@ -366,7 +366,7 @@ class Conv2d(Weighted):
 def replica(module, scratch: Scratch):
     """A shallow copy of ``module`` with work arrays of its own (``scratch``): it shares the
     weights, mask and gain, and keeps its own caches, so that several parts of a batch can go
-    through one layer at once (``minisense.shards``)."""
+    through one layer at once (``minisense.fast.shards``)."""
     twin = copy.copy(module)
     if isinstance(twin, Conv2d):
         twin._scratch = scratch

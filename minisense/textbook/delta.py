@@ -1,6 +1,6 @@
 """Delta evaluation in plain NumPy: a neighbour's logits from the current network's integers.
 
-The readable twin of the Numba kernels (``minisense.delta``, ``minisense.delta_kernels``) and
+The readable twin of the Numba kernels (``minisense.fast.delta``, ``minisense.fast.kernels``) and
 their test oracle. Read this first; the kernels do the same arithmetic in polyphase planes.
 
 A first neighbour (Section 3.2) differs from the current network by one bit swap: in one layer the
@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.layers import Conv2d, Linear, MaxPool2d
+from minisense.fast.layers import Conv2d, Linear, MaxPool2d
 from minisense.network import Network, exact_logits
 
 
