@@ -2,12 +2,14 @@
 
 The readable twin of the Numba kernels (``minisense.fast.delta``, ``minisense.fast.kernels``) and
 their test oracle. Read this first; the kernels do the same arithmetic in polyphase planes.
+``DeltaEvaluator`` at the end is the textbook twin of ``minisense.fast.delta.DeltaEvaluator``:
+the same constructor and methods, tested equal to it exactly (``tests/test_textbook_delta.py``).
 
 A first neighbour (Section 3.2) differs from the current network by one bit swap: in one layer the
-nonzero weight s = W[src] (+1 or -1) moves to the zero position dst. SENSE (Algorithm 2) and the
-first-neighbour surveys (Section 4.2) score very many of them. The binary network computes in
-integers (``minisense.network``): with u the uint8 image (x = u / INPUT_SCALE) and the gains
-folded into integer HardTanh limits T_l::
+nonzero weight s = W[src] (+1 or -1) moves to the zero position dst. The first-neighbour surveys
+(Section 4.2, "Stochastic search") and SENSE (Section 4.3, Algorithm 2) score very many of them.
+The binary network computes in integers (``minisense.network``): with u the uint8 image
+(x = u / INPUT_SCALE) and the gains folded into integer HardTanh limits T_l::
 
     H_0 = u,   Z_l = W_l(H_{l-1}),   H_l = clip(pool(Z_l), -T_l, T_l),   logits Z = W_L(H_{L-1})
 
@@ -25,6 +27,9 @@ there the change travels forward, and at every layer only what changed is pushed
 Arrays are NHWC int64 (conv activations (n, h, w, c), fc activations (n, features)); the sums are
 exact integers, the same ones ``network.exact_logits`` computes. The change of a conv layer is a
 ``Change``: the channels that changed and their change planes, zero where nothing changed.
+
+A neighbour's score on n labelled images (``score_logits``) is (correct, margin): the images
+whose argmax Z is the label, and the sum of the clipped margins Z[y] - max_{k != y} Z[k].
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ from typing import NamedTuple
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.fast.layers import Conv2d, Linear, MaxPool2d
-from minisense.network import Network, exact_logits
+from minisense.network import Network, build_network, exact_logits
+from minisense.textbook.layers import Conv2d, Linear, MaxPool2d
 
 
 class Change(NamedTuple):
@@ -294,3 +299,149 @@ def neighbour_logits(cache: Cache, layer: str, src: int, dst: int) -> np.ndarray
     if layer not in cache.names:
         raise MinisenseError(f"unknown layer {layer!r}; choose one of {', '.join(cache.names)}")
     return kinds[cache.names.index(layer)](cache, int(src), int(dst))
+
+
+# ----------------------------------------------------------------------------------------------
+# Scores, and the evaluator: the interface SENSE and the surveys use (Sections 4.2, 4.3).
+# ----------------------------------------------------------------------------------------------
+
+def score_logits(logits: np.ndarray, labels: np.ndarray, margin_clip: int) -> tuple[int, int]:
+    """(correct, margin) of integer logits Z (n, classes) against labels y (n,).
+
+    correct counts the images with argmax Z == y (the first index wins a tie); margin sums
+    clip(Z[y] - max_{k != y} Z[k], -margin_clip, margin_clip) over the images.
+    """
+    z = np.asarray(logits, dtype=np.int64)
+    rows = np.arange(len(z))
+    correct = int((z.argmax(axis=1) == labels).sum())      # np.argmax takes the first of ties
+    rivals = z.copy()
+    rivals[rows, labels] = np.iinfo(np.int64).min           # max over k != y
+    margins = np.clip(z[rows, labels] - rivals.max(axis=1), -margin_clip, margin_clip)
+    return correct, int(margins.sum())
+
+
+def check_swaps(weights: dict, layer: str, src, dst) -> tuple[np.ndarray, np.ndarray]:
+    """K candidate bit swaps of ``layer`` (Section 3.2), validated: src, dst as int64 (K,).
+
+    src must hold nonzero weights and dst zero ones (flat indices into ``weights[layer]``);
+    anything else is a one-line ``MinisenseError``.
+    """
+    if layer not in weights:
+        raise MinisenseError(f"unknown layer {layer!r}; choose one of {', '.join(weights)}")
+    src, dst = np.asarray(src), np.asarray(dst)
+    for name, a in (("src", src), ("dst", dst)):
+        if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+            raise MinisenseError(f"{name} must be a 1-D integer array of flat weight indices, "
+                                 f"got {a.dtype} of shape {a.shape}")
+    if src.shape != dst.shape:
+        raise MinisenseError(f"src holds {src.size} swaps but dst holds {dst.size}; give one dst "
+                             "per src")
+    flat = weights[layer].reshape(-1)
+    for name, a in (("src", src), ("dst", dst)):
+        bad = (a < 0) | (a >= flat.size)
+        if bad.any():
+            raise MinisenseError(f"{name} index {int(a[bad][0])} is out of range for layer "
+                                 f"{layer} ({flat.size} weights)")
+    src, dst = src.astype(np.int64), dst.astype(np.int64)
+    if (flat[src] == 0).any():
+        raise MinisenseError(f"src index {int(src[flat[src] == 0][0])} of layer {layer} holds a "
+                             "zero weight; a bit swap moves a nonzero weight (Section 3.2)")
+    if (flat[dst] != 0).any():
+        raise MinisenseError(f"dst index {int(dst[flat[dst] != 0][0])} of layer {layer} holds a "
+                             "nonzero weight; a bit swap moves a weight to a zero position")
+    return src, dst
+
+
+def ternary_network(architecture: str, weights: dict, thresholds: dict,
+                    last_gain: float) -> Network:
+    """A binary ``Network`` of ``architecture`` ("mnist" or "car") with these ternary weights
+    (name -> int8 array), integer thresholds T_l and last gain g_L."""
+    net = build_network(architecture, 0)
+    net.set_ternary(weights, thresholds, last_gain)
+    return net
+
+
+class DeltaEvaluator:
+    """The current binary network's integers on fixed images (a ``Cache``), and its neighbours'
+    scores; the textbook twin of ``minisense.fast.delta.DeltaEvaluator``, tested equal to it.
+
+    Parameters
+    ----------
+    net : a binary ``Network`` (mnist or car layout); its weights and thresholds are copied
+    images : ndarray of shape (n, h, w), uint8
+    labels : ndarray of shape (n,), int in 0..classes-1
+    margin_clip : int >= 0, each image's margin is clipped to [-margin_clip, margin_clip]
+
+    Attributes
+    ----------
+    weights : dict name -> int8 array (the layer's layout), the current network
+    thresholds : dict hidden layer name -> int T_l
+    names : the layer names in forward order
+    count, num_classes, margin_clip : n, the number of classes, the margin clip
+    cached : the ``Cache`` of the current network on the images
+    """
+
+    def __init__(self, net: Network, images: np.ndarray, labels: np.ndarray, margin_clip: int):
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.dtype != np.uint8 or images.shape[1:] != net.input_shape or len(images) == 0:
+            raise MinisenseError(f"images must be uint8 of shape (n, {net.input_shape[0]}, "
+                                 f"{net.input_shape[1]}) with n >= 1, got {images.dtype} "
+                                 f"{images.shape}")
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) \
+                or labels.min() < 0 or labels.max() >= net.num_classes:
+            raise MinisenseError(f"labels must be {len(images)} integers in "
+                                 f"0..{net.num_classes - 1}, got {labels.dtype} {labels.shape}")
+        if not 0 <= int(margin_clip) < 2 ** 31:
+            raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
+        self.architecture, self.last_gain = net.architecture, net.last_gain
+        self.weights = net.ternary_weights()
+        self.thresholds = dict(net.thresholds)
+        self.names = list(self.weights)
+        self.count, self.num_classes = len(images), net.num_classes
+        self.margin_clip = int(margin_clip)
+        self.images, self.labels = images, labels.astype(np.int64)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the cache from ``weights`` with one full forward pass (``current_cache``)."""
+        self.cached = current_cache(self.network(), self.images)
+
+    def network(self) -> Network:
+        """A binary ``Network`` with the current weights and thresholds."""
+        return ternary_network(self.architecture, self.weights, self.thresholds, self.last_gain)
+
+    def logits(self) -> np.ndarray:
+        """The current network's integer logits Z, (n, classes) int64."""
+        return self.cached.logits.copy()
+
+    def current_score(self) -> tuple[int, int]:
+        """(correct, margin) of the current network, as ``score`` counts them."""
+        return score_logits(self.cached.logits, self.labels, self.margin_clip)
+
+    def neighbour_logits(self, layer: str, src: int, dst: int) -> np.ndarray:
+        """The integer logits (n, classes) int64 of the neighbour swapping src -> dst in layer."""
+        (src,), (dst,) = check_swaps(self.weights, layer, [src], [dst])
+        return neighbour_logits(self.cached, layer, src, dst)
+
+    def score(self, layer: str, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score K candidate swaps of one layer, each applied alone to the current network.
+
+        src, dst : (K,) int flat indices into ``weights[layer]`` (src nonzero, dst zero).
+        Returns (correct, margin), (K,) int64 each (``score_logits`` of each neighbour's logits).
+        The current network is unchanged.
+        """
+        src, dst = check_swaps(self.weights, layer, src, dst)
+        correct = np.zeros(len(src), np.int64)
+        margin = np.zeros(len(src), np.int64)
+        for k in range(len(src)):                          # one neighbour at a time
+            logits = neighbour_logits(self.cached, layer, src[k], dst[k])
+            correct[k], margin[k] = score_logits(logits, self.labels, self.margin_clip)
+        return correct, margin
+
+    def accept(self, layer: str, src: int, dst: int) -> None:
+        """Move to the neighbour (Algorithm 2: it becomes N^{ii+1}): apply the swap to
+        ``weights`` and rebuild the cache by one full forward pass."""
+        (src,), (dst,) = check_swaps(self.weights, layer, [src], [dst])
+        flat = self.weights[layer].reshape(-1)              # a view: the swap is in place
+        flat[dst], flat[src] = flat[src], 0
+        self.refresh()
