@@ -1,4 +1,5 @@
-"""Layers against independent oracles: finite differences and a direct nested-loop convolution."""
+"""Fast layers against independent oracles (finite differences, a direct nested-loop convolution)
+and against their textbook twins in ``minisense.textbook.layers``."""
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from minisense.fast.layers import (
     ungroup,
     window_offsets,
 )
+from minisense.textbook import layers as textbook
 
 
 def direct_conv(x, weight, padding):
@@ -313,3 +315,178 @@ def test_conv_input_grad_a_few_images_at_a_time_equals_all_at_once(pool, monkeyp
     spatial = dy.reshape(-1, 3) if pool == 1 else ungroup(dy, pool, 6, 6).reshape(-1, 3)
     np.testing.assert_allclose(whole, col2im(spatial @ conv_weight_matrix(weight).T, x_shape, 3,
                                              3, 1), rtol=1e-10, atol=1e-10)
+
+
+# -- the fast tier equals the textbook tier -----------------------------------------------------
+
+TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+def configure(layer, mode):
+    """float: the plain float layer. gain: masked float weights with a learned gain != 1.
+    ternary: the straight-through layer of p-SIREN step 4 (mask, signs, learned gain != 1)."""
+    if mode != "float":
+        rng = np.random.default_rng(99)          # the same mask for both tiers
+        layer.mask = (rng.random(layer.weight.shape) < 0.6).astype(layer.weight.dtype)
+        layer.ternary, layer.learn_gain, layer.gain = mode == "ternary", True, 0.45
+    return layer
+
+
+def forward_backward(modules, x, seed=1):
+    """Output, input gradient (None for a first layer) of the loss sum(y * r), r random."""
+    y = x
+    for m in modules:
+        y = m.forward(y)
+    d = np.random.default_rng(seed).normal(size=y.shape).astype(x.dtype)
+    for m in reversed(modules):
+        d = m.backward(d)
+    return y, d
+
+
+def assert_tiers_equal(fast_modules, book_modules, x, dtype):
+    tol = TOLERANCE[dtype]
+    y_fast, dx_fast = forward_backward(fast_modules, x)
+    y_book, dx_book = forward_backward(book_modules, x)
+    assert y_fast.dtype == y_book.dtype == dtype
+    np.testing.assert_allclose(y_fast, y_book, **tol)
+    np.testing.assert_allclose(dx_fast, dx_book, **tol)
+    for fast, book in zip(fast_modules, book_modules):
+        if isinstance(book, textbook.Weighted):
+            np.testing.assert_allclose(fast.grad, book.grad, **tol)
+            assert np.isclose(fast.gain_grad, book.gain_grad, **tol)
+
+
+DTYPES = [np.float64, np.float32]
+MODES = ["float", "gain", "ternary"]
+
+
+def test_fast_layers_are_textbook_layers_and_shared_ones_are_defined_once():
+    conv = Conv2d("c", 2, 3, 3, 1, np.random.default_rng(0))
+    assert isinstance(conv, textbook.Conv2d) and conv.pool == 1
+    assert Conv2d("c", 2, 3, 3, 1, np.random.default_rng(0), pool=3).pool == 3
+    assert isinstance(MaxPool2d(2), textbook.MaxPool2d)
+    for name in ("Weighted", "Linear", "HardTanh", "Flatten", "softmax_cross_entropy", "SGD",
+                 "col2im", "conv_weight_matrix"):
+        assert getattr(layers, name) is getattr(textbook, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_same_seed_gives_identical_initial_weights_in_both_tiers(dtype):
+    for fast, book in [
+        (Conv2d("c", 3, 4, 5, 2, np.random.default_rng(5), dtype, pool=2),
+         textbook.Conv2d("c", 3, 4, 5, 2, np.random.default_rng(5), dtype)),
+        (Linear("fc", 7, 3, np.random.default_rng(5), dtype),
+         textbook.Linear("fc", 7, 3, np.random.default_rng(5), dtype)),
+    ]:
+        assert fast.weight.dtype == book.weight.dtype == dtype
+        np.testing.assert_array_equal(fast.weight, book.weight)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape,cin,cout,kernel,padding,first", [
+    ((2, 6, 7), 1, 3, 3, 1, False), ((2, 5, 5), 3, 2, 1, 0, False),
+    ((1, 7, 6), 2, 4, 5, 2, False), ((2, 6, 6), 2, 3, 3, 1, True)])
+def test_fast_conv2d_equals_textbook_conv2d(dtype, mode, shape, cin, cout, kernel, padding,
+                                            first):
+    convs = [configure(cls("c", cin, cout, kernel, padding, np.random.default_rng(3), dtype), mode)
+             for cls in (Conv2d, textbook.Conv2d)]
+    for conv in convs:
+        conv.needs_input_grad = not first
+    x = np.random.default_rng(4).normal(size=shape + (cin,)).astype(dtype)
+    if first:                                    # no input gradient: compare the weights' only
+        for conv in convs:
+            forward_backward([conv], x)
+        np.testing.assert_allclose(convs[0].grad, convs[1].grad, **TOLERANCE[dtype])
+        return
+    assert_tiers_equal(convs[:1], convs[1:], x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("padding", [0, 2])
+@pytest.mark.parametrize("cin,kernel", [(1, 3), (2, 3), (2, 1)])
+def test_fast_conv2d_grouped_for_pooling_equals_textbook_conv2d_then_pooling(dtype, mode, k,
+                                                                            padding, cin, kernel):
+    """The fast pair (rows grouped by window, conv pool=k) against the textbook's spatial pair;
+    kernel 1 with padding 2 takes the fast input gradient's ungrouping path."""
+    x = np.random.default_rng(k + padding).normal(size=(2, 9, 8, cin)).astype(dtype)
+    fast = configure(Conv2d("c", cin, 3, kernel, padding, np.random.default_rng(0), dtype,
+                            pool=k), mode)
+    book = configure(textbook.Conv2d("c", cin, 3, kernel, padding, np.random.default_rng(0),
+                                     dtype), mode)
+    ho, wo = 9 + 2 * padding - kernel + 1, 8 + 2 * padding - kernel + 1
+    grouped, spatial = fast.forward(x), book.forward(x)
+    assert grouped.shape == (k * k, 2, ho // k, wo // k, 3)
+    hk, wk = ho // k * k, wo // k * k            # the part pooling keeps
+    np.testing.assert_allclose(ungroup(grouped, k, ho, wo)[:, :hk, :wk], spatial[:, :hk, :wk],
+                               **TOLERANCE[dtype])
+    assert_tiers_equal([fast, MaxPool2d(k), HardTanh()],
+                       [book, textbook.MaxPool2d(k), textbook.HardTanh()], x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,h,w", [(2, 6, 6), (2, 7, 5), (3, 9, 10)])
+def test_fast_max_pool_equals_textbook_max_pool_ties_included(dtype, k, h, w):
+    rng = np.random.default_rng(k * h * w)
+    x = rng.integers(-2, 3, size=(2, h, w, 3)).astype(dtype)          # many ties
+    y_fast, winners_fast = max_pool(x, k)
+    y_book, winners_book = textbook.max_pool(x, k)
+    np.testing.assert_array_equal(y_fast, y_book)
+    np.testing.assert_array_equal(winners_fast, winners_book)
+    dy = rng.normal(size=y_book.shape).astype(dtype)
+    np.testing.assert_array_equal(max_pool_backward(dy, winners_fast, x.shape, k),
+                                  textbook.max_pool_backward(dy, winners_book, x.shape, k))
+    assert_tiers_equal([MaxPool2d(k)], [textbook.MaxPool2d(k)], x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_fast_linear_hardtanh_flatten_equal_textbook_ones(dtype, mode):
+    x = np.random.default_rng(2).normal(size=(3, 2, 3, 4)).astype(dtype)
+    linears = [configure(cls("fc", 24, 5, np.random.default_rng(1), dtype), mode)
+               for cls in (Linear, textbook.Linear)]
+    assert_tiers_equal([Flatten(), HardTanh(0.8), linears[0]],
+                       [textbook.Flatten(), textbook.HardTanh(0.8), linears[1]], x, dtype)
+
+
+def test_im2col_of_both_tiers_is_the_same_matrix():
+    rng = np.random.default_rng(10)
+    for c in (1, 3):                             # one channel: the fast one's transposed layout
+        x = rng.normal(size=(2, 6, 5, c))
+        np.testing.assert_array_equal(im2col(x, 3, 2, 1), textbook.im2col(x, 3, 2, 1))
+
+
+def small_network(tier, dtype):
+    rng = np.random.default_rng(21)
+    conv = tier.Conv2d("layer1.0", 1, 4, 3, 1, rng, dtype)
+    fc = tier.Linear("fc", 4 * 3 * 3, 5, rng, dtype)
+    if tier is layers:
+        conv.pool = 2                            # as minisense.network sets it
+    configure(conv, "ternary")
+    configure(fc, "gain")
+    return [conv, tier.MaxPool2d(2), tier.HardTanh(), tier.Flatten(), fc], [conv, fc]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_sgd_step_gives_equal_weights_in_both_tiers(dtype):
+    """Forward, cross-entropy, backward and SGD (momentum, weight decay, LSQ gains), twice."""
+    x = np.random.default_rng(22).normal(size=(4, 7, 7, 1)).astype(dtype)
+    labels = np.array([0, 3, 4, 1])
+    weighted = []
+    for tier in (layers, textbook):
+        modules, params = small_network(tier, dtype)
+        opt = tier.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-3, lsq_gains=True)
+        for _ in range(2):
+            y = x
+            for m in modules:
+                y = m.forward(y)
+            d = softmax_cross_entropy(y, labels)[1]
+            for m in reversed(modules):
+                d = m.backward(d)
+            opt.step()
+        weighted.append(params)
+    for fast, book in zip(*weighted):
+        np.testing.assert_allclose(fast.weight, book.weight, **TOLERANCE[dtype])
+        assert np.isclose(fast.gain, book.gain, **TOLERANCE[dtype])
