@@ -33,6 +33,7 @@ from minisense import (
     files,
     psiren,
     reproduce,
+    runs,
     sense,
     sweep,
 )
@@ -40,6 +41,7 @@ from minisense import chains as chains_
 from minisense.data import DATASETS, load_dataset
 from minisense.errors import MinisenseError
 from minisense.expert import LABELLINGS, ExpertConfig
+from minisense.network import ENGINES
 from minisense.psiren import PRUNING, PsirenConfig
 
 DEFAULTS = PsirenConfig()
@@ -121,6 +123,11 @@ def _progressbar(iterable, label="", length=None):
                              show_pos=True, show_eta=True)
 
 
+ENGINE_HELP = ("The tier that runs it: fast (the default), or textbook, the plain NumPy "
+               "version a student reads (minisense/textbook/), tested equal to it and slower. "
+               "Same run folder either way.")
+
+
 def _with_baseline(accuracy: float, baseline: float) -> str:
     """'97.12% (majority class 11.35%)': an accuracy beside the split's majority-class rate."""
     return f"{100 * accuracy:.2f}% (majority class {100 * baseline:.2f}%)"
@@ -161,10 +168,12 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
 @click.option("--gain-grad-scale", type=click.Choice(psiren.GAIN_GRAD_SCALES),
               default=DEFAULTS.gain_grad_scale, show_default=True,
               help="Step 4: scale the learned gains' gradients by LSQ's 1/sqrt(N), or not.")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="fast", show_default=True,
+              help=ENGINE_HELP)
 @click.option("--force", is_flag=True, help="Replace a trained run already in --out.")
 def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
           epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale,
-          force):
+          engine, force):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
     config = psiren.config_for(
         dataset, sparsity=sparsity,
@@ -174,7 +183,7 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
         prune_every=prune_every, gain_grad_scale=gain_grad_scale, seed=seed)
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
-                           command=list(sys.argv), force=force)
+                           command=list(sys.argv), force=force, engine=engine)
     accuracy, baseline = summary["accuracy"], summary["majority_baseline"]
     click.echo(f"binary network: validation "
                f"{_with_baseline(accuracy['validation'], baseline['validation'])}, test "
@@ -321,10 +330,11 @@ def _sense_default(name: str):
               default=_sense_default("anneal_half_life"), show_default=True,
               help="Steps over which the annealing temperature halves.")
 @click.option("--screen-images", type=click.IntRange(min=0),
-              default=_sense_default("screen_images"), show_default=True,
+              default=_sense_default("screen_images"),
               help="Screening: score each step's K neighbours on a slice of S fitness images "
                    "(moving every step), then only the best --confirm on all of them; a move is "
-                   "still judged on the whole set. 0: every neighbour on the whole set.")
+                   "still judged on the whole set. 0: every neighbour on the whole set. "
+                   f"[default: {sense.ENGINE_SCREEN_IMAGES['fast']}; the textbook engine: 0]")
 @click.option("--confirm", type=click.IntRange(min=1), default=_sense_default("confirm"),
               help="M: neighbours confirmed on the whole set per screened step. [default: 5; "
                    "the car: 10]")
@@ -337,6 +347,11 @@ def _sense_default(name: str):
               help="Confirm on the rest of the set in this many pieces, dropping before each a "
                    "neighbour worse than the current network on the images seen so far.")
 @click.option("--seed", type=int, default=_sense_default("seed"), show_default=True)
+@click.option("--engine", type=click.Choice(list(ENGINES)), default=_sense_default("engine"),
+              show_default=True,
+              help="fast: delta evaluation in Numba, with screening; textbook: the plain "
+                   "Algorithm 2, each neighbour by a whole forward pass (slow; no screening or "
+                   "annealing). The same steps and records without screening.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--resume", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Continue the search in this folder (after a crash or kill).")
@@ -368,20 +383,20 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
             anneal_temperature=anneal,
             layer_weights=_layer_values(layer_weights, float, "--layer-weight") or None,
             screen_by_layer=_layer_values(screen_by_layer, int, "--screen") or None)
-        out = out or sense.default_out(dataset, config.seed, backprop)
+        out = out or runs.default_out(dataset, config.seed, backprop)
         if chains > 1:
             return _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir,
                            jobs, backend, scheduler)
         if backprop:
             return _backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir,
                                   backprop_lr)
-        run = sense.start(config, out, dataset, from_checkpoint, sparsity, data_dir)
+        run = runs.start(config, out, dataset, from_checkpoint, sparsity, data_dir)
     first, base = run.accuracies(), run.majority_baseline()
     click.echo(f"start: validation "
                f"{_with_baseline(first['validation_accuracy'], base['validation'])}, test "
                f"{_with_baseline(first['test_accuracy'], base['test'])}, fitness on "
-               f"{run.n_train} training images ({run.config.fitness}); "
-               f"{run.fit.cache_bytes / 2**20:.0f} MiB cache per evaluator; writing to {run.out}")
+               f"{run.n_train} training images ({run.config.fitness}); {run.config.engine} "
+               f"engine{_cache_size(run.fit)}; writing to {run.out}")
     line = _StatusLine()
 
     def status(record):
@@ -399,8 +414,14 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
                f"validation): validation "
                f"{_with_baseline(best['validation_accuracy'], base['validation'])}, test "
                f"{_with_baseline(best['test_accuracy'], base['test'])}")
-    click.echo(f"summary: {run.out / 'summary.json'}, records: {run.out / sense.LOG_FILE}, "
+    click.echo(f"summary: {run.out / 'summary.json'}, records: {run.out / runs.LOG_FILE}, "
                f"best network: {run.out / 'best'}")
+
+
+def _cache_size(evaluator) -> str:
+    """', 12 MiB cache per evaluator' for an evaluator that keeps a cache, else ''."""
+    size = getattr(evaluator, "cache_bytes", None)
+    return "" if size is None else f", {size / 2**20:.0f} MiB cache per evaluator"
 
 
 def _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir, jobs, backend,
@@ -430,7 +451,7 @@ def _resume_search(folder, data_dir) -> sense.Search:
         raise click.UsageError(f"--resume continues a search with its saved settings; "
                                f"{', '.join(fixed)} cannot change them (--max-steps and "
                                "--budget-minutes can extend it)")
-    return sense.resume(folder, data_dir=data_dir,
+    return runs.resume(folder, data_dir=data_dir,
                         max_steps=ctx.params["max_steps"] if "max_steps" in given else None,
                         budget_seconds=60 * ctx.params["budget_minutes"]
                         if "budget_minutes" in given else None)
@@ -444,7 +465,7 @@ def _backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr
         status(r["seconds"], f"batch {r['batches']:>7} val {100 * r['validation_accuracy']:.2f}% "
                f"test {100 * r['test_accuracy']:.2f}% {r['seconds']:,.0f} s")
 
-    summary = sense.backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr,
+    summary = runs.backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr,
                                   show)
     status.end()
     first, last, best = summary["first"], summary["last"], summary["best_by_validation"]
@@ -453,7 +474,7 @@ def _backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr
                f"{100 * last['validation_accuracy']:.2f}%, test {100 * last['test_accuracy']:.2f}%;"
                f" best by validation: test {100 * best['test_accuracy']:.2f}% (batch "
                f"{best['batches']})")
-    click.echo(f"summary: {out / 'summary.json'}, records: {out / sense.BACKPROP_FILE}")
+    click.echo(f"summary: {out / 'summary.json'}, records: {out / runs.BACKPROP_FILE}")
 
 
 # -- minisense ensemble -----------------------------------------------------------------------
@@ -550,7 +571,7 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
 @click.option("--neighbours", type=click.IntRange(min=1), default=sense.SenseConfig.neighbours,
               show_default=True, help="K: candidates per step for the screened comparison.")
 @click.option("--screen-images", type=click.IntRange(min=0),
-              default=sense.SenseConfig.screen_images, show_default=True,
+              default=sense.ENGINE_SCREEN_IMAGES["fast"], show_default=True,
               help="Screening slice S for the effective rate (0: skip that comparison).")
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S (repeatable). [default: as minisense search]")
@@ -616,7 +637,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
 def bench_screening(from_checkpoint, sparsity, dataset, data_dir, layer, train_images, steps,
                     neighbours, seed, json_path):
     """How often a screening slice of S images, M confirmed, keeps a step's best neighbour."""
-    net, data = sense.initial_network(seed, dataset, from_checkpoint, sparsity, data_dir)
+    net, data = runs.initial_network(seed, dataset, from_checkpoint, sparsity, data_dir)
     if layer not in net.weighted:
         raise click.BadParameter(f"{layer!r} is not a layer of the {net.architecture} network; "
                                  f"its layers are {', '.join(net.weighted)}", param_hint="--layer")

@@ -18,14 +18,16 @@ import numpy as np
 
 from minisense import checkpoint
 from minisense.data import architecture_for, load_dataset
-from minisense.fast.delta import DeltaEvaluator, block_window, score_full_forward
+from minisense.fast.delta import DeltaEvaluator, block_window
 from minisense.fast.kernels import LANES
 from minisense.fast.layers import SGD, Conv2d, Linear, MaxPool2d
 from minisense.fast.shards import Shards, blas_threads
 from minisense.network import build_network, exact_logits
-from minisense.psiren import sgd_step
+from minisense.runs import random_network
 from minisense.sense import NETWORK_DEFAULTS, fitness_set
-from minisense.swaps import random_network, sample_swaps
+from minisense.swaps import sample_swaps
+from minisense.textbook.psiren import sgd_step
+from minisense.textbook.sense import ForwardPasses
 
 
 def _module_label(module) -> str:
@@ -60,11 +62,11 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
                 batch_size: int = 100, epoch_images: int = 60_000, seed: int = 0) -> dict:
     """Seconds per epoch of dense training, split by module and pass; images uint8 (n, 28, 28).
 
-    Each repeat runs ``batches`` SGD steps as p-SIREN runs them (``psiren.sgd_step``: the batch
-    in shards on the machine's cores) and then the same number of steps of the matrix products
-    alone (on all of BLAS's threads), so that both see the machine in the same state (on a shared
-    machine its speed drifts by tens of percent within a minute). The ratio is the median of the
-    repeats' ratios; times are the median repeat's, scaled to ``epoch_images / batch_size``
+    Each repeat runs ``batches`` SGD steps as p-SIREN runs them (``textbook.psiren.sgd_step`` on
+    the fast network: the batch in shards on the machine's cores) and then the same number of
+    steps of the matrix products alone (on all of BLAS's threads), so that both see the machine
+    in the same state (a shared machine's speed drifts within a minute). The ratio is the median of
+    the repeats' ratios; times are the median repeat's, scaled to ``epoch_images / batch_size``
     steps. A module's seconds are its mean over the shards, which run at the same time; "other"
     is the rest of the step's wall time (loss, update, waiting for the slower shard).
     """
@@ -74,16 +76,15 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
     products = _product_operands(net, batch_size)
     steps_per_epoch = epoch_images / batch_size
     load_before = os.getloadavg()
-    shards = _TimedShards(net.modules)
+    shards = net.shards = _TimedShards(net.modules)        # the network's batches go here
     runs = []
     for repeat in range(repeats + 1):                        # repeat 0 warms caches up
         shards.seconds[:] = 0
-        with shards:
-            wall = time.perf_counter()
-            for _ in range(batches):
-                idx = rng.integers(0, len(images), batch_size)
-                sgd_step(net, shards, optimizer, images[idx], labels[idx])
-            wall = time.perf_counter() - wall
+        wall = time.perf_counter()
+        for _ in range(batches):
+            idx = rng.integers(0, len(images), batch_size)
+            sgd_step(net, optimizer, images[idx], labels[idx])
+        wall = time.perf_counter() - wall
         floor = _time_products(products, batches)
         if repeat:
             per_module = shards.seconds.mean(axis=0)
@@ -154,7 +155,8 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
                  neighbours: int = 100, screen_images: int = 0, confirm: int | None = None,
                  screen_by_layer: dict | None = None, confirm_stages: int = 1) -> dict:
     """Candidate bit swaps scored per second, per layer, with ``DeltaEvaluator.score`` (Numba
-    delta evaluation) and with ``score_full_forward`` (a NumPy full forward per swap), measured
+    delta evaluation) and with ``textbook.sense.ForwardPasses.score`` (a full forward per swap,
+    here by the fast network's exact inference), measured
     in the same run; images uint8 (n, h, w), labels (n,).
 
     For each layer (default: all) random swaps are drawn; the kernel is warmed up first (JIT
@@ -179,6 +181,7 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
     started = time.perf_counter()
     evaluator = DeltaEvaluator(net, images, labels, margin_clip)
     setup_seconds = time.perf_counter() - started
+    oracle = ForwardPasses(net, images, labels, margin_clip)
     names = list(evaluator.weights)
     layers = names if layers is None else list(layers)
     defaults = {name: 20 if i == 0 else 500 if i == 1 else 20_000 for i, name in enumerate(names)}
@@ -203,7 +206,7 @@ def bench_search(net, images: np.ndarray, labels: np.ndarray, layers=None, candi
         while oracle_count == 0 or oracle_seconds < seconds_per_layer / 5:
             k = slice(oracle_count, oracle_count + 1)
             t = time.perf_counter()
-            expected = score_full_forward(net, images, labels, layer, src[k], dst[k], margin_clip)
+            expected = oracle.score(layer, src[k], dst[k])
             oracle_seconds += time.perf_counter() - t
             got = evaluator.score(layer, src[k], dst[k])
             agrees &= bool(np.array_equal(got[0], expected[0])

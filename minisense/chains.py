@@ -22,7 +22,7 @@ from dataclasses import asdict, replace
 
 import numba
 
-from minisense import data, files, sense, sweep
+from minisense import data, files, runs, sense, sweep
 from minisense.errors import MinisenseError
 
 FAMILY_FILE = "family.json"
@@ -40,19 +40,20 @@ def run_chain(network: dict, dataset: str, data_dir, config: dict, out: str,
     ``config`` (a ``SenseConfig`` as a dict) in the folder ``out``, continued if ``out`` holds
     this chain already; returns the search's summary with the chain's seed and folder."""
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    folder, config = pathlib.Path(out), sense.SenseConfig(**config)
+    folder = pathlib.Path(out)
     net = sweep.network_from(network)
-    config.validate(net)              # settings left at None become the network's, as saved
-    if (folder / sense.STATE_FILE).exists():
+    # settings left at None become the network's, as saved
+    config = sense.SenseConfig(**config).resolve(net)
+    if (folder / runs.STATE_FILE).exists():
         saved = json.loads((folder / "config.json").read_text())
         # margin_clip 0 asks for the start's logit spread, which the chain saved as a number.
         fixed = {k: v for k, v in asdict(config).items()
                  if k not in EXTENDABLE and not (k == "margin_clip" and not v)}
         if {k: saved.get(k) for k in fixed} != json.loads(json.dumps(fixed)):
             raise MinisenseError(f"{folder} holds a chain of other settings; choose another --out")
-        search = sense.resume(folder, data_dir, config.max_steps, config.budget_seconds)
+        search = runs.resume(folder, data_dir, config.max_steps, config.budget_seconds)
     else:
-        search = sense.Search(net, data.load_cached(dataset, data_dir), config, folder)
+        search = runs.SearchRun(net, data.load_cached(dataset, data_dir), config, folder)
     summary = search.run()
     return {"chain": folder.name, "seed": config.seed, "folder": str(folder),
             "family": search.network(search.best_weights).family(), **summary}
@@ -62,15 +63,15 @@ def run_chains(config: sense.SenseConfig, chains: int, out, dataset: str | None 
                from_checkpoint=None, sparsity: float | None = None, data_dir=None,
                jobs: int = 1, backend: str = "joblib", scheduler: str | None = None,
                progress=sweep.no_progress) -> dict:
-    """``chains`` SENSE chains from one start (``sense.initial_network`` with ``config.seed``),
+    """``chains`` SENSE chains from one start (``runs.initial_network`` with ``config.seed``),
     chain i searching with seed ``config.seed + i``, on ``jobs`` local processes or a Dask
     cluster. Writes and returns the family summary (``<out>/family.json``)."""
     if chains < 1:
         raise MinisenseError(f"--chains must be >= 1, got {chains}")
     sweep.check(jobs, backend, scheduler)
-    net, dataset_ = sense.initial_network(config.seed, dataset, from_checkpoint, sparsity,
-                                          data_dir)
-    config.validate(net)
+    net, dataset_ = runs.initial_network(config.seed, dataset, from_checkpoint, sparsity,
+                                         data_dir)
+    config = config.resolve(net)
     start = sweep.network_spec(net)
     threads = 1 if backend == "dask" else max(1, (os.cpu_count() or 1) // min(jobs, chains))
     tasks = [dict(network=start, dataset=dataset_.name,

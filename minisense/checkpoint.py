@@ -26,7 +26,7 @@ import numpy as np
 
 from minisense import __version__, files
 from minisense.errors import MinisenseError
-from minisense.network import ARCHITECTURES, Network, build_network
+from minisense.network import ARCHITECTURES, Network, binary_network, build_network
 
 FORMAT = "minisense-checkpoint"
 FORMAT_VERSION = 1
@@ -130,10 +130,9 @@ def load(path, architecture: str | None = None) -> tuple[Network, dict]:
 def with_weights(meta: dict, weights: dict, json_path) -> Network:
     """The network a checkpoint's metadata describes (architecture, thresholds, last gain),
     holding ``weights`` (name -> int8 array of the layer's shape)."""
-    net = build_network(meta["architecture"], 0)
-    _check_scales(meta, list(net.weighted), json_path)
+    _check_scales(meta, list(build_network(meta["architecture"], 0).weighted), json_path)
     try:
-        net.set_ternary(weights, meta["thresholds"], meta["last_gain"])
+        net = binary_network(meta["architecture"], weights, meta["thresholds"], meta["last_gain"])
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
         raise MinisenseError(f"checkpoint metadata {json_path} lacks valid thresholds or "
                              f"last_gain ({e}); re-create the checkpoint") from None

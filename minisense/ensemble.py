@@ -24,10 +24,10 @@ import pathlib
 
 import numpy as np
 
-from minisense import checkpoint, sense
+from minisense import checkpoint, runs
 from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
-from minisense.network import Network, build_network, exact_logits
+from minisense.network import Network, exact_logits
 from minisense.swaps import apply_swap
 
 DAMAGE_KINDS = ("swaps", "delete")
@@ -40,7 +40,7 @@ def member_paths(paths) -> list[pathlib.Path]:
     for path in map(pathlib.Path, paths):
         chains = sorted(path.glob("chain-*/best"), key=lambda p: int(p.parent.name[6:])
                         if p.parent.name[6:].isdigit() else 0)
-        if (path / sense.STATE_FILE).exists():
+        if (path / runs.STATE_FILE).exists():
             found.append(path / "best")
         elif chains:
             found += chains
@@ -135,8 +135,7 @@ def damage(net: Network, kind: str, amount: float, rng: np.random.Generator) -> 
             src = rng.choice(np.flatnonzero(flat[layer]))
             dst = rng.choice(np.flatnonzero(flat[layer] == 0))
             apply_swap(flat[layer], src, dst)
-    damaged = build_network(net.architecture, 0)
-    damaged.set_ternary(weights, net.thresholds, net.last_gain)
+    damaged = net.with_ternary(weights)
     return damaged
 
 

@@ -3,7 +3,7 @@ holds the registry of figures and writes the JSON).
 
 Each ``<kind>(fig, dataset, options, folder, ...)`` runs its experiment with the library's own
 pieces -- p-SIREN (``psiren.train``), the neighbourhood survey, maps and climb
-(``neighbourhood``), SENSE (``sense.start`` / ``Search.run``), backprop from a given network
+(``neighbourhood``), SENSE (``runs.start`` / ``Search.run``), backprop from a given network
 (``psiren.binary_backprop``) -- draws the figure (``plots``) and returns (results, summary): every
 plotted number, and one human-readable line.
 """
@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 
 import numpy as np
 
-from minisense import checkpoint, data, files, neighbourhood, plots, psiren, sense, sweep
+from minisense import checkpoint, data, files, neighbourhood, plots, psiren, runs, sense, sweep
 from minisense.data import architecture_for
 from minisense.errors import MinisenseError
 
@@ -271,7 +271,7 @@ def climb(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, 
     net, path, meta = network90(dataset, out, quick, data_dir, checkpoint_path, seed, progress,
                                 log, short=options.get("start"))
     config = sense_config(options, seed, layers=[])
-    search = sense.start(config, folder / "search", dataset, from_checkpoint=path,
+    search = runs.start(config, folder / "search", dataset, from_checkpoint=path,
                          data_dir=data_dir)
     base = np.concatenate([w.reshape(-1) for w in search.fit.weights.values()])
     climbed = neighbourhood.climb(search, options["moves"], options["max_steps"], progress)
@@ -319,26 +319,26 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
     o = options
     config = sense_config(o, seed, layers=list(o["layers"]))
     search_dir = folder / "sense"
-    # A killed figure resumes its search (sense.resume reaches the same network); a search of
+    # A killed figure resumes its search (runs.resume reaches the same network); a search of
     # other settings in the folder is replaced only with --force.
     setting = {"figure": fig.name, "dataset": dataset, "sparsity": o["sparsity"],
                "config": asdict(config)}
     marker = search_dir / "figure.json"
-    resumable = (search_dir / sense.STATE_FILE).exists() and marker.exists() and \
+    resumable = (search_dir / runs.STATE_FILE).exists() and marker.exists() and \
         json.loads(marker.read_text()) == json.loads(json.dumps(setting))
     if resumable:
-        search = sense.resume(search_dir, data_dir)
-        initial = sweep.network_spec(sense.initial_network(
+        search = runs.resume(search_dir, data_dir)
+        initial = sweep.network_spec(runs.initial_network(
             seed, dataset, sparsity=o["sparsity"], data_dir=data_dir)[0])
     else:
-        net, data = sense.initial_network(seed, dataset, sparsity=o["sparsity"],
+        net, data = runs.initial_network(seed, dataset, sparsity=o["sparsity"],
                                           data_dir=data_dir)
         if search_dir.exists() and any(search_dir.iterdir()):
             if not force:
                 raise MinisenseError(f"{search_dir} holds a search of other settings; pass "
                                      "--force to replace it, or choose another --out")
             shutil.rmtree(search_dir)
-        search = sense.Search(net, data, config, search_dir)
+        search = runs.SearchRun(net, data, config, search_dir)
         initial = sweep.network_spec(search.network())
         files.atomic_write_json(marker, setting)
     done = search.state["step"]
@@ -348,7 +348,7 @@ def search(fig, dataset, options, folder, seed, data_dir, parallel, progress, lo
     with progress(range(o["max_steps"] - done), label="SENSE steps") as bar:
         ticks = iter(bar)
         result = search.run(on_step=lambda record: next(ticks, None))
-    steps = [json.loads(line) for line in (search_dir / sense.LOG_FILE).read_text().splitlines()]
+    steps = [json.loads(line) for line in (search_dir / runs.LOG_FILE).read_text().splitlines()]
     batches_per_epoch = -(-len(search.data.train.labels) // 100)
     task = dict(network=initial, dataset=dataset, data_dir=None if data_dir is None else
                 str(data_dir), max_batches=o["backprop_epochs"] * batches_per_epoch,

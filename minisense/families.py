@@ -17,8 +17,8 @@ import json
 
 import numpy as np
 
-from minisense import car, chains, checkpoint, data, ensemble, experiments, plots, sense
-from minisense.network import Network, build_network
+from minisense import car, chains, checkpoint, data, ensemble, experiments, plots, runs
+from minisense.network import Network
 
 DAMAGE = {"swaps": [0, 1, 10, 100, 1000, 10_000], "delete": [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5]}
 
@@ -102,8 +102,7 @@ def shuffled(net: Network, rng: np.random.Generator) -> Network:
     of -1, 0, +1 per layer) and thresholds, nothing of where training put the weights."""
     weights = {name: rng.permutation(w.reshape(-1)).reshape(w.shape)
                for name, w in net.ternary_weights().items()}
-    other = build_network(net.architecture, 0)
-    other.set_ternary(weights, net.thresholds, net.last_gain)
+    other = net.with_ternary(weights)
     return other
 
 
@@ -118,37 +117,37 @@ def transfer(fig, dataset, options, folder, out, quick, data_dir, checkpoint_pat
     _, own_path, own_meta = experiments.network90(dataset, out, quick, data_dir, None, seed,
                                                   progress, log)
     target = data.load_cached(dataset, None if data_dir is None else str(data_dir))
-    runs = {}
+    searches = {}
     for name, net in (("transfer", start), ("same_family", shuffled(start, np.random.default_rng(
             seed)))):
         search_dir = folder / name
-        if (search_dir / sense.STATE_FILE).exists():
-            search = sense.resume(search_dir, data_dir)
+        if (search_dir / runs.STATE_FILE).exists():
+            search = runs.resume(search_dir, data_dir)
         else:
-            search = sense.Search(net, target, experiments.sense_config(options, seed),
-                                  search_dir)
+            search = runs.SearchRun(net, target, experiments.sense_config(options, seed),
+                                    search_dir)
         log(f"{fig.name}: SENSE on {dataset} from {name.replace('_', ' ')}, "
             f"{options['max_steps']} steps")
         with progress(range(options["max_steps"] - search.state["step"]),
                       label=f"SENSE steps, {name}") as bar:
             ticks = iter(bar)
             summary = search.run(on_step=lambda record, ticks=ticks: next(ticks, None))
-        steps = [json.loads(line) for line in (search_dir / sense.LOG_FILE).read_text()
+        steps = [json.loads(line) for line in (search_dir / runs.LOG_FILE).read_text()
                  .splitlines()]
-        runs[name] = {"summary": summary,
+        searches[name] = {"summary": summary,
                       "curve": experiments.thin(steps, summary["best"]["step"])[0]}
         del search              # its caches (GBs on a whole training split) before the next
     reference = {"checkpoint": str(own_path), "test_accuracy": own_meta["accuracy"]["test"]}
     plots.transfer_curves(folder / f"{fig.name}.png", title,
-                          {k: r["curve"] for k, r in runs.items()}, reference["test_accuracy"])
-    t, f = runs["transfer"]["summary"], runs["same_family"]["summary"]
-    first = {k: r["curve"][0]["test_accuracy"] for k, r in runs.items()}
+                          {k: r["curve"] for k, r in searches.items()}, reference["test_accuracy"])
+    t, f = searches["transfer"]["summary"], searches["same_family"]["summary"]
+    first = {k: r["curve"][0]["test_accuracy"] for k, r in searches.items()}
     summary = (f"SENSE on {dataset} from the {source} p-SIREN network: test "
                f"{_pct(first['transfer'])} -> {_pct(t['best']['test_accuracy'])}; from the same "
                f"family at random places: {_pct(first['same_family'])} -> "
                f"{_pct(f['best']['test_accuracy'])} (best by validation, {options['max_steps']} "
                f"steps each); p-SIREN trained on {dataset}: {_pct(reference['test_accuracy'])}")
-    return {"start": str(path), "runs": runs, "reference": reference}, summary
+    return {"start": str(path), "runs": searches, "reference": reference}, summary
 
 
 KINDS = {"family": family, "transfer": transfer}

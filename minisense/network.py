@@ -1,36 +1,9 @@
-"""The paper's two networks (Section 3.1) and their exact integer inference.
+"""The networks of Section 3.1 in either tier: ``build_network(architecture, seed, engine)``.
 
-``mnist`` (static task; also Fashion-MNIST and digits), input 28x28::
-
-    layer1.0  conv 1->16 5x5 pad 2 -> HardTanh -> max-pool 2     (28 -> 14)
-    layer2.0  conv 16->32 5x5 pad 2 -> HardTanh -> max-pool 2    (14 -> 7)
-    fc        1568 -> 10
-
-``car`` (dynamic task, imitation learning), input 32x32 grayscale::
-
-    layer1.0  conv 1->32 7x7 -> HardTanh -> max-pool 2           (32 -> 26 -> 13)
-    layer2.0  conv 32->64 5x5 -> HardTanh -> max-pool 3          (13 -> 9 -> 3)
-    fc1       576 -> 100 -> HardTanh
-    fc2       100 -> 3
-
-The binary network and its integer arithmetic
----------------------------------------------
-After p-SIREN step 4 every weight is in {-1, 0, +1} and each layer has a fixed positive ``gain``.
-In real numbers, with x = u / 255 for the uint8 image u::
-
-    h_0 = x,   h_l = HardTanh(g_l * W_l(h_{l-1})),   logits = g_L * W_L(h_{L-1})
-
-HardTanh is monotone, so max-pooling commutes with it: the modules pool first and clamp the
-4x (9x) smaller result, the same function as the paper's conv -> HardTanh -> pool, cheaper.
-``binarize`` chooses integer *thresholds* T_0 = 255, T_l = round(T_{l-1} / g_l) >= 1 and then
-fixes g_l = T_{l-1} / T_l, so with H_l = T_l * h_l everything is an integer::
-
-    H_0 = u,   H_l = clip(W_l(H_{l-1}), -T_l, T_l),   Z = W_L(H_{L-1}),   logits = (g_L/T_{L-1}) Z
-
-W_l(.) of integers with ternary weights is an integer sum, so ``exact_logits`` computes Z without
-rounding: in float32 when every partial sum stays below 2**24 (checked from T and the fan-in
-counts), else in float64. The prediction is argmax Z, the first index on ties. SENSE's delta
-evaluation reproduces exactly these integers.
+The textbook ``Network`` (``minisense.textbook.network``) and its fast twin ``FastNetwork``
+(``minisense.fast.network``) have the same methods and give the same results (tested equal);
+``engine`` picks one for a whole run. Everything else about the networks (binarization, the
+integer arithmetic, families) is defined once, in the textbook module, and re-exported here.
 """
 
 from __future__ import annotations
@@ -38,248 +11,56 @@ from __future__ import annotations
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.fast.layers import (
-    Conv2d,
-    Flatten,
-    HardTanh,
-    Linear,
-    MaxPool2d,
-    Weighted,
-    conv_weight_matrix,
-    im2col,
-    max_pool,
+from minisense.fast.network import FastNetwork
+from minisense.textbook.network import (
+    ARCHITECTURES,
+    EVALUATION_BATCH,
+    INPUT_SCALE,
+    Network,
+    binarize,
+    family,
+    fix_thresholds,
 )
-from minisense.fast.shards import Shards, Workers
 
-ARCHITECTURES = ("mnist", "car")
-INPUT_SCALE = 255          # T_0: uint8 pixels
-EXACT_FLOAT32_LIMIT = 2 ** 24
-# Images per evaluated batch: small enough for a batch's patches to stay in the caches (10,000
-# MNIST images took 1.7 s in batches of 100 and 3.3 s in batches of 1,000, on 2 cores).
-EVALUATION_BATCH = 100
+__all__ = ["ARCHITECTURES", "ENGINES", "EVALUATION_BATCH", "INPUT_SCALE", "Network",
+           "binarize", "binary_network", "build_network", "exact_logits", "family",
+           "fix_thresholds", "in_engine"]
 
-
-def family(w: np.ndarray) -> dict[str, int]:
-    """Counts of -1, 0 and +1 in a ternary array (Section 3.2: a layer's family)."""
-    return {"-1": int((w == -1).sum()), "0": int((w == 0).sum()), "+1": int((w == 1).sum())}
+# The tiers, by the name a user gives (``--engine``); the fast one is the default everywhere.
+ENGINES = {"fast": FastNetwork, "textbook": Network}
 
 
-class Network:
-    """A sequential network of the layers in ``minisense.fast.layers``.
-
-    Attributes
-    ----------
-    architecture : "mnist" or "car"
-    modules : list of layers, applied in order
-    weighted : dict name -> Conv2d | Linear, in forward order (names as in the paper's figures)
-    thresholds : dict name -> int, the integer HardTanh limits T_l of the hidden layers once the
-        network is binary (empty before ``binarize``)
-    """
-
-    def __init__(self, architecture: str, modules: list, input_shape: tuple[int, int],
-                 num_classes: int):
-        self.architecture = architecture
-        self.modules = modules
-        self.input_shape = input_shape
-        self.num_classes = num_classes
-        self.weighted: dict[str, Weighted] = {m.name: m for m in modules if isinstance(m, Weighted)}
-        self.thresholds: dict[str, int] = {}
-        first = next(iter(self.weighted.values()))
-        first.needs_input_grad = False
-        for conv, pool in zip(modules, modules[1:]):
-            if isinstance(conv, Conv2d) and isinstance(pool, MaxPool2d):
-                conv.pool = pool.k      # hand the pooling k*k contiguous arrays (layers.im2col)
-
-    # -- float forward/backward (training) ---------------------------------------------------
-    @staticmethod
-    def input(images: np.ndarray) -> np.ndarray:
-        """images uint8 (n, h, w) -> the float32 input x = u / 255, (n, h, w, 1)."""
-        return images[..., None].astype(np.float32) * np.float32(1.0 / INPUT_SCALE)
-
-    def forward(self, images: np.ndarray) -> np.ndarray:
-        """images uint8 (n, h, w) -> float32 logits (n, num_classes); caches for ``backward``."""
-        x = self.input(images)
-        for m in self.modules:
-            x = m.forward(x)
-        return x
-
-    def backward(self, dlogits: np.ndarray) -> None:
-        """Back-propagate dloss/dlogits (n, num_classes); fills each weighted layer's ``grad``."""
-        d = dlogits
-        for m in reversed(self.modules):
-            d = m.backward(d)
-            if d is None:
-                break
-
-    def predict(self, images: np.ndarray, batch_size: int = EVALUATION_BATCH) -> np.ndarray:
-        """Predicted classes (n,) int64: exact integer inference once binary, float before
-        (batches of ``batch_size`` images, in shards on the machine's cores)."""
-        if self.is_binary:
-            return exact_logits(self, images, batch_size).argmax(axis=1)
-        with Shards(self.modules) as shards:
-            return np.concatenate([shards.forward(self.input(images[i:i + batch_size])).argmax(
-                axis=1) for i in range(0, len(images), batch_size)])
-
-    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
-        return float((self.predict(images) == labels).mean())
-
-    # -- weights -----------------------------------------------------------------------------
-    @property
-    def is_binary(self) -> bool:
-        return all(layer.ternary for layer in self.weighted.values())
-
-    @property
-    def last_gain(self) -> float:
-        """The last layer's gain g_L: the hidden layers' gains live on in the integer
-        thresholds, the last one scales the logits."""
-        return list(self.weighted.values())[-1].gain
-
-    @property
-    def logit_scale(self) -> float:
-        """Real logits = logit_scale * Z, the integer output (meaningful once binary)."""
-        hidden = list(self.thresholds.values())
-        return float(self.last_gain / (hidden[-1] if hidden else INPUT_SCALE))
-
-    def ternary_weights(self) -> dict[str, np.ndarray]:
-        """name -> int8 array of the weights in {-1, 0, +1}, in the layer's own layout."""
-        if not self.is_binary:
-            raise MinisenseError("the network is not binary yet; run p-SIREN step 4 (binarize)")
-        return {name: layer.effective_weight().astype(np.int8)
-                for name, layer in self.weighted.items()}
-
-    def family(self) -> dict[str, dict[str, int]]:
-        """Each layer's counts of -1, 0, +1 (Section 3.2: the network's family)."""
-        return {name: family(w) for name, w in self.ternary_weights().items()}
-
-    def set_ternary(self, weights: dict[str, np.ndarray], thresholds: dict[str, int],
-                    last_gain: float) -> None:
-        """Load ternary weights and integer thresholds (from a checkpoint or a search)."""
-        names = list(self.weighted)
-        for name, layer in self.weighted.items():
-            w = np.asarray(weights[name])
-            layer.weight = w.astype(np.float32)
-            layer.mask = (w != 0).astype(np.float32)
-            layer.ternary = True
-        self.thresholds = {name: int(thresholds[name]) for name in names[:-1]}
-        previous = INPUT_SCALE
-        for name in names[:-1]:
-            self.weighted[name].gain = previous / self.thresholds[name]
-            previous = self.thresholds[name]
-        self.weighted[names[-1]].gain = float(last_gain)
+def check_engine(engine: str) -> str:
+    """``engine`` if it names a tier, else a one-line error."""
+    if engine not in ENGINES:
+        raise MinisenseError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    return engine
 
 
-def mnist_network(rng: np.random.Generator, num_classes: int = 10) -> Network:
-    """The static-task network of Section 3.1: conv(16,5x5) -> pool -> conv(32,5x5) -> pool ->
-    fc."""
-    return Network("mnist", [
-        Conv2d("layer1.0", 1, 16, 5, 2, rng), MaxPool2d(2), HardTanh(),
-        Conv2d("layer2.0", 16, 32, 5, 2, rng), MaxPool2d(2), HardTanh(),
-        Flatten(), Linear("fc", 1568, num_classes, rng),
-    ], (28, 28), num_classes)
+def build_network(architecture: str, seed: int | np.random.Generator = 0,
+                  engine: str = "fast") -> Network:
+    """A freshly initialised float network of the named architecture in the ``engine``'s tier
+    (the same weights for a seed in either)."""
+    return ENGINES[check_engine(engine)].build(architecture, seed)
 
 
-def car_network(rng: np.random.Generator, num_classes: int = 3) -> Network:
-    """The dynamic-task network of Section 3.1: conv(32,7x7) -> pool -> conv(64,5x5) -> pool ->
-    fc 576x100 -> fc 100x3, for 32x32 grayscale frames."""
-    return Network("car", [
-        Conv2d("layer1.0", 1, 32, 7, 0, rng), MaxPool2d(2), HardTanh(),
-        Conv2d("layer2.0", 32, 64, 5, 0, rng), MaxPool2d(3), HardTanh(),
-        Flatten(), Linear("fc1", 576, 100, rng), HardTanh(),
-        Linear("fc2", 100, num_classes, rng),
-    ], (32, 32), num_classes)
+def binary_network(architecture: str, weights: dict, thresholds: dict, last_gain: float,
+                   engine: str = "fast") -> Network:
+    """A binary network of ``weights`` (name -> ternary array), integer ``thresholds`` and
+    ``last_gain`` in the ``engine``'s tier (``Network.binary``)."""
+    return ENGINES[check_engine(engine)].binary(architecture, weights, thresholds, last_gain)
 
 
-def build_network(architecture: str, seed: int | np.random.Generator = 0) -> Network:
-    """A freshly initialised float network of the named architecture."""
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    if architecture == "mnist":
-        return mnist_network(rng)
-    if architecture == "car":
-        return car_network(rng)
-    raise MinisenseError(f"unknown architecture {architecture!r}; choose one of "
-                         f"{', '.join(ARCHITECTURES)}")
-
-
-def binarize(net: Network) -> None:
-    """Algorithm 1, step 4: clamp every weight to {-1, 0, +1} and fix the integer thresholds.
-
-    Each layer's real scale is alpha_l = mean |w| of its kept weights (the least-squares scale of a
-    ternary approximation with a fixed support), so its real weight becomes q = alpha_l * sign(w)
-    on the mask. The float weights stay as the latent weights of the straight-through fine-tuning.
-    """
-    for layer in net.weighted.values():
-        w = layer.effective_weight()
-        kept = w[w != 0]
-        alpha = float(np.abs(kept).mean()) if kept.size else 1.0
-        layer.weight = w.copy()
-        layer.mask = (w != 0).astype(layer.weight.dtype)
-        layer.ternary = True
-        layer.gain = alpha
-    fix_thresholds(net)
-
-
-def fix_thresholds(net: Network) -> None:
-    """Round the hidden layers' real gains to integer thresholds (module docstring):
-    T_0 = 255, T_l = round(T_{l-1} / g_l) >= 1, then g_l = T_{l-1} / T_l exactly."""
-    names = list(net.weighted)
-    previous = INPUT_SCALE
-    for name in names[:-1]:
-        layer = net.weighted[name]
-        threshold = max(1, int(round(previous / layer.gain)))
-        net.thresholds[name] = threshold
-        layer.gain = previous / threshold
-        previous = threshold
+def in_engine(net: Network, engine: str) -> Network:
+    """The binary ``net`` in the ``engine``'s tier: itself if it is of that tier already."""
+    if net.engine == check_engine(engine):
+        return net
+    return binary_network(net.architecture, net.ternary_weights(), net.thresholds,
+                          net.last_gain, engine)
 
 
 def exact_logits(net: Network, images: np.ndarray, batch_size: int = EVALUATION_BATCH,
                  stop_after: str | None = None) -> np.ndarray:
-    """The binary network's integer outputs Z (n, num_classes) int64, computed without rounding.
-
-    See the module docstring for the arithmetic: H_0 = u, H_l = clip(W_l H_{l-1}, -T_l, T_l).
-    With ``stop_after`` a layer name, returns that layer's integer pre-activations instead
-    (before pooling and clip), e.g. (n, h, w, out) for a convolution. Batches of ``batch_size``
-    images run on the machine's cores (integer sums: the same result in any order).
-    """
-    weights = net.ternary_weights()
-    names = list(net.weighted)
-    # The largest partial sum any layer can form: its input bound times its largest fan-in count.
-    bound, previous = 0, INPUT_SCALE
-    for name in names:
-        w = weights[name]
-        fan_in_nonzeros = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
-        bound = max(bound, previous * fan_in_nonzeros)
-        previous = net.thresholds.get(name, 0)
-    dtype = np.float32 if bound < EXACT_FLOAT32_LIMIT else np.float64
-    matrices = {name: (conv_weight_matrix(w) if w.ndim == 4 else w.T).astype(dtype)
-                for name, w in weights.items()}
-
-    def batch(_, start: int) -> np.ndarray:
-        x = images[start:start + batch_size, :, :, None].astype(dtype)
-        limit = None
-        for m in net.modules:
-            if isinstance(m, Conv2d):
-                n, h, w_, _ = x.shape
-                ho = h + 2 * m.padding - m.kernel + 1
-                wo = w_ + 2 * m.padding - m.kernel + 1
-                # Rows grouped for the max-pooling that follows, as in training (layers.im2col)
-                q = m.pool if m.name != stop_after else 1
-                x = (im2col(x, m.kernel, m.kernel, m.padding, q) @ matrices[m.name]).reshape(
-                    (n, ho, wo, -1) if q == 1 else (q * q, n, ho // q, wo // q, -1))
-            elif isinstance(m, Linear):
-                x = x @ matrices[m.name]
-            elif isinstance(m, HardTanh):
-                x = np.clip(x, -limit, limit)
-            elif isinstance(m, MaxPool2d):
-                x = max_pool(x, m.k)[0]
-            elif isinstance(m, Flatten):
-                x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
-            else:
-                raise MinisenseError(f"exact_logits does not know the layer {type(m).__name__}")
-            if isinstance(m, Weighted):
-                if m.name == stop_after:
-                    break
-                limit = net.thresholds.get(m.name)
-        return np.rint(x).astype(np.int64)
-
-    with Workers() as workers:
-        return np.concatenate(workers.map(batch, range(0, len(images), batch_size)))
+    """The binary network's integer outputs Z (n, classes) int64, by its own tier
+    (``minisense.textbook.network.exact_logits``; the fast tier's equals it exactly)."""
+    return net.exact_logits(images, batch_size, stop_after)

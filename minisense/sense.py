@@ -39,52 +39,52 @@ the fitness change in units of one image's full margin or accuracy, T halving ev
 ``anneal_half_life`` steps.
 
 Every step's randomness comes from ``default_rng([seed, step])``, so a run killed at any moment
-and resumed from its last saved state (``resume``) reaches exactly the network an uninterrupted
-run reaches, given the same ``max_steps``. (``budget_seconds`` is a wall-clock limit and so
-naturally not reproducible across machines.)
+and resumed from its last saved state (``minisense.runs.resume``) reaches exactly the network an
+uninterrupted run reaches, given the same ``max_steps``. (``budget_seconds`` is a wall-clock limit
+and so naturally not reproducible across machines.) A :class:`Search` runs in memory;
+``minisense.runs.SearchRun`` is the same search kept in a run folder.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import pathlib
 import time
-import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from minisense import checkpoint, files
-from minisense.data import architecture_for, load_dataset, majority_baseline
+from minisense.data import majority_baseline
 from minisense.errors import MinisenseError
 from minisense.fast.delta import DeltaEvaluator
 from minisense.fast.kernels import LANES
-from minisense.network import Network, build_network, exact_logits
-from minisense.psiren import binary_backprop
-from minisense.swaps import random_network, sample_swaps
+from minisense.network import ENGINES, Network, exact_logits, in_engine
+from minisense.swaps import sample_swaps
+from minisense.textbook import sense as textbook
+from minisense.textbook.sense import ForwardPasses, Neighbourhood
 
 SCHEDULES = ("alternate", "fc", "random")
 FITNESSES = ("accuracy", "margin")
 FITNESS_ORDER_SEED = 20191  # the fixed shuffle of the fitness images (any value serves)
-STATE_FILE = "state.npz"
-LOG_FILE = "steps.jsonl"
-# Each network's measured settings for the fields a SenseConfig leaves at None (the results book,
-# "Screened SENSE" and "Car: SENSE from random"). A first-layer swap changes most images' outputs,
-# so 640 images rank its neighbours. On the car, fc1 and fc2 neighbours are cheap on the whole
-# set, where a 2,560-frame slice loses a third of fc1's improving ones; fc2 soon has none, so it
-# is chosen at odds 1/4; and confirming 10 keeps layer2.0's best neighbour in 29 of 30 steps, 5
-# in 21.
+# How each engine scores neighbours (module docstring).
+EVALUATORS = {"fast": DeltaEvaluator, "textbook": ForwardPasses}
+# Each network's settings for the fields a SenseConfig leaves at None, chosen by measurement (the
+# results book, "Screened SENSE" and "Car: SENSE from random"). A first-layer swap changes most
+# images' outputs, so a smaller slice ranks its neighbours. On the car, fc1 and fc2 neighbours are
+# cheap on the whole set, where a slice loses many of fc1's improving ones; fc2 soon has none, so
+# it is chosen less often; and confirming 10 keeps layer2.0's best neighbour where 5 often did not.
 NETWORK_DEFAULTS = {
     "mnist": {"screen_by_layer": {"layer1.0": 640}, "layer_weights": {}, "confirm": 5},
     "car": {"screen_by_layer": {"layer1.0": 640, "fc1": 0, "fc2": 0},
             "layer_weights": {"fc2": 0.25}, "confirm": 10},
 }
+# The screening slice S an engine takes when screen_images is None: the textbook engine is the
+# plain Algorithm 2 and never screens.
+ENGINE_SCREEN_IMAGES = {"fast": 2560, "textbook": 0}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SenseConfig:
-    """The knobs of Algorithm 2 (the paper fixes only the schedules' shapes)."""
+    """The knobs of Algorithm 2 (the paper fixes only the schedules' shapes). Never changed in
+    place: :meth:`resolve` returns a copy with the defaults left at None filled in."""
 
     schedule: str = "random"
     neighbours: int = 100                  # K, neighbours sampled per step
@@ -99,18 +99,31 @@ class SenseConfig:
     margin_clip: int = 0                   # 0: the starting network's logit standard deviation
     anneal_temperature: float = 0.0
     anneal_half_life: float = 1000.0
-    screen_images: int = 2560              # S, the screening slice (0: no screening at all)
+    screen_images: int | None = None       # S, the screening slice (0: none; None: the engine's)
     screen_by_layer: dict | None = None    # S per layer (None: the network's measured ones)
     confirm: int | None = None             # M, confirmed on the whole set per step (None: measured)
     confirm_stages: int = 1                # > 1: confirm in pieces, dropping early losers
     seed: int = 0
+    engine: str = "fast"                   # fast (delta evaluation) or textbook (forward passes)
+
+    def resolve(self, net: Network) -> SenseConfig:
+        """A copy with the fields left at None set to ``net``'s measured defaults
+        (``NETWORK_DEFAULTS``) and the engine's screening slice, checked against ``net``."""
+        if self.engine not in ENGINES:
+            raise MinisenseError(f"unknown engine {self.engine!r}; choose one of "
+                                 f"{', '.join(ENGINES)}")
+        filled = {name: (value.copy() if isinstance(value, dict) else value)
+                  for name, value in NETWORK_DEFAULTS[net.architecture].items()
+                  if getattr(self, name) is None}
+        if self.screen_images is None:
+            filled["screen_images"] = ENGINE_SCREEN_IMAGES[self.engine]
+        resolved = replace(self, **filled)
+        resolved.validate(net)
+        return resolved
 
     def validate(self, net: Network) -> None:
-        """Check the settings against ``net``, first filling the fields left at None with the
-        network's measured defaults (``NETWORK_DEFAULTS``)."""
-        for name, value in NETWORK_DEFAULTS[net.architecture].items():
-            if getattr(self, name) is None:
-                setattr(self, name, value.copy() if isinstance(value, dict) else value)
+        """One-line errors for settings outside their ranges or not fitting ``net`` (call it on
+        a resolved config)."""
         if self.schedule not in SCHEDULES:
             raise MinisenseError(f"unknown schedule {self.schedule!r}; choose one of "
                                  f"{', '.join(SCHEDULES)}")
@@ -120,15 +133,15 @@ class SenseConfig:
             raise MinisenseError(f"neighbours K must be >= 1, got {self.neighbours}")
         if self.steps_per_layer < 1 or self.repeats < 1:
             raise MinisenseError("steps per layer and repeats must be >= 1")
-        for name in self.layers or []:
-            if name not in net.weighted:
-                raise MinisenseError(f"layer {name!r} is not in the {net.architecture} network; "
-                                     f"its layers are {', '.join(net.weighted)}")
-        if not self.search_layers(net):
-            raise MinisenseError(f"the {self.schedule} schedule has no layer to search among "
-                                 f"{', '.join(self.search_layers(net, schedule=False))}; with "
-                                 "--schedule fc choose an fc "
-                                 "layer, or another schedule")
+        self._check_numbers()
+        self._check_layers(net)
+        if self.engine == "textbook" and (self.screen_images or self.anneal_temperature
+                                          or self.confirm_stages > 1):
+            raise MinisenseError("the textbook engine is the plain Algorithm 2 (every neighbour "
+                                 "on the whole set, hill climbing): pass --screen-images 0 and "
+                                 "no --anneal or --confirm-stages, or use --engine fast")
+
+    def _check_numbers(self) -> None:
         for name, value, zero_ok in (("time budget", self.budget_seconds, False),
                                      ("anneal temperature", self.anneal_temperature, True),
                                      ("anneal half-life", self.anneal_half_life, False)):
@@ -142,11 +155,21 @@ class SenseConfig:
         if self.screen_images < 0 or self.confirm < 1:
             raise MinisenseError(f"screening needs --screen-images >= 0 (0: off) and --confirm "
                                  f">= 1, got {self.screen_images} and {self.confirm}")
+
+    def _check_layers(self, net: Network) -> None:
+        known = f"{', '.join(net.weighted)}"
+        for option, names in (("--layer", self.layers or []),
+                              ("--layer-weight", self.layer_weights),
+                              ("--screen", self.screen_by_layer)):
+            for name in names:
+                if name not in net.weighted:
+                    raise MinisenseError(f"layer {name!r} of {option} is not in the "
+                                         f"{net.architecture} network; its layers are {known}")
+        if not self.search_layers(net):
+            raise MinisenseError(f"the {self.schedule} schedule has no layer to search among "
+                                 f"{', '.join(self.search_layers(net, schedule=False))}; with "
+                                 "--schedule fc choose an fc layer, or another schedule")
         for name, weight in self.layer_weights.items():
-            if name not in net.weighted:
-                raise MinisenseError(f"layer {name!r} of --layer-weight is not in the "
-                                     f"{net.architecture} network; its layers are "
-                                     f"{', '.join(net.weighted)}")
             if not (isinstance(weight, (int, float)) and 0 <= weight < float("inf")):
                 raise MinisenseError(f"the weight of {name} must be a number >= 0, got "
                                      f"{weight!r}")
@@ -154,9 +177,6 @@ class SenseConfig:
                 self.layer_weights.get(name, 1.0) > 0 for name in self.search_layers(net)):
             raise MinisenseError("every searched layer has weight 0; give one a weight > 0")
         for name, size in self.screen_by_layer.items():
-            if name not in net.weighted:
-                raise MinisenseError(f"screened layer {name!r} is not in the {net.architecture} "
-                                     f"network; its layers are {', '.join(net.weighted)}")
             if not isinstance(size, int) or size < 0:
                 raise MinisenseError(f"screening slice of {name} must be an integer >= 0 (0: "
                                      f"not screened), got {size!r}")
@@ -169,9 +189,9 @@ class SenseConfig:
 
     def search_layers(self, net: Network, schedule: bool = True) -> list[str]:
         """The layers the search perturbs: ``layers`` ([]: all), by default all but the first
-        conv layer, which then keeps its start: screened, its steps still cost 10-30 times a
-        layer2.0 step and were worth less than their time (README). ``schedule``: only those of
-        them the schedule visits (``fc``: the fully-connected ones)."""
+        conv layer, which then keeps its start: its steps cost many times a layer2.0 step and
+        were worth less than their time (the results book). ``schedule``: only those of them
+        the schedule visits (``fc``: the fully-connected ones)."""
         names = self.layers or list(net.weighted)
         if self.layers is None:
             names = names[1:]
@@ -208,38 +228,44 @@ def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
 
 
 class Search:
-    """A SENSE run in a folder: evaluators, state, records; ``run`` climbs until done.
+    """A SENSE run in memory: the current network's evaluators on the fitness, validation and test
+    images, the state, the best network by validation. ``step`` takes one step of Algorithm 2,
+    ``run`` climbs until done; nothing is written to disk (``minisense.runs.SearchRun`` keeps a
+    search in a run folder).
 
     After each ``step``, ``neighbourhood`` holds what it looked at: the layer, the candidate
-    swaps ``src``/``dst`` (K,), their ``fitness`` (K,) and the index of the ``best``.
+    swaps ``src``/``dst`` (K,), their ``fitness`` (K,) and the index of the ``best``; ``history``
+    holds every record (the start's first, for a search started here).
     """
-    def __init__(self, net: Network, data, config: SenseConfig, out, start: dict | None = None):
-        config.validate(net)
-        self.config, self.out, self.data = config, pathlib.Path(out), data
+
+    def __init__(self, net: Network, data, config: SenseConfig, start: dict | None = None):
+        config = config.resolve(net)
+        net = in_engine(net, config.engine)
+        self.data, self.template = data, net
         self.layers = config.search_layers(net)
         images, labels = fitness_set(data, config.train_images)
-        n = len(labels)
+        self.n_train = len(labels)
         if not config.margin_clip:
             # (on the images in their stored order: a float sum's rounding depends on it)
-            config.margin_clip = max(1, int(round(float(exact_logits(
-                net, data.train.images[:n]).std()))))
-        self.fit = DeltaEvaluator(net, images, labels, config.margin_clip)
-        self.val = DeltaEvaluator(net, data.validation.images, data.validation.labels, 1)
-        self.test = DeltaEvaluator(net, data.test.images, data.test.labels, 1)
-        self.n_train = n
-        self.state = start or {"step": 0, "accepted": 0, "seconds": 0.0, "evaluations": 0,
-                               "best_validation": -1.0, "best_step": 0}
+            config = replace(config, margin_clip=max(1, int(round(float(exact_logits(
+                net, data.train.images[:self.n_train]).std())))))
+        self.config = config
+        evaluator = EVALUATORS[config.engine]
+        self.fit = evaluator(net, images, labels, config.margin_clip)
+        self.val = evaluator(net, data.validation.images, data.validation.labels, 1)
+        self.test = evaluator(net, data.test.images, data.test.labels, 1)
+        self.state = dict(start) if start else {
+            "step": 0, "accepted": 0, "seconds": 0.0, "evaluations": 0,
+            "best_validation": self.accuracies()["validation_accuracy"], "best_step": 0}
         self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
-        self.template = net
         self.neighbourhood: dict | None = None
-        self._recorded = start is not None          # a resumed run has its start record
+        self.history = [] if start else [self.start_record()]
 
-    # -- fitness -----------------------------------------------------------------------------
+    # -- fitness and accuracies --------------------------------------------------------------
     def fitness(self, correct, margin) -> np.ndarray:
         """Fitness per image: accuracy in [0, 1], or mean clipped margin in [-1, 1]."""
-        if self.config.fitness == "accuracy":
-            return np.asarray(correct, dtype=np.float64) / self.n_train
-        return np.asarray(margin, dtype=np.float64) / (self.n_train * self.config.margin_clip)
+        return textbook.fitness(correct, margin, self.n_train, self.config.fitness,
+                                self.config.margin_clip)
 
     def accuracies(self) -> dict:
         return {"train_accuracy": self.fit.current_score()[0] / self.n_train,
@@ -252,6 +278,12 @@ class Search:
         return {"validation": majority_baseline(self.data.validation),
                 "test": majority_baseline(self.data.test)}
 
+    def start_record(self) -> dict:
+        """The record of step 0: the starting network."""
+        return {"step": 0, "layer": None, "neighbours": 0, "accepted": False,
+                "fitness": float(self.fitness(*self.fit.current_score())),
+                **self.accuracies(), "seconds": 0.0}
+
     # -- one step of Algorithm 2 -------------------------------------------------------------
     def screen_size(self, layer: str) -> int:
         """S, the screening slice of ``layer`` in images, or 0 when its neighbours all go on the
@@ -260,149 +292,102 @@ class Search:
         size = cfg.screen_by_layer.get(layer, cfg.screen_images) if cfg.screen_images else 0
         return size if 0 < size < self.n_train and cfg.confirm < cfg.neighbours else 0
 
-    def score_neighbours(self, layer: str, src, dst, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Whole-set fitness of the K neighbours ``src``/``dst`` of step ``t``: (fitness (K,),
-        confirmed (K,) bool). Unscreened, every neighbour is scored on every fitness image.
-
-        Screened (racing): all K are scored on a slice of ``screen_images`` fitness images (a
-        window of blocks that moves on every step, so each image serves as often), the best
-        ``confirm`` of them by that partial fitness are scored on the remaining images, and only
-        their fitness is whole (the others are NaN). Slice + rest = the whole-set score, exactly:
-        a move is judged by the same fitness as without screening.
-        """
-        if not self.screen_size(layer):
-            return self.fitness(*self.fit.score(layer, src, dst)), np.ones(len(src), bool)
+    def screened_step(self, layer: str, rng: np.random.Generator,
+                      t: int) -> tuple[Neighbourhood, np.ndarray]:
+        """``textbook.sense.step`` with screening (racing): all K neighbours are scored on a slice
+        of S fitness images (a window of blocks that moves on every step, so each image serves as
+        often), the best ``confirm`` of them by that partial fitness on the remaining images, and
+        only their fitness is whole (the others are NaN). Slice + rest = the whole-set score,
+        exactly: a move is judged by the same fitness as without screening. Returns the
+        neighbourhood and which neighbours were confirmed (K,) bool."""
+        cfg = self.config
+        src, dst = sample_swaps(self.fit.weights[layer], cfg.neighbours, rng)
+        current = float(self.fitness(*self.fit.current_score()))
         size = -(-self.screen_size(layer) // LANES)
         correct, margin, confirmed = self.fit.score_screened(
-            layer, src, dst, screen_blocks=size, confirm=self.config.confirm,
-            start_block=t * size, rank_by=self.config.fitness,
+            layer, src, dst, screen_blocks=size, confirm=cfg.confirm, start_block=t * size,
+            rank_by=cfg.fitness,
             # annealing may take a worse neighbour: none may be dropped for being worse
-            stages=1 if self.config.anneal_temperature > 0 else self.config.confirm_stages)
+            stages=1 if cfg.anneal_temperature > 0 else cfg.confirm_stages)
         scores = np.where(confirmed, self.fitness(correct, margin), np.nan)
-        return scores, confirmed
+        # No confirmed neighbour (staged confirmation dropped them all as behind the current
+        # network): no move.
+        best = int(np.nanargmax(scores)) if confirmed.any() else -1
+        accept = best >= 0 and bool(scores[best] > current)
+        return Neighbourhood(layer, src, dst, scores, best, current, accept), confirmed
 
     def step(self) -> dict | None:
+        """One step of Algorithm 2 (``textbook.sense.step``) in the layer the schedule names, or
+        :meth:`screened_step` when the layer is screened; with annealing a worse best neighbour
+        may be taken. Moves every evaluator, returns the step's record (None: schedule over)."""
         cfg, t = self.config, self.state["step"]
         layer = layer_at(cfg, self.layers, t)
         if layer is None:
             return None
         rng = np.random.default_rng([cfg.seed, t])
-        src, dst = sample_swaps(self.fit.weights[layer], cfg.neighbours, rng)
-        current = float(self.fitness(*self.fit.current_score()))
-        scores, confirmed = self.score_neighbours(layer, src, dst, t)
-        # The first of equals: deterministic. No confirmed neighbour (staged confirmation dropped
-        # them all as behind the current network): no move.
-        best = int(np.nanargmax(scores)) if confirmed.any() else -1
+        if self.screen_size(layer):
+            hood, confirmed = self.screened_step(layer, rng, t)
+        else:
+            hood = textbook.step(self.fit, layer, cfg.neighbours, rng, self.fitness)
+            confirmed = np.ones(cfg.neighbours, bool)
         # The neighbourhood just looked at, for whoever draws it (Fig. 5, neighbourhood.climb).
-        self.neighbourhood = {"layer": layer, "src": src, "dst": dst, "fitness": scores,
-                              "confirmed": confirmed, "best": best}
-        delta = float(scores[best]) - current if best >= 0 else -np.inf
-        accept = delta > 0
-        if not accept and best >= 0 and cfg.anneal_temperature > 0:
+        self.neighbourhood = {"layer": layer, "src": hood.src, "dst": hood.dst,
+                              "fitness": hood.fitness, "confirmed": confirmed, "best": hood.best}
+        delta = float(hood.fitness[hood.best]) - hood.current if hood.best >= 0 else -np.inf
+        accept = hood.accept
+        if not accept and hood.best >= 0 and cfg.anneal_temperature > 0:
             temperature = cfg.anneal_temperature * 0.5 ** (t / cfg.anneal_half_life)
             accept = rng.random() < np.exp(delta * self.n_train / max(temperature, 1e-12))
         if accept:
             for evaluator in (self.fit, self.val, self.test):
-                evaluator.accept(layer, int(src[best]), int(dst[best]))
+                evaluator.accept(layer, int(hood.src[hood.best]), int(hood.dst[hood.best]))
             self.state["accepted"] += 1
         self.state["step"] = t + 1
         self.state["evaluations"] += cfg.neighbours
         record = {"step": t + 1, "layer": layer, "neighbours": cfg.neighbours,
                   "confirmed": int(confirmed.sum()), "accepted": bool(accept),
-                  "fitness": current + (delta if accept else 0.0),
-                  **self.accuracies()}
+                  "fitness": hood.current + (delta if accept else 0.0), **self.accuracies()}
         if accept and record["validation_accuracy"] > self.state["best_validation"]:
             self.state["best_validation"] = record["validation_accuracy"]
             self.state["best_step"] = t + 1
             self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
         return record
 
-    # -- the loop, with records and atomic saves ---------------------------------------------
+    # -- the climb ---------------------------------------------------------------------------
     def run(self, on_step=lambda record: None) -> dict:
-        """Climb until the schedule ends, ``max_steps`` or the time budget; returns the summary,
-        also written to ``summary.json``.
-
-        The run folder is locked for the while (``files.folder_lock``); a failed write (an
-        unwritable folder, a full disk) ends the run with a one-line error, its last save intact.
-        """
-        with files.folder_lock(self.out):
-            try:
-                return self._climb(on_step)
-            except OSError as e:
-                raise files.write_error(e.filename or self.out, e) from None
-
-    def _climb(self, on_step) -> dict:
+        """Climb until the schedule ends, ``max_steps`` or the time budget (seconds of search,
+        counted across resumes); each record goes to ``history`` and ``on_step``. Returns the
+        summary."""
         cfg = self.config
-        if self.state["step"] == 0 and not self._recorded:
-            if (self.out / STATE_FILE).exists():      # another process started one meanwhile
-                raise MinisenseError(f"{self.out} already holds a search; continue it with "
-                                     f"--resume {self.out} or choose another --out")
-            self._start_record()
-            self._recorded = True
-        log = open(self.out / LOG_FILE, "a")
         started, base_seconds = time.perf_counter(), self.state["seconds"]
-        try:
-            while not cfg.max_steps or self.state["step"] < cfg.max_steps:
-                elapsed = base_seconds + time.perf_counter() - started
-                if elapsed >= cfg.budget_seconds:
-                    break
-                record = self.step()
-                if record is None:
-                    break
-                self.state["seconds"] = base_seconds + time.perf_counter() - started
-                record["seconds"] = self.state["seconds"]
-                record["evals_per_second"] = self.state["evaluations"] / max(
-                    self.state["seconds"], 1e-9)
-                log.write(json.dumps(record) + "\n")
-                if record["accepted"]:
-                    log.flush()
-                    self.save()
-                on_step(record)
-        finally:
-            log.close()
-        self.save()
-        summary = self.summary()
-        files.atomic_write_json(self.out / "summary.json", summary)
-        return summary
+        while not cfg.max_steps or self.state["step"] < cfg.max_steps:
+            if base_seconds + time.perf_counter() - started >= cfg.budget_seconds:
+                break
+            record = self.step()
+            if record is None:
+                break
+            self.state["seconds"] = base_seconds + time.perf_counter() - started
+            record["seconds"] = self.state["seconds"]
+            record["evals_per_second"] = self.state["evaluations"] / max(
+                self.state["seconds"], 1e-9)
+            self.recorded(record)
+            on_step(record)
+        return self.summary()
 
-    def _start_record(self) -> None:
-        files.atomic_write_json(self.out / "config.json", asdict(self.config))
-        (self.out / LOG_FILE).write_text(json.dumps({"step": 0, "layer": None, "neighbours": 0,
-                                                     "accepted": False,
-                                                     "fitness": float(self.fitness(
-                                                         *self.fit.current_score())),
-                                                     **self.accuracies(), "seconds": 0.0}) + "\n")
-        self.state["best_validation"] = self.accuracies()["validation_accuracy"]
-        self.save()
+    def recorded(self, record: dict) -> None:
+        """Keep a step's record (a run folder also writes it, ``runs.SearchRun``)."""
+        self.history.append(record)
 
     def network(self, weights: dict | None = None) -> Network:
-        net = build_network(self.template.architecture, 0)
-        net.set_ternary(weights or self.fit.weights, self.template.thresholds,
-                        self.template.last_gain)
-        return net
-
-    def save(self) -> None:
-        """The resumable state as ONE file written atomically, then readable checkpoints."""
-        arrays = {f"current/{k}": v for k, v in self.fit.weights.items()}
-        arrays.update({f"best/{k}": v for k, v in self.best_weights.items()})
-        arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), dtype=np.uint8)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        files.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
-        meta = {"dataset": self.data.name, "search": asdict(self.config), **self.accuracies(),
-                "step": self.state["step"]}
-        checkpoint.save(self.network(), self.out / "current", meta, sync=False)
-        best = self.network(self.best_weights)
-        checkpoint.save(best, self.out / "best", {"dataset": self.data.name,
-                                                  "step": self.state["best_step"],
-                                                  "validation_accuracy":
-                                                      self.state["best_validation"]}, sync=False)
+        """The binary network of ``weights`` (default: the current network)."""
+        return self.template.with_ternary(weights or self.fit.weights)
 
     def summary(self) -> dict:
         best = self.network(self.best_weights)
         return {"steps": self.state["step"], "accepted": self.state["accepted"],
                 "evaluations": self.state["evaluations"], "seconds": self.state["seconds"],
                 "evals_per_second": self.state["evaluations"] / max(self.state["seconds"], 1e-9),
+                "engine": self.config.engine,
                 "current": self.accuracies(), "majority_baseline": self.majority_baseline(),
                 "best": {"step": self.state["best_step"],
                          "validation_accuracy": best.accuracy(self.data.validation.images,
@@ -410,129 +395,6 @@ class Search:
                          "test_accuracy": best.accuracy(self.data.test.images,
                                                         self.data.test.labels)}}
 
-
-def resume(out, data_dir=None, max_steps: int | None = None,
-           budget_seconds: float | None = None) -> Search:
-    """Re-open a killed or finished run: its config, its last saved state; steps logged after it
-    are dropped. ``max_steps`` and ``budget_seconds`` (the total, counted from the run's start)
-    replace the saved ones, to extend a run; every other setting is the run's own."""
-    out = pathlib.Path(out)
-    try:
-        # A run saved before screening existed has no screen_images: it searched unscreened.
-        config = SenseConfig(**{"screen_images": 0, **json.loads((out / "config.json")
-                                                                 .read_text())})
-        # current/model.json for what a search never changes (dataset, thresholds, gain), the
-        # weights from state.npz: a kill between the two files of current/ loses nothing.
-        meta = json.loads((out / "current" / "model.json").read_text())
-        dataset = meta["dataset"]
-        with np.load(out / STATE_FILE, allow_pickle=False) as f:
-            state = json.loads(bytes(f["state"]).decode())
-            current = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("current/")}
-            best = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("best/")}
-        net = checkpoint.with_weights(meta, current, out / "current" / "model.json")
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
-        raise MinisenseError(f"cannot resume from {out}: {type(e).__name__}: {e}; pass the --out "
-                             "folder of a search that has saved at least once") from None
-    if not (out / LOG_FILE).is_file():
-        raise MinisenseError(f"cannot resume from {out}: its {LOG_FILE} is missing; restore it, or "
-                             "create an empty one to continue without the earlier records")
-    if max_steps is not None:
-        config.max_steps = max_steps
-    if budget_seconds is not None:
-        config.budget_seconds = budget_seconds
-    search = Search(net, load_dataset(dataset, data_dir), config, out, start=state)
-    search.best_weights = best
-    with files.folder_lock(out):
-        files.atomic_write_json(out / "config.json", asdict(config))
-        kept = [line for line in (out / LOG_FILE).read_text(errors="replace").splitlines()
-                if _logged_step(line) <= state["step"]]
-        files.atomic_write_bytes(out / LOG_FILE,
-                                      "".join(line + "\n" for line in kept).encode())
-    return search
-
-
-def _logged_step(line: str) -> float:
-    """The step of one ``steps.jsonl`` line; infinity for a line cut short by a crash or a full
-    disk (it can only be the last, and is dropped with the steps after the saved state)."""
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return float("inf")
-
-
-def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
-                    sparsity: float | None = None, data_dir=None) -> tuple[Network, object]:
-    """The starting point of Algorithm 2 and its data: a p-SIREN checkpoint, or a random network
-    of ``sparsity`` percent zeros per layer drawn from ``seed`` (thresholds calibrated on
-    training images). The backprop comparison line starts from exactly the same network.
-    ``dataset`` defaults to the checkpoint's, and for a random network to digits."""
-    if (from_checkpoint is None) == (sparsity is None):
-        raise MinisenseError("start from either a checkpoint (--checkpoint) or a random network "
-                             "(--init random --sparsity P), not both or neither")
-    if from_checkpoint is not None:
-        _, meta = checkpoint.load(from_checkpoint)
-        dataset = dataset or meta.get("dataset")
-        if meta.get("dataset") not in (None, dataset):
-            raise MinisenseError(f"checkpoint {from_checkpoint} was trained on "
-                                 f"{meta.get('dataset')}, not {dataset}; pass a {dataset} "
-                                 "checkpoint or --dataset " + str(meta.get("dataset")))
-    if dataset is None and from_checkpoint is not None:
-        raise MinisenseError(f"checkpoint {from_checkpoint} names no dataset: pass --dataset")
-    if from_checkpoint is not None:
-        net, _ = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
-        return net, load_dataset(dataset, data_dir)
-    if not 0 < sparsity < 100:
-        raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
-                             "zero weights, e.g. --sparsity 80")
-    data = load_dataset(dataset or "digits", data_dir)
-    return random_network(architecture_for(data.name), sparsity, seed,
-                          data.train.images[:1000]), data
-
-
-def default_out(dataset: str | None, seed: int, backprop: bool = False) -> pathlib.Path:
-    """Where a search (or its backprop line) writes when no folder is given."""
-    kind = "backprop" if backprop else "search"
-    return pathlib.Path("runs") / f"{kind}-{dataset or 'ckpt'}-s{seed}"
-
-
-def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
-          sparsity: float | None = None, data_dir=None) -> Search:
-    """A new search in ``out`` from :func:`initial_network`."""
-    with files.folder_lock(out):        # fail fast: writable, and no other writer now
-        pass
-    net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
-    if (pathlib.Path(out) / STATE_FILE).exists():
-        raise MinisenseError(f"{out} already holds a search; continue it with --resume {out} or "
-                             "choose another --out")
-    return Search(net, data, config, out)
-
-
-BACKPROP_FILE = "backprop.jsonl"
-
-
-def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
-                  sparsity: float | None = None, data_dir=None, lr: float = 0.01,
-                  on_record=lambda record: None) -> dict:
-    """The paper's comparison for SENSE (Section 4.4, Figs. 6-8): binary backprop fine-tuning
-    (Algorithm 1's step 4, ``psiren.binary_backprop``) from the very network ``start`` would
-    search from, for the same ``budget_seconds`` (or ``max_steps`` batches). One JSON line per
-    evaluation in ``out/backprop.jsonl``, validation and test accuracy as SENSE reports them;
-    returns the summary written to ``out/summary.json``: the first, last and best-by-validation
-    records."""
-    out = pathlib.Path(out)
-    with files.folder_lock(out):
-        if (out / BACKPROP_FILE).exists():
-            raise MinisenseError(f"{out} already holds a backprop line; choose another --out")
-        net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
-        with open(out / BACKPROP_FILE, "w") as log:
-            def record(r):
-                log.write(json.dumps(r) + "\n")
-                log.flush()
-                on_record(r)
-            records = binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
-                                      max_batches=config.max_steps, on_record=record)
-        summary = {"method": "backprop", "lr": lr, "config": asdict(config),
-                   "first": records[0], "last": records[-1],
-                   "best_by_validation": max(records, key=lambda r: r["validation_accuracy"])}
-        files.atomic_write_json(out / "summary.json", summary)
-    return summary
+    def settings(self) -> dict:
+        """The resolved settings, as saved beside a run (``config.json``)."""
+        return asdict(self.config)

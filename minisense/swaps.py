@@ -6,8 +6,8 @@ weight array, ``w[dst] = w[src]; w[src] = 0``. A k-th neighbour is k swaps away.
 keeps each layer's counts of -1, 0 and +1: its *family* (the paper's example: N0 = [1,0,-1,0,1,-1]
 has the neighbour N1 = [0,1,-1,0,1,-1]).
 
-Also here: random p-sparse ternary networks of a given family, the starting point of SENSE
-"without backprop" (Algorithm 2, initialization; Section 4.4).
+Also here: random p-sparse ternary weights of a given family, from which ``minisense.runs`` makes
+the starting point of SENSE "without backprop" (Algorithm 2, initialization; Section 4.4).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.network import Network, build_network, exact_logits
 
 
 def sample_swaps(w: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray,
@@ -57,38 +56,3 @@ def random_ternary(shape: tuple, sparsity: float, rng: np.random.Generator) -> n
     w = np.where(rng.random(size) < 0.5, -1, 1).astype(np.int8)
     w[rng.permutation(size)[:zeros]] = 0
     return w.reshape(shape)
-
-
-def calibrate_thresholds(net: Network, weights: dict[str, np.ndarray],
-                         images: np.ndarray) -> dict[str, int]:
-    """Integer thresholds for a random ternary network: T_l = the standard deviation of layer l's
-    integer pre-activations on ``images`` (training images), layer by layer, at least 1.
-
-    A random network has no float weights to take a scale from (``network.binarize``); this puts
-    each HardTanh's linear region where that layer's inputs actually fall.
-    """
-    names = list(net.weighted)
-    thresholds: dict[str, int] = {}
-    probe = build_network(net.architecture, 0)
-    for name in names[:-1]:
-        # Later thresholds do not affect this layer's pre-activations: any value serves there.
-        probe.set_ternary(weights, {n: thresholds.get(n, 1) for n in names[:-1]}, 1.0)
-        z = exact_logits(probe, images, stop_after=name)
-        thresholds[name] = max(1, int(round(float(z.std()))))
-    return thresholds
-
-
-def random_network(architecture: str, sparsity: float, seed: int,
-                   calibration_images: np.ndarray) -> Network:
-    """A random p-sparse ternary network (every layer p% zeros, signs at random) with thresholds
-    calibrated on ``calibration_images`` (uint8 (n, h, w), training images)."""
-    rng = np.random.default_rng(seed)
-    net = build_network(architecture, rng)
-    weights = {name: random_ternary(layer.weight.shape, sparsity, rng)
-               for name, layer in net.weighted.items()}
-    thresholds = calibrate_thresholds(net, weights, calibration_images)
-    # The last gain only scales the logits for a softmax (the backprop comparison of Section 4.4):
-    # 1/sqrt(fan-in count) keeps them near unit size, as H/T is at most 1.
-    fan_in = np.abs(weights[list(weights)[-1]]).reshape(net.num_classes, -1).sum(axis=1).mean()
-    net.set_ternary(weights, thresholds, 1.0 / np.sqrt(max(1.0, float(fan_in))))
-    return net

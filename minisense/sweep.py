@@ -25,7 +25,7 @@ import contextlib
 from threadpoolctl import threadpool_limits
 
 from minisense.errors import MinisenseError
-from minisense.network import Network, build_network
+from minisense.network import Network, binary_network
 
 BACKENDS = ("joblib", "dask")
 CONNECT_TIMEOUT_SECONDS = 30
@@ -123,6 +123,6 @@ def network_spec(net: Network) -> dict:
 
 
 def network_from(spec: dict) -> Network:
-    net = build_network(spec["architecture"], 0)
-    net.set_ternary(spec["weights"], spec["thresholds"], spec["last_gain"])
-    return net
+    """The binary network of a :func:`network_spec`."""
+    return binary_network(spec["architecture"], spec["weights"], spec["thresholds"],
+                          spec["last_gain"])

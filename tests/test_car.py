@@ -16,7 +16,7 @@ from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, ExpertConfig, next_wheel_angle
 from minisense.fast.layers import Flatten
 from minisense.network import build_network
-from minisense.swaps import random_network
+from minisense.runs import random_network
 
 TINY_STEPS = 70
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_cli import assert_ok, assert_one_line_error, run
 
-from minisense import chains, checkpoint, sense
+from minisense import chains, checkpoint, runs
 from minisense.errors import MinisenseError
 from minisense.sense import SenseConfig
 
@@ -18,7 +18,7 @@ def records(folder):
     """A search's step records without their wall times."""
     return [{k: v for k, v in json.loads(line).items()
              if k not in ("seconds", "evals_per_second")}
-            for line in (folder / sense.LOG_FILE).read_text().splitlines()]
+            for line in (folder / runs.LOG_FILE).read_text().splitlines()]
 
 
 def best_weights(folder):
@@ -36,11 +36,11 @@ def same_members(a, b, count):
 def test_chain_0_is_the_single_search_and_every_member_keeps_the_start_family(tmp_path):
     family = chains.run_chains(SenseConfig(**CONFIG), 3, tmp_path / "c", "digits",
                                sparsity=80)
-    single = sense.start(SenseConfig(**CONFIG), tmp_path / "s", "digits", sparsity=80)
+    single = runs.start(SenseConfig(**CONFIG), tmp_path / "s", "digits", sparsity=80)
     single.run()
     assert records(chains.chain_folder(tmp_path / "c", 0)) == records(tmp_path / "s")
     assert family["same_family"] and [m["seed"] for m in family["members"]] == [3, 4, 5]
-    start = sense.initial_network(3, "digits", sparsity=80)[0].family()
+    start = runs.initial_network(3, "digits", sparsity=80)[0].family()
     for i in range(3):
         assert checkpoint.load(chains.chain_folder(tmp_path / "c", i) / "best")[0].family() \
             == start

@@ -8,7 +8,8 @@ from minisense import checkpoint, ensemble
 from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import exact_logits
-from minisense.swaps import apply_swap, random_network, sample_swaps
+from minisense.runs import random_network
+from minisense.swaps import apply_swap, sample_swaps
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""A batch in shards (minisense.fast.shards) against the same batch in one piece
-(Network.forward and backward), and the same result on any number of threads."""
+"""A batch in shards (minisense.fast.shards) against the same batch in one piece (the textbook
+Network.forward and backward on the same layers), and the same result on any number of threads."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,8 @@ from test_network import integer_oracle, sparse_binary
 
 from minisense.fast.layers import SGD, softmax_cross_entropy
 from minisense.fast.shards import Shards, Workers
-from minisense.network import binarize, build_network, exact_logits
-from minisense.psiren import sgd_step
+from minisense.network import Network, binarize, build_network, exact_logits
+from minisense.textbook.psiren import sgd_step
 
 
 def batch(architecture, n, seed=0):
@@ -29,8 +29,8 @@ def sharded_grads(net, images, labels, threads, shards=2):
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_shards_give_the_whole_batch_output_and_gradients(architecture):
     net, images, labels = batch(architecture, 9)
-    whole = net.forward(images)
-    net.backward(softmax_cross_entropy(whole, labels)[1])
+    whole = Network.forward(net, images)            # the batch in one piece
+    Network.backward(net, softmax_cross_entropy(whole, labels)[1])
     expected = {name: layer.grad.copy() for name, layer in net.weighted.items()}
     for shards in (2, 3):
         logits, grads = sharded_grads(net, images, labels, threads=2, shards=shards)
@@ -47,7 +47,7 @@ def test_shards_sum_the_learned_gains_gradients():
     binarize(net)
     for layer in net.weighted.values():
         layer.learn_gain = True
-    net.backward(softmax_cross_entropy(net.forward(images), labels)[1])
+    Network.backward(net, softmax_cross_entropy(Network.forward(net, images), labels)[1])
     expected = {name: layer.gain_grad for name, layer in net.weighted.items()}
     sharded_grads(net, images, labels, threads=2)
     for name, layer in net.weighted.items():
@@ -68,9 +68,9 @@ def test_sgd_steps_on_one_or_two_threads_give_the_same_weights():
     for threads in (1, 2):
         net, images, labels = batch("mnist", 20, seed=3)
         optimizer = SGD(list(net.weighted.values()), lr=0.05, momentum=0.9, weight_decay=5e-4)
-        with Shards(net.modules, threads=threads) as shards:
-            losses = [sgd_step(net, shards, optimizer, images[i:i + 5], labels[i:i + 5])
-                      for i in range(0, 20, 5)]
+        net.shards = Shards(net.modules, threads=threads)
+        losses = [sgd_step(net, optimizer, images[i:i + 5], labels[i:i + 5])
+                  for i in range(0, 20, 5)]
         runs.append((losses, [layer.weight.copy() for layer in net.weighted.values()]))
     assert runs[0][0] == runs[1][0]
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
@@ -78,7 +78,7 @@ def test_sgd_steps_on_one_or_two_threads_give_the_same_weights():
 
 def test_a_batch_smaller_than_the_shards():
     net, images, labels = batch("mnist", 1, seed=4)
-    whole = net.forward(images)
+    whole = Network.forward(net, images)
     logits, _ = sharded_grads(net, images, labels, threads=2, shards=3)
     np.testing.assert_allclose(logits, whole, rtol=1e-5, atol=1e-6)
 

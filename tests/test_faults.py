@@ -22,9 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from minisense import checkpoint, data, files, reproduce, sense
+from minisense import checkpoint, data, files, reproduce, runs
 from minisense.fast import delta
-from minisense.swaps import random_network, sample_swaps
+from minisense.runs import random_network
+from minisense.swaps import sample_swaps
 
 TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
         "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
@@ -193,7 +194,7 @@ def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_p
     assert refused[-1].startswith("Error: "), refused
     assert "in use by process" in refused[-1] or "already holds a search" in refused[-1], refused
     assert "Traceback" not in "".join(refused)
-    steps = [json.loads(x)["step"] for x in (out / sense.LOG_FILE).read_text().splitlines()]
+    steps = [json.loads(x)["step"] for x in (out / runs.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(41))
 
 
@@ -227,7 +228,7 @@ def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp
 
 
     def state_full(path, payload, sync=True):          # the disk fills during the climb
-        if pathlib.Path(path).name == sense.STATE_FILE:
+        if pathlib.Path(path).name == runs.STATE_FILE:
             full(path, payload)
         real(path, payload, sync)
 
@@ -236,7 +237,7 @@ def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp
                                                          "--max-steps", "25"))
     monkeypatch.setattr(files, "atomic_write_bytes", real)
     ok(run("search", "--resume", out, "--max-steps", "30"))
-    steps = [json.loads(x)["step"] for x in (out / sense.LOG_FILE).read_text().splitlines()]
+    steps = [json.loads(x)["step"] for x in (out / runs.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(31))
 
 
@@ -252,23 +253,23 @@ def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(
     whole = finished_search(tmp_path, 30)
     part = tmp_path / "part"
     ok(run(*SEARCH, "--max-steps", "12", "--out", part))
-    with open(part / sense.LOG_FILE, "a") as log:
+    with open(part / runs.LOG_FILE, "a") as log:
         log.write('{"step": 13, "layer": "fc", "neigh')             # the disk filled up here
     ok(run("search", "--resume", part, "--max-steps", "30"))
-    assert (whole / sense.STATE_FILE).exists()
+    assert (whole / runs.STATE_FILE).exists()
     a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, part))
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    steps = [json.loads(x)["step"] for x in (part / sense.LOG_FILE).read_text().splitlines()]
+    steps = [json.loads(x)["step"] for x in (part / runs.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(31))
 
 
 def test_resume_with_a_missing_log_or_a_truncated_state_is_a_one_line_error(tmp_path):
     out = finished_search(tmp_path, 5)
-    (out / sense.LOG_FILE).rename(out / "kept.jsonl")
+    (out / runs.LOG_FILE).rename(out / "kept.jsonl")
     assert "steps.jsonl is missing" in one_line_error(run("search", "--resume", out))
-    (out / "kept.jsonl").rename(out / sense.LOG_FILE)
-    state = (out / sense.STATE_FILE).read_bytes()
-    (out / sense.STATE_FILE).write_bytes(state[:len(state) // 2])
+    (out / "kept.jsonl").rename(out / runs.LOG_FILE)
+    state = (out / runs.STATE_FILE).read_bytes()
+    (out / runs.STATE_FILE).write_bytes(state[:len(state) // 2])
     assert "cannot resume" in one_line_error(run("search", "--resume", out))
 
 
@@ -308,7 +309,7 @@ def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(tmp_
     whole = finished_search(tmp_path, 60)
     out = tmp_path / "killed"
     kill_after([*SEARCH, "--max-steps", "60", "--out", out], delay)
-    if not (out / sense.STATE_FILE).exists():              # killed before its first save
+    if not (out / runs.STATE_FILE).exists():              # killed before its first save
         ok(run(*SEARCH, "--max-steps", "60", "--out", out))
     else:
         ok(run("search", "--resume", out))

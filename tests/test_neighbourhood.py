@@ -7,7 +7,8 @@ import pytest
 from minisense import data, neighbourhood, sweep
 from minisense.data import load_dataset
 from minisense.errors import MinisenseError
-from minisense.swaps import apply_swap, random_network
+from minisense.runs import random_network
+from minisense.swaps import apply_swap
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,19 @@
 """SENSE (Algorithm 2): schedules, hill climbing, records, and exact resume after a kill."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from minisense import checkpoint, sense
+from minisense import checkpoint, runs, sense
 from minisense.data import load_dataset
 from minisense.errors import MinisenseError
-from minisense.fast.delta import score_full_forward, score_logits
 from minisense.network import build_network, exact_logits
+from minisense.runs import random_network
 from minisense.sense import SenseConfig, layer_at
-from minisense.swaps import apply_swap, random_network, sample_swaps
+from minisense.textbook import sense as textbook
+from minisense.textbook.delta import score_logits
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +63,17 @@ def test_random_schedule_with_layer_weights_picks_layers_at_their_odds():
 
 def test_by_default_the_first_conv_layer_keeps_its_start_and_listed_layers_are_searched(
         digits, tmp_path):
-    run = sense.start(small_config(max_steps=30), tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(small_config(max_steps=30), tmp_path / "r", "digits", sparsity=80)
     assert run.layers == ["layer2.0", "fc"]
     first = run.fit.weights["layer1.0"].copy()
     run.run()
     assert np.array_equal(first, run.fit.weights["layer1.0"])
-    run = sense.start(small_config(max_steps=1, layers=[]), tmp_path / "s", "digits", sparsity=80)
+    run = runs.start(small_config(max_steps=1, layers=[]), tmp_path / "s", "digits", sparsity=80)
     assert run.layers == ["layer1.0", "layer2.0", "fc"]
 
 
 def test_fc_schedule_only_touches_fully_connected_layers(digits, tmp_path):
-    run = sense.start(small_config(schedule="fc", max_steps=10), tmp_path / "r", "digits",
+    run = runs.start(small_config(schedule="fc", max_steps=10), tmp_path / "r", "digits",
                       sparsity=80)
     before = {k: v.copy() for k, v in run.fit.weights.items()}
     run.run()
@@ -81,7 +83,7 @@ def test_fc_schedule_only_touches_fully_connected_layers(digits, tmp_path):
 
 def test_search_climbs_keeps_families_and_its_evaluators_agree_with_a_full_forward(digits,
                                                                                  tmp_path):
-    run = sense.start(small_config(max_steps=60), tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(small_config(max_steps=60), tmp_path / "r", "digits", sparsity=80)
     start_net = run.network()
     start_family = start_net.family()
     start_fitness = float(run.fitness(*run.fit.current_score()))
@@ -92,16 +94,16 @@ def test_search_climbs_keeps_families_and_its_evaluators_agree_with_a_full_forwa
     assert net.family() == start_family
     for evaluator, split in [(run.val, digits.validation), (run.test, digits.test)]:
         assert np.array_equal(evaluator.logits(), exact_logits(net, split.images))
-    lines = [json.loads(x) for x in (tmp_path / "r" / sense.LOG_FILE).read_text().splitlines()]
+    lines = [json.loads(x) for x in (tmp_path / "r" / runs.LOG_FILE).read_text().splitlines()]
     assert [r["step"] for r in lines] == list(range(61))
     assert {"layer", "neighbours", "fitness", "train_accuracy", "validation_accuracy",
             "test_accuracy", "seconds"} <= set(lines[-1])
 
 
 def test_best_network_is_chosen_by_validation_accuracy(digits, tmp_path):
-    run = sense.start(small_config(max_steps=60), tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(small_config(max_steps=60), tmp_path / "r", "digits", sparsity=80)
     run.run()
-    lines = [json.loads(x) for x in (tmp_path / "r" / sense.LOG_FILE).read_text().splitlines()]
+    lines = [json.loads(x) for x in (tmp_path / "r" / runs.LOG_FILE).read_text().splitlines()]
     best = max(r["validation_accuracy"] for r in lines)
     assert run.state["best_validation"] == best
     net, meta = checkpoint.load(tmp_path / "r" / "best")
@@ -114,10 +116,10 @@ def test_best_network_is_chosen_by_validation_accuracy(digits, tmp_path):
          screen_by_layer={"layer1.0": 192}, confirm=2, layers=[]),
 ], ids=["whole-set", "screened"])
 def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, tmp_path, cfg):
-    whole = sense.start(small_config(**cfg), tmp_path / "whole", "digits", sparsity=80)
+    whole = runs.start(small_config(**cfg), tmp_path / "whole", "digits", sparsity=80)
     whole.run()
 
-    part = sense.start(small_config(**cfg), tmp_path / "part", "digits", sparsity=80)
+    part = runs.start(small_config(**cfg), tmp_path / "part", "digits", sparsity=80)
 
     class Killed(Exception):
         pass
@@ -128,22 +130,25 @@ def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, t
 
     with pytest.raises(Killed):
         part.run(on_step=kill_after_some_accepts)
-    resumed = sense.resume(tmp_path / "part")
+    resumed = runs.resume(tmp_path / "part")
     assert 0 < resumed.state["step"] < 50
     resumed.run()
     for name, w in whole.fit.weights.items():
         assert np.array_equal(w, resumed.fit.weights[name])
     steps = [json.loads(x)["step"] for x in
-             (tmp_path / "part" / sense.LOG_FILE).read_text().splitlines()]
+             (tmp_path / "part" / runs.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(51))
 
 
 @pytest.mark.parametrize("overrides,message", [
     (dict(neighbours=0), "neighbours K must be >= 1"),
-    (dict(layers=["layer9"]), "layer 'layer9' is not in the mnist network"),
+    (dict(layers=["layer9"]), "layer 'layer9' of --layer is not in the mnist network"),
     (dict(confirm=0), "--confirm >= 1"),
     (dict(screen_images=-5), "--screen-images >= 0"),
-    (dict(screen_by_layer={"fc9": 10}), "screened layer 'fc9' is not in the mnist network"),
+    (dict(screen_by_layer={"fc9": 10}), "layer 'fc9' of --screen is not in the mnist network"),
+    (dict(engine="textbook", screen_images=128), "the textbook engine is the plain Algorithm 2"),
+    (dict(engine="textbook", anneal_temperature=1.0), "pass --screen-images 0 and no --anneal"),
+    (dict(engine="gpu"), "unknown engine 'gpu'"),
     (dict(screen_by_layer={"fc": -1}), "screening slice of fc must be an integer >= 0"),
     (dict(layer_weights={"fc": -1.0}), "the weight of fc must be a number >= 0"),
     (dict(layer_weights={name: 0.0 for name in ("layer1.0", "layer2.0", "fc")}),
@@ -151,75 +156,103 @@ def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, t
 ])
 def test_bad_search_settings_are_one_line_errors(digits, tmp_path, overrides, message):
     with pytest.raises(MinisenseError, match=message):
-        sense.start(small_config(**overrides), tmp_path / "r", "digits", sparsity=80)
+        runs.start(small_config(**overrides), tmp_path / "r", "digits", sparsity=80)
 
 
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_settings_left_at_none_take_the_network_s_measured_defaults(architecture):
     shape = build_network(architecture, 0).input_shape
     net = random_network(architecture, 80, 0, np.full((8, *shape), 100, np.uint8))
-    config = SenseConfig()
-    config.validate(net)
+    asked = SenseConfig()
+    config = asked.resolve(net)
+    assert asked == SenseConfig()                          # the caller's config is untouched
     assert config.screen_by_layer == sense.NETWORK_DEFAULTS[architecture]["screen_by_layer"]
     assert config.layer_weights == sense.NETWORK_DEFAULTS[architecture]["layer_weights"]
+    assert config.screen_images == 2560
+    assert SenseConfig(engine="textbook").resolve(net).screen_images == 0
     config.screen_by_layer["layer1.0"] = 1                 # a copy: the table stays as it is
     assert sense.NETWORK_DEFAULTS[architecture]["screen_by_layer"]["layer1.0"] == 640
-    given = SenseConfig(screen_by_layer={}, layer_weights={"layer1.0": 0.5})
-    given.validate(net)
+    given = SenseConfig(screen_by_layer={}, layer_weights={"layer1.0": 0.5}).resolve(net)
     assert given.screen_by_layer == {} and given.layer_weights == {"layer1.0": 0.5}
 
 
 def test_random_init_sparsity_that_leaves_no_zero_is_refused(digits, tmp_path):
     with pytest.raises(MinisenseError, match="at least one of each"):
-        sense.start(small_config(), tmp_path / "r", "digits", sparsity=99.99)
-
-
-def oracle_climb(net, images, labels, config, steps):
-    """Algorithm 2 as the paper states it, with nothing clever: each step's neighbours scored by
-    applying the swap and running the whole network (``score_full_forward``), the best taken if
-    it beats the current network. Returns the accepted (step, layer, src, dst) and the weights."""
-    n, clip = len(labels), config.margin_clip
-    layers = config.search_layers(net)
-    weights = net.ternary_weights()
-    gain = net.last_gain
-    moves = []
-    for t in range(steps):
-        layer = layer_at(config, layers, t)
-        rng = np.random.default_rng([config.seed, t])
-        src, dst = sample_swaps(weights[layer], config.neighbours, rng)
-        net.set_ternary(weights, net.thresholds, gain)
-        correct, margin = score_full_forward(net, images, labels, layer, src, dst, clip)
-        scores = correct / n if config.fitness == "accuracy" else margin / (n * clip)
-        now = score_logits(exact_logits(net, images), labels, clip)
-        current = now[0] / n if config.fitness == "accuracy" else now[1] / (n * clip)
-        best = int(np.argmax(scores))
-        if scores[best] > current:
-            apply_swap(weights[layer], int(src[best]), int(dst[best]))
-            moves.append((t + 1, layer, int(src[best]), int(dst[best])))
-    return moves, weights
+        runs.start(small_config(), tmp_path / "r", "digits", sparsity=99.99)
 
 
 @pytest.mark.parametrize("fitness", ["margin", "accuracy"])
-def test_unscreened_search_is_plain_hill_climbing_on_full_forward_passes(digits, tmp_path,
-                                                                         fitness):
+def test_unscreened_search_is_the_textbook_hill_climb_on_whole_forward_passes(digits, tmp_path,
+                                                                             fitness):
+    """The fast search without screening takes the moves of ``textbook.sense.hill_climb``: each
+    step's neighbours scored by a whole forward pass, the best taken if it beats the current."""
     cfg = small_config(max_steps=24, neighbours=12, train_images=200, fitness=fitness,
                        screen_images=0, layers=[])
-    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(cfg, tmp_path / "r", "digits", sparsity=80)
     start = run.network()
     moves = []
     run.run(on_step=lambda r: moves.append(r) if r["accepted"] else None)
-    expected, weights = oracle_climb(start, digits.train.images[:200], digits.train.labels[:200],
-                                     run.config, 24)
+    expected, weights = textbook.hill_climb(
+        start, digits.train.images[:200], digits.train.labels[:200],
+        lambda t: layer_at(run.config, run.layers, t), 24, run.config.neighbours,
+        run.config.seed, fitness, run.config.margin_clip)
     assert len(expected) > 3
-    assert [(m["step"], m["layer"]) for m in moves] == [(s, layer) for s, layer, _, _ in expected]
+    assert [(m["step"], m["layer"]) for m in moves] == [(m["step"], m["layer"]) for m in expected]
     for name, w in weights.items():
         assert np.array_equal(run.fit.weights[name], w)
+
+
+RECORD_KEYS = ("step", "layer", "neighbours", "confirmed", "accepted", "fitness",
+               "train_accuracy", "validation_accuracy", "test_accuracy")
+
+
+@pytest.mark.parametrize("fitness", ["margin", "accuracy"])
+def test_the_fast_and_the_textbook_engine_write_the_same_run_record_for_record(digits, tmp_path,
+                                                                              fitness):
+    """Both tiers behind one interface: the same run folder, the same records (all but the
+    seconds), the same current and best networks, exactly (integer arithmetic)."""
+    folders = {}
+    for engine in ("fast", "textbook"):
+        cfg = small_config(max_steps=15, neighbours=10, train_images=150, fitness=fitness,
+                           screen_images=0, layers=[], engine=engine)
+        run = runs.start(cfg, tmp_path / engine, "digits", sparsity=80)
+        assert run.template.engine == engine
+        run.run()
+        folders[engine] = tmp_path / engine
+    records = {engine: [[r.get(k) for k in RECORD_KEYS] for r in
+                        map(json.loads, (folder / runs.LOG_FILE).read_text().splitlines())]
+               for engine, folder in folders.items()}
+    assert len(records["fast"]) == 16 and any(r[4] for r in records["fast"])
+    assert records["fast"] == records["textbook"]
+    for part in ("current", "best"):
+        fast, _ = checkpoint.load(folders["fast"] / part)
+        plain, _ = checkpoint.load(folders["textbook"] / part)
+        for name, w in fast.ternary_weights().items():
+            assert np.array_equal(w, plain.ternary_weights()[name])
+    saved = {e: json.loads((f / "config.json").read_text()) for e, f in folders.items()}
+    assert saved["textbook"] == {**saved["fast"], "engine": "textbook"}
+
+
+def test_a_search_in_memory_writes_nothing_and_gives_the_folder_run_s_records(digits, tmp_path,
+                                                                             monkeypatch):
+    cfg = small_config(max_steps=20, neighbours=10, train_images=200)
+    net, data = runs.initial_network(cfg.seed, "digits", sparsity=80)
+    monkeypatch.chdir(tmp_path / "..")
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    memory = sense.Search(net, data, cfg)
+    summary = memory.run()
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
+    folder = runs.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    assert folder.run() ["steps"] == summary["steps"] == 20
+    written = [json.loads(x) for x in (tmp_path / "r" / runs.LOG_FILE).read_text().splitlines()]
+    assert [[r[k] for k in RECORD_KEYS if k in r] for r in memory.history] == \
+        [[r[k] for k in RECORD_KEYS if k in r] for r in written]
 
 
 def test_screened_search_records_whole_set_fitness_and_keeps_the_family(digits, tmp_path):
     cfg = small_config(max_steps=40, neighbours=20, train_images=600, screen_images=128,
                        screen_by_layer={}, confirm=3, fitness="margin")
-    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(cfg, tmp_path / "r", "digits", sparsity=80)
     family = run.network().family()
     images, labels = digits.train.images[:600], digits.train.labels[:600]
 
@@ -245,7 +278,7 @@ def test_staged_confirmation_moves_only_on_whole_set_gains_and_may_find_no_candi
                                                                                     tmp_path):
     cfg = small_config(max_steps=80, neighbours=20, train_images=0, screen_images=128,
                        screen_by_layer={}, confirm=3, confirm_stages=4, fitness="margin")
-    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(cfg, tmp_path / "r", "digits", sparsity=80)
     records = []
     run.run(on_step=records.append)
     assert any(r["confirmed"] == 0 for r in records)         # every candidate fell behind
@@ -262,15 +295,15 @@ def test_a_layer_is_screened_on_its_own_slice_only_when_that_is_smaller_than_the
                                                                                      tmp_path):
     cfg = small_config(max_steps=1, train_images=600, screen_images=128, confirm=3,
                        screen_by_layer={"layer1.0": 64, "fc": 0})
-    run = sense.start(cfg, tmp_path / "r", "digits", sparsity=80)
+    run = runs.start(cfg, tmp_path / "r", "digits", sparsity=80)
     sizes = {name: run.screen_size(name) for name in ("layer1.0", "layer2.0", "fc")}
     assert sizes == {"layer1.0": 64, "layer2.0": 128, "fc": 0}
-    run.config.screen_images = 0                                    # off means off everywhere
+    run.config = dataclasses.replace(run.config, screen_images=0)   # off means off everywhere
     assert run.screen_size("layer1.0") == 0
-    run.config.screen_images, run.config.confirm = 128, 20          # M >= K: nothing to screen
+    run.config = dataclasses.replace(run.config, screen_images=128, confirm=20)   # M >= K
     assert run.screen_size("layer2.0") == 0
     cfg = small_config(max_steps=1, train_images=100, screen_images=128, confirm=3)
-    run = sense.start(cfg, tmp_path / "s", "digits", sparsity=80)
+    run = runs.start(cfg, tmp_path / "s", "digits", sparsity=80)
     assert run.screen_size("layer2.0") == 0
 
 
@@ -282,14 +315,14 @@ def test_unscreened_search_replays_the_committed_fig7_run_record_for_record(tmp_
     folder = Path(__file__).resolve().parent.parent / "reference_outputs" / "fig7" / "sense"
     saved = json.loads((folder / "config.json").read_text())
     try:
-        net, data = sense.initial_network(saved["seed"], "mnist", sparsity=90)
+        net, data = runs.initial_network(saved["seed"], "mnist", sparsity=90)
     except MinisenseError as e:                    # no MNIST here: nothing to replay against
         pytest.skip(str(e))
-    run = sense.Search(net, data, SenseConfig(**{"screen_images": 0, **saved}), tmp_path / "r")
+    run = runs.SearchRun(net, data, SenseConfig(**{"screen_images": 0, **saved}), tmp_path / "r")
     run.run()
     keys = ("step", "layer", "accepted", "fitness", "train_accuracy", "validation_accuracy",
             "test_accuracy")
-    ours = [json.loads(x) for x in (tmp_path / "r" / sense.LOG_FILE).read_text().splitlines()]
-    committed = [json.loads(x) for x in (folder / sense.LOG_FILE).read_text().splitlines()]
+    ours = [json.loads(x) for x in (tmp_path / "r" / runs.LOG_FILE).read_text().splitlines()]
+    committed = [json.loads(x) for x in (folder / runs.LOG_FILE).read_text().splitlines()]
     assert len(ours) == len(committed) == 91
     assert [[r[k] for k in keys] for r in ours] == [[r[k] for k in keys] for r in committed]

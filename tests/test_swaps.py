@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from minisense.errors import MinisenseError
 from minisense.network import exact_logits, family
-from minisense.swaps import apply_swap, random_network, random_ternary, sample_swaps
+from minisense.runs import random_network
+from minisense.swaps import apply_swap, random_ternary, sample_swaps
 
 
 def test_the_papers_example_neighbours_are_swaps():

@@ -12,7 +12,8 @@ from threadpoolctl import threadpool_limits
 from minisense.errors import MinisenseError
 from minisense.fast import delta as fast
 from minisense.network import build_network, exact_logits
-from minisense.swaps import apply_swap, random_network, sample_swaps
+from minisense.runs import random_network
+from minisense.swaps import apply_swap, sample_swaps
 from minisense.textbook import delta as ref
 
 SWAPS_PER_LAYER = 300            # textbook against fast

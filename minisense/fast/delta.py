@@ -37,15 +37,17 @@ runs along a contiguous row, and pooling is an elementwise max over the q*q offs
 Arithmetic is exact int32 (images and layer-1 sums, at most 49 * 255, are stored as int16),
 wrapped in np.int32 so Numba does not widen it to int64; indices are np.uint64 so Numba drops its
 negative-index wraparound, which would stop LLVM from vectorizing. Scores are integers, the same
-for any thread count. ``score_full_forward`` is the slow, obvious twin used as the oracle: apply
-the swap, run ``network.exact_logits``. ``minisense.textbook.delta`` is the same delta
-evaluation in plain NumPy (no blocks, no phases): read it first.
+for any thread count.
+
+:class:`DeltaEvaluator` equals :class:`minisense.textbook.delta.DeltaEvaluator` (the same
+delta evaluation in plain NumPy, no blocks, no phases: read it first) and
+``minisense.textbook.sense.ForwardPasses`` (apply the swap, run the whole network) exactly, with
+the same methods; it is faster because of the blocks, the phase planes and the kernels above.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 
 import numba
 import numpy as np
@@ -65,8 +67,9 @@ from minisense.fast.kernels import (
     _output_fc_blocks,
 )
 from minisense.fast.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
-from minisense.network import INPUT_SCALE, Network, exact_logits
+from minisense.network import INPUT_SCALE, Network
 from minisense.swaps import apply_swap
+from minisense.textbook.delta import check_swaps, score_logits
 
 # ----------------------------------------------------------------------------------------------
 # The evaluator and its NumPy oracle
@@ -148,48 +151,6 @@ def block_window(start: int, count: int, total: int) -> tuple[list, list]:
     return ([r for r in window if r[1] > r[0]], [r for r in rest if r[1] > r[0]])
 
 
-def score_logits(logits: np.ndarray, labels: np.ndarray, margin_clip: int) -> tuple[int, int]:
-    """(correct, margin) of integer logits (n, C) against labels (n,): the numbers ``score`` gives.
-
-    correct counts argmax == label (first index on ties); margin sums
-    clip(Z[y] - max_{k != y} Z[k], -margin_clip, margin_clip).
-    """
-    z = np.asarray(logits, dtype=np.int64)
-    rows = np.arange(len(z))
-    rivals = z.copy()
-    rivals[rows, labels] = np.iinfo(np.int64).min
-    margin = np.clip(z[rows, labels] - rivals.max(axis=1), -margin_clip, margin_clip)
-    return int((z.argmax(axis=1) == labels).sum()), int(margin.sum())
-
-
-def _check_swaps(weights: dict, layer: str, src, dst) -> tuple[np.ndarray, np.ndarray]:
-    """Validate K candidate swaps of ``layer``; returns src, dst as int64 (K,)."""
-    if layer not in weights:
-        raise MinisenseError(f"unknown layer {layer!r}; choose one of {', '.join(weights)}")
-    src, dst = np.asarray(src), np.asarray(dst)
-    for name, a in (("src", src), ("dst", dst)):
-        if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
-            raise MinisenseError(f"{name} must be a 1-D integer array of flat weight indices, "
-                                 f"got {a.dtype} of shape {a.shape}")
-    if src.shape != dst.shape:
-        raise MinisenseError(f"src holds {src.size} swaps but dst holds {dst.size}; give one dst "
-                             "per src")
-    flat = weights[layer].reshape(-1)
-    for name, a in (("src", src), ("dst", dst)):
-        bad = (a < 0) | (a >= flat.size)
-        if bad.any():
-            raise MinisenseError(f"{name} index {int(a[bad][0])} is out of range for layer "
-                                 f"{layer} ({flat.size} weights)")
-    src, dst = src.astype(np.int64), dst.astype(np.int64)
-    if (flat[src] == 0).any():
-        raise MinisenseError(f"src index {int(src[flat[src] == 0][0])} of layer {layer} holds a "
-                             "zero weight; a bit swap moves a nonzero weight (Section 3.2)")
-    if (flat[dst] != 0).any():
-        raise MinisenseError(f"dst index {int(dst[flat[dst] != 0][0])} of layer {layer} holds a "
-                             "nonzero weight; a bit swap moves a weight to a zero position")
-    return src, dst
-
-
 def fc_columns(w: np.ndarray) -> FcColumns:
     """A fc weight (out, in) as its nonzeros column by column, for pushing changed inputs.
 
@@ -212,39 +173,6 @@ def conv_taps(w: np.ndarray) -> ConvTaps:
     start = np.searchsorted(o * w.shape[1] + c, np.arange(w.shape[0] * w.shape[1] + 1))
     return ConvTaps(start=start.astype(np.int64), i=i.astype(np.int64), j=j.astype(np.int64),
                     w=w[o, c, i, j].astype(np.int64))
-
-
-def _blank_network(net: Network) -> Network:
-    """A copy of ``net``'s structure without its training caches, for loading ternary weights."""
-    blank = copy.copy(net)
-    blank.modules = [copy.copy(m) for m in net.modules]
-    for m in blank.modules:
-        for attr in [a for a in vars(m) if a.startswith("_")]:
-            delattr(m, attr)
-    blank.weighted = {m.name: m for m in blank.modules if hasattr(m, "name")}
-    blank.thresholds = dict(net.thresholds)
-    return blank
-
-
-def score_full_forward(net: Network, images: np.ndarray, labels: np.ndarray, layer: str,
-                       src, dst, margin_clip: int) -> tuple[np.ndarray, np.ndarray]:
-    """The oracle twin of ``DeltaEvaluator.score``: swap, run ``exact_logits``, score; per swap.
-
-    images uint8 (n, h, w), labels (n,); src, dst (K,) flat indices into ``layer``'s weights.
-    Returns (correct, margin), (K,) int64 each. Slow and obvious on purpose.
-    """
-    weights = net.ternary_weights()
-    src, dst = _check_swaps(weights, layer, src, dst)
-    neighbour = _blank_network(net)
-    last_gain = net.last_gain
-    correct = np.empty(len(src), dtype=np.int64)
-    margin = np.empty(len(src), dtype=np.int64)
-    for k in range(len(src)):
-        swapped = {name: w.copy() for name, w in weights.items()}
-        apply_swap(swapped[layer], src[k], dst[k])
-        neighbour.set_ternary(swapped, net.thresholds, last_gain)
-        correct[k], margin[k] = score_logits(exact_logits(neighbour, images), labels, margin_clip)
-    return correct, margin
 
 
 def _structure(net: Network) -> tuple:
@@ -282,8 +210,7 @@ class DeltaEvaluator:
         self.weights = net.ternary_weights()
         self.thresholds = dict(net.thresholds)
         self.names = list(self.weights)
-        self._blank = _blank_network(net)
-        self._last_gain = fcs[-1].gain
+        self._template = net
         # Any neighbour's sums are bounded by (full fan-in) x (input limit); a change is at most
         # twice that and a logit's rank key KEY times that: all must fit int32.
         limit = INPUT_SCALE
@@ -426,7 +353,7 @@ class DeltaEvaluator:
     def _run(self, layer, src, dst, commit=False, want_logits=False, blocks=None):
         """Dispatch K swaps of ``layer`` to its kernel on all blocks or the (first, last) ranges
         ``blocks``; returns (correct, margin, logits|None)."""
-        src, dst = _check_swaps(self.weights, layer, src, dst)
+        src, dst = check_swaps(self.weights, layer, src, dst)
         names, w = self.names, self.weights[layer]
         sign = w.reshape(-1)[src].astype(np.int64)
         out = np.empty((self._logits.shape[0] if want_logits else 0, self.num_classes, LANES),
@@ -535,6 +462,4 @@ class DeltaEvaluator:
 
     def network(self) -> Network:
         """A binary ``Network`` with the current weights and thresholds."""
-        net = _blank_network(self._blank)
-        net.set_ternary(self.weights, self.thresholds, self._last_gain)
-        return net
+        return self._template.with_ternary(self.weights, self.thresholds)

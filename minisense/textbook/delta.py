@@ -39,8 +39,9 @@ from typing import NamedTuple
 import numpy as np
 
 from minisense.errors import MinisenseError
-from minisense.network import Network, build_network, exact_logits
+from minisense.swaps import apply_swap
 from minisense.textbook.layers import Conv2d, Linear, MaxPool2d
+from minisense.textbook.network import Network, exact_logits
 
 
 class Change(NamedTuple):
@@ -352,15 +353,6 @@ def check_swaps(weights: dict, layer: str, src, dst) -> tuple[np.ndarray, np.nda
     return src, dst
 
 
-def ternary_network(architecture: str, weights: dict, thresholds: dict,
-                    last_gain: float) -> Network:
-    """A binary ``Network`` of ``architecture`` ("mnist" or "car") with these ternary weights
-    (name -> int8 array), integer thresholds T_l and last gain g_L."""
-    net = build_network(architecture, 0)
-    net.set_ternary(weights, thresholds, last_gain)
-    return net
-
-
 class DeltaEvaluator:
     """The current binary network's integers on fixed images (a ``Cache``), and its neighbours'
     scores; the textbook twin of ``minisense.fast.delta.DeltaEvaluator``, tested equal to it.
@@ -393,7 +385,7 @@ class DeltaEvaluator:
                                  f"0..{net.num_classes - 1}, got {labels.dtype} {labels.shape}")
         if not 0 <= int(margin_clip) < 2 ** 31:
             raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
-        self.architecture, self.last_gain = net.architecture, net.last_gain
+        self._template = net
         self.weights = net.ternary_weights()
         self.thresholds = dict(net.thresholds)
         self.names = list(self.weights)
@@ -408,7 +400,7 @@ class DeltaEvaluator:
 
     def network(self) -> Network:
         """A binary ``Network`` with the current weights and thresholds."""
-        return ternary_network(self.architecture, self.weights, self.thresholds, self.last_gain)
+        return self._template.with_ternary(self.weights, self.thresholds)
 
     def logits(self) -> np.ndarray:
         """The current network's integer logits Z, (n, classes) int64."""
@@ -442,6 +434,5 @@ class DeltaEvaluator:
         """Move to the neighbour (Algorithm 2: it becomes N^{ii+1}): apply the swap to
         ``weights`` and rebuild the cache by one full forward pass."""
         (src,), (dst,) = check_swaps(self.weights, layer, [src], [dst])
-        flat = self.weights[layer].reshape(-1)              # a view: the swap is in place
-        flat[dst], flat[src] = flat[src], 0
+        apply_swap(self.weights[layer], src, dst)
         self.refresh()

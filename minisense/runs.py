@@ -1,0 +1,256 @@
+"""Run folders of SENSE (Algorithm 2): starting networks, a search kept on disk, resume.
+
+* Starting networks: a p-SIREN checkpoint ("with backprop"), or a random p-sparse ternary network
+  ("without backprop", Section 4.4) with thresholds calibrated on training images.
+* :class:`SearchRun`: a ``sense.Search`` kept in a folder: ``steps.jsonl`` (every step's
+  record), ``current/`` and ``best/`` (checkpoints), ``config.json`` (the resolved settings),
+  ``summary.json`` and the resumable ``state.npz``, saved atomically after every accepted move.
+* :func:`resume` continues a killed or finished run from its last saved state: every step's
+  randomness comes from its seed and step number, so it reaches exactly the network an
+  uninterrupted run reaches.
+* :func:`backprop_line`: the paper's comparison, binary backprop from the same start.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import zipfile
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from minisense import checkpoint, files
+from minisense.data import architecture_for, load_dataset
+from minisense.errors import MinisenseError
+from minisense.network import Network, binary_network, build_network, exact_logits
+from minisense.psiren import binary_backprop
+from minisense.sense import Search, SenseConfig
+from minisense.swaps import random_ternary
+
+STATE_FILE = "state.npz"
+LOG_FILE = "steps.jsonl"
+BACKPROP_FILE = "backprop.jsonl"
+
+
+# -- starting networks ----------------------------------------------------------------------------
+
+def calibrate_thresholds(net: Network, weights: dict[str, np.ndarray],
+                         images: np.ndarray) -> dict[str, int]:
+    """Integer thresholds for a random ternary network: T_l = the standard deviation of layer l's
+    integer pre-activations on ``images`` (training images), layer by layer, at least 1.
+
+    A random network has no float weights to take a scale from (``network.binarize``); this puts
+    each HardTanh's linear region where that layer's inputs actually fall.
+    """
+    names = list(net.weighted)
+    thresholds: dict[str, int] = {}
+    for name in names[:-1]:
+        # Later thresholds do not affect this layer's pre-activations: any value serves there.
+        probe = net.with_ternary(weights, {n: thresholds.get(n, 1) for n in names[:-1]}, 1.0)
+        z = exact_logits(probe, images, stop_after=name)
+        thresholds[name] = max(1, int(round(float(z.std()))))
+    return thresholds
+
+
+def random_network(architecture: str, sparsity: float, seed: int,
+                   calibration_images: np.ndarray, engine: str = "fast") -> Network:
+    """A random p-sparse ternary network (every layer p% zeros, signs at random) with thresholds
+    calibrated on ``calibration_images`` (uint8 (n, h, w), training images)."""
+    rng = np.random.default_rng(seed)
+    net = build_network(architecture, rng, engine)
+    weights = {name: random_ternary(layer.weight.shape, sparsity, rng)
+               for name, layer in net.weighted.items()}
+    thresholds = calibrate_thresholds(net, weights, calibration_images)
+    # The last gain only scales the logits for a softmax (the backprop comparison of Section 4.4):
+    # 1/sqrt(fan-in count) keeps them near unit size, as H/T is at most 1.
+    fan_in = np.abs(weights[list(weights)[-1]]).reshape(net.num_classes, -1).sum(axis=1).mean()
+    return net.with_ternary(weights, thresholds, 1.0 / np.sqrt(max(1.0, float(fan_in))))
+
+
+def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
+                    sparsity: float | None = None, data_dir=None) -> tuple[Network, object]:
+    """The starting point of Algorithm 2 and its data: a p-SIREN checkpoint, or a random network
+    of ``sparsity`` percent zeros per layer drawn from ``seed`` (thresholds calibrated on
+    training images). The backprop comparison line starts from exactly the same network.
+    ``dataset`` defaults to the checkpoint's, and for a random network to digits."""
+    if (from_checkpoint is None) == (sparsity is None):
+        raise MinisenseError("start from either a checkpoint (--checkpoint) or a random network "
+                             "(--init random --sparsity P), not both or neither")
+    if from_checkpoint is not None:
+        _, meta = checkpoint.load(from_checkpoint)
+        dataset = dataset or meta.get("dataset")
+        if meta.get("dataset") not in (None, dataset):
+            raise MinisenseError(f"checkpoint {from_checkpoint} was trained on "
+                                 f"{meta.get('dataset')}, not {dataset}; pass a {dataset} "
+                                 "checkpoint or --dataset " + str(meta.get("dataset")))
+    if dataset is None and from_checkpoint is not None:
+        raise MinisenseError(f"checkpoint {from_checkpoint} names no dataset: pass --dataset")
+    if from_checkpoint is not None:
+        net, _ = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
+        return net, load_dataset(dataset, data_dir)
+    if not 0 < sparsity < 100:
+        raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
+                             "zero weights, e.g. --sparsity 80")
+    data = load_dataset(dataset or "digits", data_dir)
+    return random_network(architecture_for(data.name), sparsity, seed,
+                          data.train.images[:1000]), data
+
+
+def default_out(dataset: str | None, seed: int, backprop: bool = False) -> pathlib.Path:
+    """Where a search (or its backprop line) writes when no folder is given."""
+    kind = "backprop" if backprop else "search"
+    return pathlib.Path("runs") / f"{kind}-{dataset or 'ckpt'}-s{seed}"
+
+
+# -- a search in a folder -------------------------------------------------------------------------
+
+class SearchRun(Search):
+    """A :class:`minisense.sense.Search` kept in the folder ``out`` (module docstring): the same
+    steps and records, each written to ``steps.jsonl``, the state saved after every move."""
+
+    def __init__(self, net: Network, data, config: SenseConfig, out, start: dict | None = None):
+        super().__init__(net, data, config, start)
+        self.out = pathlib.Path(out)
+        self._log = None
+        self._fresh = start is None                 # a resumed run has its start record
+
+    def run(self, on_step=lambda record: None) -> dict:
+        """:meth:`Search.run` with every record written and the state saved after each move;
+        returns the summary, also written to ``summary.json``.
+
+        The run folder is locked for the while (``files.folder_lock``); a failed write (an
+        unwritable folder, a full disk) ends the run with a one-line error, its last save intact.
+        """
+        with files.folder_lock(self.out):
+            try:
+                return self._run_in_folder(on_step)
+            except OSError as e:
+                raise files.write_error(e.filename or self.out, e) from None
+
+    def _run_in_folder(self, on_step) -> dict:
+        if self._fresh:
+            if (self.out / STATE_FILE).exists():      # another process started one meanwhile
+                raise MinisenseError(f"{self.out} already holds a search; continue it with "
+                                     f"--resume {self.out} or choose another --out")
+            files.atomic_write_json(self.out / "config.json", self.settings())
+            (self.out / LOG_FILE).write_text(json.dumps(self.history[0]) + "\n")
+            self.save()
+            self._fresh = False
+        with open(self.out / LOG_FILE, "a") as self._log:
+            summary = super().run(on_step)
+        self.save()
+        files.atomic_write_json(self.out / "summary.json", summary)
+        return summary
+
+    def recorded(self, record: dict) -> None:
+        super().recorded(record)
+        self._log.write(json.dumps(record) + "\n")
+        if record["accepted"]:
+            self._log.flush()
+            self.save()
+
+    def save(self) -> None:
+        """The resumable state as ONE file written atomically, then readable checkpoints."""
+        arrays = {f"current/{k}": v for k, v in self.fit.weights.items()}
+        arrays.update({f"best/{k}": v for k, v in self.best_weights.items()})
+        arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        files.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
+        meta = {"dataset": self.data.name, "search": asdict(self.config), **self.accuracies(),
+                "step": self.state["step"]}
+        checkpoint.save(self.network(), self.out / "current", meta, sync=False)
+        checkpoint.save(self.network(self.best_weights), self.out / "best",
+                        {"dataset": self.data.name, "step": self.state["best_step"],
+                         "validation_accuracy": self.state["best_validation"]}, sync=False)
+
+
+def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
+          sparsity: float | None = None, data_dir=None) -> SearchRun:
+    """A new search in ``out`` from :func:`initial_network`."""
+    with files.folder_lock(out):        # fail fast: writable, and no other writer now
+        pass
+    net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
+    if (pathlib.Path(out) / STATE_FILE).exists():
+        raise MinisenseError(f"{out} already holds a search; continue it with --resume {out} or "
+                             "choose another --out")
+    return SearchRun(net, data, config, out)
+
+
+def resume(out, data_dir=None, max_steps: int | None = None,
+           budget_seconds: float | None = None) -> SearchRun:
+    """Re-open a killed or finished run: its config, its last saved state; steps logged after it
+    are dropped. ``max_steps`` and ``budget_seconds`` (the total, counted from the run's start)
+    replace the saved ones, to extend a run; every other setting is the run's own."""
+    out = pathlib.Path(out)
+    try:
+        # A run saved before screening existed has no screen_images: it searched unscreened.
+        config = SenseConfig(**{"screen_images": 0, **json.loads((out / "config.json")
+                                                                 .read_text())})
+        # current/model.json for what a search never changes (dataset, thresholds, gain), the
+        # weights from state.npz: a kill between the two files of current/ loses nothing.
+        meta = json.loads((out / "current" / "model.json").read_text())
+        dataset = meta["dataset"]
+        with np.load(out / STATE_FILE, allow_pickle=False) as f:
+            state = json.loads(bytes(f["state"]).decode())
+            current = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("current/")}
+            best = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("best/")}
+        net = checkpoint.with_weights(meta, current, out / "current" / "model.json")
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        raise MinisenseError(f"cannot resume from {out}: {type(e).__name__}: {e}; pass the --out "
+                             "folder of a search that has saved at least once") from None
+    if not (out / LOG_FILE).is_file():
+        raise MinisenseError(f"cannot resume from {out}: its {LOG_FILE} is missing; restore it, or "
+                             "create an empty one to continue without the earlier records")
+    extended = {k: v for k, v in (("max_steps", max_steps), ("budget_seconds", budget_seconds))
+                if v is not None}
+    search = SearchRun(net, load_dataset(dataset, data_dir), replace(config, **extended), out,
+                       start=state)
+    search.best_weights = best
+    with files.folder_lock(out):
+        files.atomic_write_json(out / "config.json", search.settings())
+        kept = [line for line in (out / LOG_FILE).read_text(errors="replace").splitlines()
+                if _logged_step(line) <= state["step"]]
+        files.atomic_write_bytes(out / LOG_FILE, "".join(line + "\n" for line in kept).encode())
+    return search
+
+
+def _logged_step(line: str) -> float:
+    """The step of one ``steps.jsonl`` line; infinity for a line cut short by a crash or a full
+    disk (it can only be the last, and is dropped with the steps after the saved state)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+
+
+def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
+                  sparsity: float | None = None, data_dir=None, lr: float = 0.01,
+                  on_record=lambda record: None) -> dict:
+    """The paper's comparison for SENSE (Section 4.4, Figs. 6-8): binary backprop fine-tuning
+    (Algorithm 1's step 4, ``psiren.binary_backprop``) from the very network ``start`` would
+    search from, for the same ``budget_seconds`` (or ``max_steps`` batches), in the config's
+    engine. One JSON line per evaluation in ``out/backprop.jsonl``, validation and test accuracy
+    as SENSE reports them; returns the summary written to ``out/summary.json``: the first, last
+    and best-by-validation records."""
+    out = pathlib.Path(out)
+    with files.folder_lock(out):
+        if (out / BACKPROP_FILE).exists():
+            raise MinisenseError(f"{out} already holds a backprop line; choose another --out")
+        net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
+        net = binary_network(net.architecture, net.ternary_weights(), net.thresholds,
+                             net.last_gain, config.engine)
+        with open(out / BACKPROP_FILE, "w") as log:
+            def record(r):
+                log.write(json.dumps(r) + "\n")
+                log.flush()
+                on_record(r)
+            records = binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
+                                      max_batches=config.max_steps, on_record=record)
+        summary = {"method": "backprop", "lr": lr, "config": asdict(config),
+                   "first": records[0], "last": records[-1],
+                   "best_by_validation": max(records, key=lambda r: r["validation_accuracy"])}
+        files.atomic_write_json(out / "summary.json", summary)
+    return summary
