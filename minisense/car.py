@@ -38,7 +38,7 @@ ZOOM_STEPS = 50
 
 def make_env(render: bool = True):
     """A continuous-action CarRacing-v3. ``render=False`` skips drawing the frame: the physics,
-    and so the expert's returns, are the same, about ten times faster (drawing is the cost)."""
+    and so the expert's returns, are the same, and drawing, the main cost, is skipped."""
     try:
         import gymnasium
     except ImportError:
@@ -255,7 +255,7 @@ def _networks(paths) -> list:
 
 def one_blas_thread():
     """A context in which BLAS uses one thread. One frame's matrix products are tiny: threads
-    only wait on each other there (5x slower per step on a busy 2-core machine)."""
+    only wait on each other there."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")

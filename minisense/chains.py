@@ -45,7 +45,7 @@ def run_chain(network: dict, dataset: str, data_dir, config: dict, out: str,
     # settings left at None become the network's, as saved
     config = sense.SenseConfig(**config).resolve(net)
     if (folder / runs.STATE_FILE).exists():
-        saved = json.loads((folder / "config.json").read_text())
+        saved = asdict(runs.read_config(folder / "config.json"))
         # margin_clip 0 asks for the start's logit spread, which the chain saved as a number.
         fixed = {k: v for k, v in asdict(config).items()
                  if k not in EXTENDABLE and not (k == "margin_clip" and not v)}

@@ -34,8 +34,8 @@ from minisense.errors import MinisenseError
 MNIST_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 87, 89, 91, 93, 95)   # Fig. 2a
 CAR_LEVELS = MNIST_LEVELS + (96, 97, 98, 99)                                    # Fig. 2b
 QUICK_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 1}
-# An MNIST run with these: 213-258 s on an idle core when step 1 is read from the shared store,
-# 9-10 minutes beside other jobs when it trains step 1; a car run 149-389 s.
+# Few epochs per run, so that a figure's 45 runs fit in a few hours on 2 cores (the results book
+# gives their times).
 SWEEP_EPOCHS = {"dense": 3, "prune": 2, "sparse": 1, "binary": 2}
 CAR = "carracing"
 # fig5short's start: p-SIREN with one pruning epoch from the random initialisation, a small
@@ -43,9 +43,8 @@ CAR = "carracing"
 # (it climbed 3 points).
 SHORT_PSIREN = {"epochs": {"dense": 0, "prune": 1, "sparse": 0, "binary": 0}, "lr": 0.005}
 # Fig. 8b: screened SENSE with fitness on the whole training split, layer1.0 at odds 1/20 of
-# layer2.0 (its neighbours cost about 40x more) and confirmation in 4 stages, which cut a
-# layer1.0 step from 3.4 s to 0.9 s (the results book, screened SENSE); 25,000 steps are about
-# an hour on one core of the 2-core machine.
+# layer2.0 (its neighbours cost far more) and confirmation in 4 stages, which makes a layer1.0
+# step cheaper (the results book, screened SENSE); 25,000 steps fit in an hour on one core.
 FIG8B_SENSE = {"train_images": 0, "screen_images": 2560, "layer_weights": {"layer1.0": 0.05},
                "confirm": 5, "confirm_stages": 4}
 FIG8B_STEPS = 25_000

@@ -17,16 +17,16 @@ import io
 import json
 import pathlib
 import zipfile
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 
 import numpy as np
 
 from minisense import checkpoint, files
 from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
-from minisense.network import Network, binary_network, build_network, exact_logits
+from minisense.network import Network, binary_network, build_network, exact_logits, family
 from minisense.psiren import binary_backprop
-from minisense.sense import Search, SenseConfig
+from minisense.sense import MAX_COUNT, Search, SenseConfig
 from minisense.swaps import random_ternary
 
 STATE_FILE = "state.npz"
@@ -155,7 +155,8 @@ class SearchRun(Search):
         """The resumable state as ONE file written atomically, then readable checkpoints."""
         arrays = {f"current/{k}": v for k, v in self.fit.weights.items()}
         arrays.update({f"best/{k}": v for k, v in self.best_weights.items()})
-        arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), dtype=np.uint8)
+        record = {**self.state, "dataset": self.data.name}        # checked by resume
+        arrays["state"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         files.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
@@ -183,24 +184,41 @@ def resume(out, data_dir=None, max_steps: int | None = None,
            budget_seconds: float | None = None) -> SearchRun:
     """Re-open a killed or finished run: its config, its last saved state; steps logged after it
     are dropped. ``max_steps`` and ``budget_seconds`` (the total, counted from the run's start)
-    replace the saved ones, to extend a run; every other setting is the run's own."""
+    replace the saved ones, to extend a run; every other setting is the run's own.
+
+    Everything read back is checked first (one-line errors, nothing written): ``config.json``'s
+    fields and their types and ranges (``SenseConfig.check_types``), ``current/model.json``
+    (``checkpoint.read_meta``), the state record's fields and ranges (:func:`check_state`), and
+    ``state.npz``'s arrays: the network's layers, int8 of their shapes in {-1, 0, +1}, current and
+    best of one family, on the run's dataset."""
     out = pathlib.Path(out)
-    try:
-        # A run saved before screening existed has no screen_images: it searched unscreened.
-        config = SenseConfig(**{"screen_images": 0, **json.loads((out / "config.json")
-                                                                 .read_text())})
-        # current/model.json for what a search never changes (dataset, thresholds, gain), the
-        # weights from state.npz: a kill between the two files of current/ loses nothing.
-        meta = json.loads((out / "current" / "model.json").read_text())
-        dataset = meta["dataset"]
-        with np.load(out / STATE_FILE, allow_pickle=False) as f:
-            state = json.loads(bytes(f["state"]).decode())
-            current = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("current/")}
-            best = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("best/")}
-        net = checkpoint.with_weights(meta, current, out / "current" / "model.json")
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
-        raise MinisenseError(f"cannot resume from {out}: {type(e).__name__}: {e}; pass the --out "
-                             "folder of a search that has saved at least once") from None
+    if not (out / STATE_FILE).is_file():
+        raise MinisenseError(f"cannot resume from {out}: it holds no {STATE_FILE}; pass the --out "
+                             "folder of a search that has saved at least once")
+    config = read_config(out / "config.json")
+    # current/model.json for what a search never changes (dataset, thresholds, gain), the
+    # weights from state.npz: a kill between the two files of current/ loses nothing.
+    meta = checkpoint.read_meta(out / "current" / "model.json")
+    state, current, best = read_state(out / STATE_FILE)
+    where = f"search state {out / STATE_FILE}"
+    for part, weights in (("current", current), ("best", best)):
+        checkpoint.check_weights(weights, meta["architecture"], f"{where} ({part})")
+    dataset = meta.get("dataset")
+    if dataset is None or state.pop("dataset", dataset) != dataset:
+        raise MinisenseError(f"cannot resume from {out}: current/model.json names dataset "
+                             f"{dataset!r}, not the run's; restore current/ from the run")
+    best_meta = out / "best" / "model.json"
+    if best_meta.is_file() and checkpoint.read_meta(best_meta).get("dataset") != dataset:
+        raise MinisenseError(f"cannot resume from {out}: best/ and current/ name other datasets; "
+                             "restore them from the run")
+    if _families(current) != _families(best) or (
+            isinstance(meta.get("family"), dict) and meta["family"] != _families(current)):
+        raise MinisenseError(f"cannot resume from {out}: the current and best networks of "
+                             f"{STATE_FILE} are not of the run's family (a search never changes "
+                             "a layer's counts of -1/0/+1); restore the run's files")
+    net = checkpoint.with_weights(meta, current, out / "current" / "model.json")
+    config.resolve(net)                          # its settings fit the network
+    check_state(state, config, where)
     if not (out / LOG_FILE).is_file():
         raise MinisenseError(f"cannot resume from {out}: its {LOG_FILE} is missing; restore it, or "
                              "create an empty one to continue without the earlier records")
@@ -217,13 +235,102 @@ def resume(out, data_dir=None, max_steps: int | None = None,
     return search
 
 
+def read_config(path) -> SenseConfig:
+    """A run's ``config.json`` as a :class:`SenseConfig`, its fields' types and ranges checked
+    (their fit to the network: ``SenseConfig.resolve``)."""
+    try:
+        saved = json.loads(pathlib.Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise MinisenseError(f"cannot resume: {path} is unreadable ({type(e).__name__}: {e}); "
+                             "restore the run's config.json") from None
+    names = {f.name for f in fields(SenseConfig)}
+    if not isinstance(saved, dict):
+        raise MinisenseError(f"cannot resume: {path} holds {type(saved).__name__}, not the "
+                             "run's settings; restore the run's config.json")
+    # A run saved before screening existed has no screen_images: it searched unscreened.
+    saved = {"screen_images": 0, **saved}
+    if set(saved) != names:
+        odd = sorted(set(saved) ^ names)
+        raise MinisenseError(f"cannot resume: {path} lacks or has unknown settings "
+                             f"{', '.join(odd)}; restore the run's config.json")
+    config = SenseConfig(**saved)
+    try:
+        config.check_types()
+    except MinisenseError as e:
+        raise MinisenseError(f"cannot resume: {path}: {e}") from None
+    return config
+
+
+STATE_FIELDS = {"step": int, "accepted": int, "seconds": float, "evaluations": int,
+                "best_validation": float, "best_step": int}
+
+
+def read_state(path) -> tuple[dict, dict, dict]:
+    """``state.npz``: the state record (a dict, fields unchecked: :func:`check_state`) and the
+    current and best weights (name -> array, unchecked: ``checkpoint.check_weights``)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.files)
+            raw = f["state"] if "state" in keys else None
+            current = {k.split("/", 1)[1]: f[k] for k in keys if k.startswith("current/")}
+            best = {k.split("/", 1)[1]: f[k] for k in keys if k.startswith("best/")}
+        odd = [k for k in keys if k != "state" and not k.startswith(("current/", "best/"))]
+        if raw is None or odd or raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"arrays {keys}: needs a uint8 'state' and current/ and best/ layers")
+        state = json.loads(raw.tobytes().decode())
+    except (OSError, ValueError, KeyError, TypeError, EOFError, RecursionError,
+            zipfile.BadZipFile) as e:
+        raise MinisenseError(f"cannot resume from {path}: {type(e).__name__}: {e}; pass the --out "
+                             "folder of a search that has saved at least once") from None
+    if not isinstance(state, dict):
+        raise MinisenseError(f"cannot resume from {path}: its state record is not a record; "
+                             "restore the run's state.npz")
+    return state, current, best
+
+
+def check_state(state: dict, config: SenseConfig, where) -> None:
+    """One-line errors unless the state record has exactly ``STATE_FIELDS`` (and a "dataset"
+    name), of their types, in their ranges: 0 <= accepted, best_step <= step <= the step bound,
+    evaluations = step x K, seconds finite >= 0, best_validation in [0, 1]."""
+    given = set(state) - {"dataset"}
+    if given != set(STATE_FIELDS):
+        odd = sorted(given ^ set(STATE_FIELDS))
+        raise MinisenseError(f"{where}: the state record lacks or has unknown fields "
+                             f"{', '.join(odd)}; restore the run's state.npz")
+    for name, kind in STATE_FIELDS.items():
+        value = state[name]
+        ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float
+                                                        else int)
+        if not ok or not 0 <= value < float("inf"):
+            raise MinisenseError(f"{where}: {name} is {value!r}, not a "
+                                 f"{'finite number' if kind is float else 'whole number'} >= 0; "
+                                 "restore the run's state.npz")
+    step = state["step"]
+    bounds = {"step": (step, MAX_COUNT), "accepted": (state["accepted"], step),
+              "best_step": (state["best_step"], step), "best_validation":
+              (state["best_validation"], 1)}
+    for name, (value, bound) in bounds.items():
+        if value > bound:
+            raise MinisenseError(f"{where}: {name} is {value}, above its bound {bound}; restore "
+                                 "the run's state.npz")
+    if state["evaluations"] != step * config.neighbours:
+        raise MinisenseError(f"{where}: evaluations is {state['evaluations']}, not step x K = "
+                             f"{step * config.neighbours}; restore the run's state.npz")
+
+
+def _families(weights: dict) -> dict:
+    return {name: family(w) for name, w in sorted(weights.items())}
+
+
 def _logged_step(line: str) -> float:
     """The step of one ``steps.jsonl`` line; infinity for a line cut short by a crash or a full
-    disk (it can only be the last, and is dropped with the steps after the saved state)."""
+    disk (it can only be the last, and is dropped with the steps after the saved state) or
+    otherwise not a record with a whole-number step."""
     try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
         return float("inf")
+    return step if isinstance(step, int) and not isinstance(step, bool) else float("inf")
 
 
 def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,

@@ -79,6 +79,13 @@ NETWORK_DEFAULTS = {
 # The screening slice S an engine takes when screen_images is None: the textbook engine is the
 # plain Algorithm 2 and never screens.
 ENGINE_SCREEN_IMAGES = {"fast": 2560, "textbook": 0}
+# Bounds of the whole-number settings, so that every count that reaches the int64 (and the fast
+# tier's int32) arithmetic stays exact and a run ends: a billion steps is months of search.
+MAX_NEIGHBOURS = 100_000
+MAX_COUNT = 10 ** 9                      # steps, steps per layer, repeats, images
+MAX_SEED = 2 ** 32 - 1
+MAX_MARGIN_CLIP = 2 ** 20                # a margin sum over 2**11 images of a block fits int32
+MAX_CONFIRM_STAGES = 64
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class SenseConfig:
     def resolve(self, net: Network) -> SenseConfig:
         """A copy with the fields left at None set to ``net``'s measured defaults
         (``NETWORK_DEFAULTS``) and the engine's screening slice, checked against ``net``."""
+        self.check_types()
         if self.engine not in ENGINES:
             raise MinisenseError(f"unknown engine {self.engine!r}; choose one of "
                                  f"{', '.join(ENGINES)}")
@@ -124,15 +132,18 @@ class SenseConfig:
     def validate(self, net: Network) -> None:
         """One-line errors for settings outside their ranges or not fitting ``net`` (call it on
         a resolved config)."""
+        self.check_types()
         if self.schedule not in SCHEDULES:
             raise MinisenseError(f"unknown schedule {self.schedule!r}; choose one of "
                                  f"{', '.join(SCHEDULES)}")
         if self.fitness not in FITNESSES:
             raise MinisenseError(f"unknown fitness {self.fitness!r}; choose accuracy or margin")
+        if self.screen_images is None or self.confirm is None or self.layer_weights is None \
+                or self.screen_by_layer is None:
+            raise MinisenseError("validate a resolved config: SenseConfig.resolve(net) fills "
+                                 "the settings left at None")
         if self.neighbours < 1:
             raise MinisenseError(f"neighbours K must be >= 1, got {self.neighbours}")
-        if self.steps_per_layer < 1 or self.repeats < 1:
-            raise MinisenseError("steps per layer and repeats must be >= 1")
         self._check_numbers()
         self._check_layers(net)
         if self.engine == "textbook" and (self.screen_images or self.anneal_temperature
@@ -140,6 +151,48 @@ class SenseConfig:
             raise MinisenseError("the textbook engine is the plain Algorithm 2 (every neighbour "
                                  "on the whole set, hill climbing): pass --screen-images 0 and "
                                  "no --anneal or --confirm-stages, or use --engine fast")
+
+    def check_types(self) -> None:
+        """One-line errors for a field of the wrong type or outside its bounds (``MAX_*``): a
+        config read back from a run's ``config.json`` may hold anything."""
+        def whole(name, low, high, none_ok=False):
+            value = getattr(self, name)
+            if value is None and none_ok:
+                return
+            # (a lower bound of None: checked by validate, with the option's own message)
+            if isinstance(value, bool) or not isinstance(value, int) or value > high or (
+                    low is not None and value < low):
+                raise MinisenseError(f"setting {name} is {value!r}, not a whole number in "
+                                     f"{low or 0}..{high}; give one in that range")
+
+        for name in ("schedule", "fitness", "engine"):
+            if not isinstance(getattr(self, name), str):
+                raise MinisenseError(f"setting {name} is {getattr(self, name)!r}, not a name; "
+                                     "give one of its choices")
+        whole("neighbours", None, MAX_NEIGHBOURS)
+        whole("steps_per_layer", 1, MAX_COUNT)
+        whole("repeats", 1, MAX_COUNT)
+        whole("max_steps", 0, MAX_COUNT)
+        whole("train_images", 0, MAX_COUNT)
+        whole("margin_clip", 0, MAX_MARGIN_CLIP)
+        whole("screen_images", None, MAX_COUNT, none_ok=True)
+        whole("confirm", None, MAX_NEIGHBOURS, none_ok=True)
+        whole("confirm_stages", 1, MAX_CONFIRM_STAGES)
+        whole("seed", 0, MAX_SEED)
+        for name in ("budget_seconds", "anneal_temperature", "anneal_half_life"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise MinisenseError(f"setting {name} is {value!r}, not a number")
+        if self.layers is not None and not (isinstance(self.layers, list) and all(
+                isinstance(name, str) for name in self.layers)):
+            raise MinisenseError(f"setting layers is {self.layers!r}, not a list of layer names")
+        for name, kind in (("layer_weights", (int, float)), ("screen_by_layer", int)):
+            value = getattr(self, name)         # (the values' ranges: _check_layers)
+            if value is not None and not (isinstance(value, dict) and all(
+                    isinstance(k, str) and isinstance(v, kind) and not isinstance(v, bool)
+                    for k, v in value.items())):
+                raise MinisenseError(f"setting {name} is {value!r}, not layer names with "
+                                     f"{'whole numbers' if kind is int else 'numbers'}")
 
     def _check_numbers(self) -> None:
         for name, value, zero_ok in (("time budget", self.budget_seconds, False),
@@ -177,9 +230,9 @@ class SenseConfig:
                 self.layer_weights.get(name, 1.0) > 0 for name in self.search_layers(net)):
             raise MinisenseError("every searched layer has weight 0; give one a weight > 0")
         for name, size in self.screen_by_layer.items():
-            if not isinstance(size, int) or size < 0:
+            if not isinstance(size, int) or not 0 <= size <= MAX_COUNT:
                 raise MinisenseError(f"screening slice of {name} must be an integer >= 0 (0: "
-                                     f"not screened), got {size!r}")
+                                     f"not screened) and <= {MAX_COUNT}, got {size!r}")
         for name in self.search_layers(net):
             counts = net.family()[name]
             if counts["0"] == 0 or counts["0"] == sum(counts.values()):

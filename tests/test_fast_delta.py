@@ -11,7 +11,6 @@ from minisense.fast.delta import (
     DeltaEvaluator,
     _pieces,
     block_window,
-    score_full_forward,
     score_logits,
 )
 from minisense.fast.layers import (
@@ -25,6 +24,7 @@ from minisense.fast.layers import (
 )
 from minisense.network import binarize, build_network, exact_logits
 from minisense.swaps import apply_swap
+from minisense.textbook.sense import ForwardPasses
 
 SWAPS_PER_NET = 500          # per layer and network; two networks per architecture: 1,000 a layer
 SINGLE_SWAPS = 60            # of which through neighbour_logits, the rest in one score batch
@@ -136,7 +136,7 @@ def test_the_cache_starts_at_the_exact_logits(case):
 
 def test_neighbour_logits_and_scores_equal_the_full_forward_for_every_layer(case):
     """Per layer: single swaps through neighbour_logits against exact_logits of the swapped
-    network, and a batch through score against score_full_forward; both exactly."""
+    network, and a batch through score against ForwardPasses.score; both exactly."""
     net, images, labels, evaluator = case
     rng = np.random.default_rng(7)
     before = evaluator.logits()
@@ -150,8 +150,8 @@ def test_neighbour_logits_and_scores_equal_the_full_forward_for_every_layer(case
                                       exact_logits(neighbour, images)), (layer, k)
             batch = slice(SINGLE_SWAPS, None)
             correct, margin = evaluator.score(layer, src[batch], dst[batch])
-            expected = score_full_forward(net, images, labels, layer, src[batch], dst[batch],
-                                          MARGIN_CLIP)
+            expected = ForwardPasses(net, images, labels, MARGIN_CLIP).score(
+                layer, src[batch], dst[batch])
             assert np.array_equal(correct, expected[0]) and np.array_equal(margin, expected[1])
             distinct.append(len(np.unique(margin)))
     assert np.array_equal(evaluator.logits(), before)             # the state is unchanged
@@ -224,8 +224,8 @@ def test_scores_over_several_blocks_are_exact_and_do_not_depend_on_the_thread_co
             numba.set_num_threads(threads)
         assert np.array_equal(many[0], one[0]) and np.array_equal(many[1], one[1])
         with threadpool_limits(1):
-            expected = score_full_forward(net, images, labels, layer, src[:5], dst[:5],
-                                          MARGIN_CLIP)
+            expected = ForwardPasses(net, images, labels, MARGIN_CLIP).score(
+                layer, src[:5], dst[:5])
         assert np.array_equal(many[0][:5], expected[0])
         assert np.array_equal(many[1][:5], expected[1])
 

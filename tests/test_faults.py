@@ -361,3 +361,142 @@ def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path)
     assert (out / "fig8b" / "fig8b.json").read_text() == "{}"
     ok(run(*args, "--force"))
     assert json.loads((out / "fig8b" / "fig8b.json").read_text())["figure"] == "fig8b"
+
+
+# == issue 25 =====================================================================================
+# Kind 1: a tampered resume file (state.npz, config.json, current/) is a one-line error, never a
+# crash inside a kernel, never taken as it is.
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished tiny search (5 steps), shared: tests damage a copy of it."""
+    out = tmp_path_factory.mktemp("searched") / "s"
+    ok(run(*SEARCH, "--max-steps", "5", "--out", out))
+    return out
+
+
+@pytest.fixture
+def search_copy(searched, tmp_path):
+    return pathlib.Path(shutil.copytree(searched, tmp_path / "s"))
+
+
+def read_state_file(folder):
+    with np.load(folder / runs.STATE_FILE) as f:
+        arrays = {k: f[k] for k in f.files}
+    return arrays, json.loads(arrays.pop("state").tobytes().decode())
+
+
+def write_state_file(folder, arrays, state):
+    raw = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    np.savez(folder / runs.STATE_FILE, **arrays, state=raw)
+
+
+def edit_json(path, **changes):
+    meta = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is KeyError:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("step", -1, "step is -1"),
+    ("step", "5", "step is '5'"),
+    ("step", 2.5, "step is 2.5"),
+    ("step", 10 ** 12, "above its bound"),
+    ("step", None, "step is None"),
+    ("step", True, "step is True"),
+    ("step", KeyError, "lacks or has unknown fields step"),
+    ("accepted", 99, "accepted is 99, above its bound 5"),
+    ("best_step", 6, "best_step is 6, above its bound 5"),
+    ("evaluations", 7, "not step x K"),
+    ("seconds", float("nan"), "seconds is nan"),
+    ("seconds", -3.0, "seconds is -3.0"),
+    ("best_validation", 2, "best_validation is 2, above its bound 1"),
+    ("extra", 1, "unknown fields extra"),
+    ("dataset", "mnist", "not the run's"),
+])
+def test_resume_refuses_a_tampered_state_record(search_copy, field, value, says):
+    arrays, state = read_state_file(search_copy)
+    if value is KeyError:
+        state.pop(field)
+    else:
+        state[field] = value
+    write_state_file(search_copy, arrays, state)
+    assert says in one_line_error(run("search", "--resume", search_copy))
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda a: a.update({"current/fc": a["current/fc"][:, :-3]}), "layer fc has shape"),
+    (lambda a: a.update({"best/layer2.0": a["best/layer2.0"].reshape(-1)}), "has shape"),
+    (lambda a: a.update({"current/fc": a["current/fc"].astype(np.float32)}), "not int8"),
+    (lambda a: a.update({"current/fc": a["current/fc"].astype(np.int64)}), "not int8"),
+    (lambda a: a["current/fc"].__setitem__((0, 0), 5), "not int8 in {-1, 0, +1}"),
+    (lambda a: a.pop("best/fc"), "has layers"),
+    (lambda a: a.update({"current/fc9": a["current/fc"]}), "has layers"),
+    (lambda a: a.update({"junk": np.zeros(3)}), "needs a uint8 'state'"),
+    (lambda a: a["current/fc"].__setitem__((0, np.flatnonzero(a["current/fc"][0] == 0)[0]), 1),
+     "not of the run's family"),
+])
+def test_resume_refuses_tampered_weight_arrays_before_any_kernel_runs(search_copy, change, says):
+    arrays, state = read_state_file(search_copy)
+    change(arrays)
+    write_state_file(search_copy, arrays, state)
+    assert says in one_line_error(run("search", "--resume", search_copy))
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("neighbours", "10", "setting neighbours is '10'"),
+    ("neighbours", 10 ** 12, "setting neighbours is 1000000000000"),
+    ("neighbours", 2.5, "setting neighbours is 2.5"),
+    ("neighbours", 0, "neighbours K must be >= 1"),
+    ("steps_per_layer", -1, "setting steps_per_layer is -1"),
+    ("max_steps", 10 ** 30, "setting max_steps"),
+    ("seed", -1, "setting seed is -1"),
+    ("schedule", 5, "setting schedule is 5"),
+    ("schedule", "sideways", "unknown schedule"),
+    ("layers", "fc", "setting layers is 'fc'"),
+    ("layer_weights", [1], "setting layer_weights"),
+    ("budget_seconds", "600", "setting budget_seconds"),
+    ("confirm_stages", 10 ** 6, "setting confirm_stages"),
+    ("neighbours", KeyError, "lacks or has unknown settings neighbours"),
+    ("colour", "red", "unknown settings colour"),
+])
+def test_resume_refuses_a_tampered_config(search_copy, field, value, says):
+    edit_json(search_copy / "config.json", **{field: value})
+    assert says in one_line_error(run("search", "--resume", search_copy))
+
+
+def test_resume_refuses_a_config_that_is_not_a_record(search_copy):
+    (search_copy / "config.json").write_text("[1, 2]")
+    assert "not the run's settings" in one_line_error(run("search", "--resume", search_copy))
+    (search_copy / "config.json").write_text("[" * 100_000)
+    assert "unreadable" in one_line_error(run("search", "--resume", search_copy))
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"dataset": "carracing"}, "not a dataset of the mnist network"),
+    ({"dataset": "mnist"}, "not the run's"),
+    ({"dataset": KeyError}, "not the run's"),
+    ({"thresholds": {"layer1.0": 2 ** 62, "layer2.0": 3}}, "above its bound"),
+    ({"architecture": "car"}, "thresholds must name"),
+    ({"family": {"fc": {"-1": 1, "0": 2, "+1": 3}}}, "not of the run's family"),
+])
+def test_resume_refuses_a_current_checkpoint_not_of_the_run(search_copy, changes, says):
+    edit_json(search_copy / "current" / "model.json", **changes)
+    assert says in one_line_error(run("search", "--resume", search_copy))
+
+
+def test_resume_drops_log_lines_whose_step_is_not_a_number(search_copy):
+    with open(search_copy / runs.LOG_FILE, "a") as log:
+        log.write('{"step": "x"}\n[1]\n7\n')
+    ok(run("search", "--resume", search_copy, "--max-steps", "6"))
+    steps = [json.loads(x)["step"] for x in (search_copy / runs.LOG_FILE).read_text().splitlines()]
+    assert steps == list(range(7))
+
+
+def test_resume_of_a_folder_without_a_search_is_a_one_line_error(tmp_path, trained):
+    assert "holds no state.npz" in one_line_error(run("search", "--resume", trained))
+    assert "holds no state.npz" in one_line_error(run("search", "--resume", tmp_path / "none"))

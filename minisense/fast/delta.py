@@ -17,14 +17,14 @@ clip; an entry of H_l that does not change (its window's max still clips to the 
 saturates) stops there; the entries that do change are pushed through the next layer as "changed
 entries and their deltas", and so on to the logits. A swap in the output layer moves two logits.
 
-Layout. Images go in blocks of ``LANES`` (64: 8 AVX2 vectors of int32; 32 was a quarter
-slower, 128 no faster); every cached array keeps the image last, ``(block, ..., LANES)``, so each
-kernel's innermost loop runs over a block's images in SIMD, and a block's integers stay in the
-CPU cache while all K candidate swaps are scored on it: one kernel call scores all K
-candidates on a range of blocks, and the ranges run on parallel threads (the kernels release the
-GIL; Numba's ``prange`` compiled several times slower). Padding lanes hold blank images labelled
--1 and never count. Work is skipped a block at a time: an H entry, a layer-2 channel or the rest
-of the network is left alone when it changes for none of the block's images.
+Layout. Images go in blocks of ``LANES`` (64: eight AVX2 vectors of int32); every cached array
+keeps the image last, ``(block, ..., LANES)``, so each kernel's innermost loop runs over a
+block's images in SIMD, and a block's integers stay in the CPU cache while all K candidate swaps
+are scored on it: one kernel call scores all K candidates on a range of blocks, and the ranges
+run on parallel threads (the kernels release the GIL, so plain Python threads share the cores).
+Padding lanes hold blank images labelled -1 and never count. Work is skipped a block at a time:
+an H entry, a layer-2 channel or the rest of the network is left alone when it changes for none
+of the block's images.
 
 Polyphase planes. A k x k convolution followed by q x q max-pooling reads its zero-padded input X
 at (q*py + dy + i, q*px + dx + j) for pooled output (py, px), window offset (dy, dx) and tap
@@ -69,7 +69,7 @@ from minisense.fast.kernels import (
 from minisense.fast.layers import Conv2d, Flatten, HardTanh, Linear, MaxPool2d
 from minisense.network import INPUT_SCALE, Network
 from minisense.swaps import apply_swap
-from minisense.textbook.delta import check_swaps, score_logits
+from minisense.textbook.delta import check_scored_set, check_swaps, score_logits
 
 # ----------------------------------------------------------------------------------------------
 # The evaluator and its NumPy oracle
@@ -224,17 +224,7 @@ class DeltaEvaluator:
             limit = self.thresholds.get(name, 0)
             if name in self.thresholds and limit < 1:
                 raise MinisenseError(f"threshold {limit} of layer {name} must be >= 1")
-        images, labels = np.asarray(images), np.asarray(labels)
-        if images.dtype != np.uint8 or images.shape[1:] != net.input_shape or len(images) == 0:
-            raise MinisenseError(f"images must be uint8 of shape (n, {net.input_shape[0]}, "
-                                 f"{net.input_shape[1]}) with n >= 1, got {images.dtype} "
-                                 f"{images.shape}")
-        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) \
-                or labels.min() < 0 or labels.max() >= net.num_classes:
-            raise MinisenseError(f"labels must be {len(images)} integers in "
-                                 f"0..{net.num_classes - 1}, got {labels.dtype} {labels.shape}")
-        if not 0 <= int(margin_clip) < 2 ** 31:
-            raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
+        images, labels = check_scored_set(net, images, labels, margin_clip)
         self.margin_clip = int(margin_clip)
         self.count, self.num_classes = len(images), net.num_classes
         self._label_list = labels.astype(np.int64)

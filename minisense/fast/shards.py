@@ -23,8 +23,9 @@ from threadpoolctl import ThreadpoolController
 
 from minisense.fast.layers import Scratch, Weighted, replica
 
-# Measured on 2 cores (MNIST, batch 100): 2 shards of 50 images took 25-30 ms a step, 4 or 6
-# shards 28-42 ms, one batch on 2 BLAS threads 34-43 ms.
+# One shard per core of a 2-core machine; more shards only add copies and waiting (the results
+# book compares 2, 4 and 6). The number is fixed, not the machine's core count, so that a seed
+# gives the same weights everywhere.
 SHARDS = 2
 
 

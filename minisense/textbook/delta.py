@@ -321,6 +321,23 @@ def score_logits(logits: np.ndarray, labels: np.ndarray, margin_clip: int) -> tu
     return correct, int(margins.sum())
 
 
+def check_scored_set(net: Network, images, labels, margin_clip) -> tuple[np.ndarray, np.ndarray]:
+    """The images uint8 (n, h, w) and labels (n,) a network's neighbours are scored on, and the
+    margin clip, checked (one-line errors); returns them as arrays."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8 or images.shape[1:] != net.input_shape or len(images) == 0:
+        raise MinisenseError(f"images must be uint8 of shape (n, {net.input_shape[0]}, "
+                             f"{net.input_shape[1]}) with n >= 1, got {images.dtype} "
+                             f"{images.shape}")
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) \
+            or labels.min() < 0 or labels.max() >= net.num_classes:
+        raise MinisenseError(f"labels must be {len(images)} integers in "
+                             f"0..{net.num_classes - 1}, got {labels.dtype} {labels.shape}")
+    if not 0 <= int(margin_clip) < 2 ** 31:
+        raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
+    return images, labels
+
+
 def check_swaps(weights: dict, layer: str, src, dst) -> tuple[np.ndarray, np.ndarray]:
     """K candidate bit swaps of ``layer`` (Section 3.2), validated: src, dst as int64 (K,).
 
@@ -374,17 +391,7 @@ class DeltaEvaluator:
     """
 
     def __init__(self, net: Network, images: np.ndarray, labels: np.ndarray, margin_clip: int):
-        images, labels = np.asarray(images), np.asarray(labels)
-        if images.dtype != np.uint8 or images.shape[1:] != net.input_shape or len(images) == 0:
-            raise MinisenseError(f"images must be uint8 of shape (n, {net.input_shape[0]}, "
-                                 f"{net.input_shape[1]}) with n >= 1, got {images.dtype} "
-                                 f"{images.shape}")
-        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) \
-                or labels.min() < 0 or labels.max() >= net.num_classes:
-            raise MinisenseError(f"labels must be {len(images)} integers in "
-                                 f"0..{net.num_classes - 1}, got {labels.dtype} {labels.shape}")
-        if not 0 <= int(margin_clip) < 2 ** 31:
-            raise MinisenseError(f"margin_clip must be an integer >= 0, got {margin_clip}")
+        images, labels = check_scored_set(net, images, labels, margin_clip)
         self._template = net
         self.weights = net.ternary_weights()
         self.thresholds = dict(net.thresholds)

@@ -28,7 +28,7 @@ import numpy as np
 
 from minisense.errors import MinisenseError
 from minisense.swaps import apply_swap, sample_swaps
-from minisense.textbook.delta import score_logits
+from minisense.textbook.delta import check_scored_set, score_logits
 from minisense.textbook.network import Network
 
 
@@ -43,6 +43,7 @@ class ForwardPasses:
     """
 
     def __init__(self, net: Network, images: np.ndarray, labels: np.ndarray, margin_clip: int):
+        images, labels = check_scored_set(net, images, labels, margin_clip)
         self._template = net
         self.weights = net.ternary_weights()
         self.thresholds = dict(net.thresholds)
