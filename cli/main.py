@@ -17,16 +17,65 @@ gets this for free by being a ``@main.command()``.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
+import tempfile
 from dataclasses import fields
 
 import click
 
-from minisense import (
+import minisense
+
+MAX_THREADS = 4096
+
+
+def _writable(folder: pathlib.Path) -> bool:
+    """Whether a file can be made in ``folder`` (made if missing), as Numba tries its cache."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_environment() -> None:
+    """The environment settings read at import, checked before Numba reads them (so: before
+    the library is imported). A bad ``NUMBA_NUM_THREADS`` is a one-line error (Numba would stop
+    with a traceback on 0 and warn and ignore 'abc'). Where Numba can write its cache neither
+    beside the package (a read-only install) nor in the user's cache folder, it would refuse to
+    import the kernels: they are cached in a folder of the temporary directory instead."""
+    threads = os.environ.get("NUMBA_NUM_THREADS")
+    if threads is not None:
+        value = threads.strip()
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_THREADS):
+            sys.exit(f"Error: NUMBA_NUM_THREADS={threads!r} is not a whole number of threads in "
+                     f"1..{MAX_THREADS}; set it to e.g. 2, or unset it")
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    if cache is not None:
+        if not _writable(pathlib.Path(cache)):
+            sys.exit(f"Error: NUMBA_CACHE_DIR={cache!r} is not a writable folder; point it at "
+                     "one, or unset it")
+        return
+    user = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path("~/.cache")
+                        .expanduser()) / "numba"
+    if not _writable(pathlib.Path(minisense.__file__).parent / "fast" / "__pycache__") and \
+            not _writable(user):
+        fallback = pathlib.Path(tempfile.gettempdir()) / f"minisense-numba-{os.getuid()}"
+        if not _writable(fallback):
+            sys.exit(f"Error: Numba can write its cache neither beside minisense nor in {user} "
+                     f"nor in {fallback}; set NUMBA_CACHE_DIR to a writable folder")
+        os.environ["NUMBA_CACHE_DIR"] = str(fallback)
+
+
+check_environment()
+
+from minisense import (  # noqa: E402  (after the environment check: these import Numba)
     __version__,
     bench,
     car,
+    checkpoint,
     data,
     ensemble,
     evaluate,
@@ -37,14 +86,24 @@ from minisense import (
     sense,
     sweep,
 )
-from minisense import chains as chains_
-from minisense.data import DATASETS, load_dataset
-from minisense.errors import MinisenseError
-from minisense.expert import LABELLINGS, ExpertConfig
-from minisense.network import ENGINES
-from minisense.psiren import PRUNING, PsirenConfig
+from minisense import chains as chains_  # noqa: E402
+from minisense.data import DATASETS, load_dataset  # noqa: E402
+from minisense.errors import MinisenseError  # noqa: E402
+from minisense.expert import LABELLINGS, ExpertConfig  # noqa: E402
+from minisense.network import ENGINES  # noqa: E402
+from minisense.psiren import PRUNING, PsirenConfig  # noqa: E402
 
 DEFAULTS = PsirenConfig()
+FORCE_HELP = "Replace an existing --json file (never a file it reads, nor a run's)."
+# Bounds of whole-number options (beyond them a run would not end or a count would overflow).
+SEED = click.IntRange(0, sense.MAX_SEED)        # numpy takes no negative seeds
+EPOCHS = click.IntRange(0, 10_000)
+JOBS = click.IntRange(1, 1024)                  # processes, chains, workers
+COUNT = click.IntRange(0, sense.MAX_COUNT)      # steps, images, batches
+POSITIVE = click.IntRange(1, sense.MAX_COUNT)
+NEIGHBOURS = click.IntRange(1, sense.MAX_NEIGHBOURS)
+MAX_REPEATS = 1000
+MAX_EPISODES = 100_000
 
 
 class Finite(click.FloatRange):
@@ -140,19 +199,19 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
               help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
 @click.option("--sparsity", type=Finite(0, 100, max_open=True), default=DEFAULTS.sparsity,
               show_default=True, help="p: percent of weights that are zero, in [0, 100).")
-@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--seed", type=SEED, default=DEFAULTS.seed, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Run folder  [default: runs/<dataset>-p<sparsity>-s<seed>]")
-@click.option("--epochs-dense", type=click.IntRange(min=0), default=DEFAULTS.epochs["dense"],
+@click.option("--epochs-dense", type=EPOCHS, default=DEFAULTS.epochs["dense"],
               show_default=True, help="n1: epochs of step 1 (dense training).")
-@click.option("--epochs-prune", type=click.IntRange(min=0), default=DEFAULTS.epochs["prune"],
+@click.option("--epochs-prune", type=EPOCHS, default=DEFAULTS.epochs["prune"],
               show_default=True,
               help="n2: epochs of step 2 (gradual pruning); at least 1 unless --sparsity 0.")
-@click.option("--epochs-sparse", type=click.IntRange(min=0), default=DEFAULTS.epochs["sparse"],
+@click.option("--epochs-sparse", type=EPOCHS, default=DEFAULTS.epochs["sparse"],
               show_default=True, help="n3: epochs of step 3 (sparse fine-tuning).")
-@click.option("--epochs-binary", type=click.IntRange(min=0), default=DEFAULTS.epochs["binary"],
+@click.option("--epochs-binary", type=EPOCHS, default=DEFAULTS.epochs["binary"],
               show_default=True, help="n4: epochs of step 4 (binary fine-tuning).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
+@click.option("--batch-size", type=POSITIVE, default=DEFAULTS.batch_size,
               show_default=True)
 @click.option("--lr", type=Finite(0, min_open=True),
               help=f"Learning rate of steps 1-3  [default: {DEFAULTS.lr}; "
@@ -175,6 +234,10 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
           epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale,
           engine, force):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
+    if sparsity == 0:
+        _refuse_idle(_given("pruning", "prune_every"), "with --sparsity 0 (nothing is pruned)")
+    if epochs_binary == 0:
+        _refuse_idle(_given("lr_binary", "gain_grad_scale"), "with --epochs-binary 0 (no step 4)")
     config = psiren.config_for(
         dataset, sparsity=sparsity,
         epochs={"dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
@@ -202,8 +265,11 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
               help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Also write the results as JSON to this file.")
-def eval_command(checkpoint_path, dataset, data_dir, json_path):
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+def eval_command(checkpoint_path, dataset, data_dir, json_path, force):
     """Accuracy, sparsity and family of a checkpoint (a run folder or its model.npz)."""
+    files.check_outputs({"--json": json_path}, checkpoint.checkpoint_paths(checkpoint_path),
+                        force)
     result = evaluate.evaluate(checkpoint_path, dataset, data_dir)
     click.echo(f"checkpoint {result['checkpoint']}: {result['architecture']} network, dataset "
                f"{result['dataset']} from {result['source']}")
@@ -224,6 +290,12 @@ def eval_command(checkpoint_path, dataset, data_dir, json_path):
     if json_path is not None:
         files.atomic_write_json(json_path, result)
         click.echo(f"results: {json_path}")
+
+
+def _checkpoint_files(paths) -> list[pathlib.Path]:
+    """The files a command reads for the checkpoints, search or chains folders ``paths``."""
+    found = ensemble.member_paths(paths) if paths else []
+    return [p for path in found for p in checkpoint.checkpoint_paths(path)]
 
 
 # -- later commands -------------------------------------------------------------------------------
@@ -271,7 +343,7 @@ def _parallel_options(jobs_help: str):
     """--jobs, --backend and --scheduler: where independent runs go (``minisense.sweep``)."""
     def decorate(command):
         for option in reversed([
-                click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                click.option("--jobs", type=JOBS, default=1, show_default=True,
                              help=jobs_help),
                 click.option("--backend", type=click.Choice(sweep.BACKENDS), default="joblib",
                              show_default=True,
@@ -302,12 +374,12 @@ def _sense_default(name: str):
               show_default=True, help="alternate (Fig. 6), fc only (Fig. 7), random (Fig. 8).")
 @click.option("--fitness", type=click.Choice(sense.FITNESSES), default=_sense_default("fitness"),
               show_default=True, help="Selection on training images; accuracy is reported.")
-@click.option("--neighbours", type=click.IntRange(1, 100_000),
+@click.option("--neighbours", type=NEIGHBOURS,
               default=_sense_default("neighbours"), show_default=True,
               help="K: first neighbours sampled per step.")
-@click.option("--steps-per-layer", type=int, default=_sense_default("steps_per_layer"),
+@click.option("--steps-per-layer", type=POSITIVE, default=_sense_default("steps_per_layer"),
               show_default=True, help="E: steps in a layer before the schedule moves on.")
-@click.option("--repeats", type=int, default=_sense_default("repeats"), show_default=True,
+@click.option("--repeats", type=POSITIVE, default=_sense_default("repeats"), show_default=True,
               help="R: rounds of the alternate schedule.")
 @click.option("--layer", "layers", multiple=True,
               help="Search these layers (repeatable). [default: every layer but layer1.0, which "
@@ -317,9 +389,9 @@ def _sense_default(name: str):
                    "(repeatable; replaces the defaults). [default: the car's fc2=0.25]")
 @click.option("--budget-minutes", type=Finite(0, min_open=True),
               default=_sense_default("budget_seconds") / 60, show_default=True)
-@click.option("--max-steps", type=click.IntRange(min=0), default=_sense_default("max_steps"),
+@click.option("--max-steps", type=COUNT, default=_sense_default("max_steps"),
               help="Stop after this many steps (reproducible, unlike the time budget).")
-@click.option("--train-images", type=click.IntRange(min=0),
+@click.option("--train-images", type=COUNT,
               default=_sense_default("train_images"), show_default=True,
               help="Fitness on the first N training images (0: the whole training split).")
 @click.option("--anneal", type=Finite(min=0), default=_sense_default("anneal_temperature"),
@@ -329,24 +401,24 @@ def _sense_default(name: str):
 @click.option("--anneal-half-life", type=Finite(min=0, min_open=True),
               default=_sense_default("anneal_half_life"), show_default=True,
               help="Steps over which the annealing temperature halves.")
-@click.option("--screen-images", type=click.IntRange(min=0),
+@click.option("--screen-images", type=COUNT,
               default=_sense_default("screen_images"),
               help="Screening: score each step's K neighbours on a slice of S fitness images "
                    "(moving every step), then only the best --confirm on all of them; a move is "
                    "still judged on the whole set. 0: every neighbour on the whole set. "
                    f"[default: {sense.ENGINE_SCREEN_IMAGES['fast']}; the textbook engine: 0]")
-@click.option("--confirm", type=click.IntRange(min=1), default=_sense_default("confirm"),
+@click.option("--confirm", type=NEIGHBOURS, default=_sense_default("confirm"),
               help="M: neighbours confirmed on the whole set per screened step. [default: 5; "
                    "the car: 10]")
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S, overriding --screen-images (repeatable; 0: that "
                    "layer unscreened; replaces the defaults). [default: layer1.0=640, and the "
                    "car's fc1=0 fc2=0]")
-@click.option("--confirm-stages", type=click.IntRange(1, 64),
+@click.option("--confirm-stages", type=click.IntRange(1, sense.MAX_CONFIRM_STAGES),
               default=_sense_default("confirm_stages"), show_default=True,
               help="Confirm on the rest of the set in this many pieces, dropping before each a "
                    "neighbour worse than the current network on the images seen so far.")
-@click.option("--seed", type=int, default=_sense_default("seed"), show_default=True)
+@click.option("--seed", type=SEED, default=_sense_default("seed"), show_default=True)
 @click.option("--engine", type=click.Choice(list(ENGINES)), default=_sense_default("engine"),
               show_default=True,
               help="fast: delta evaluation in Numba, with screening; textbook: the plain "
@@ -360,7 +432,7 @@ def _sense_default(name: str):
                    "step 4) from the same start, same budget (--max-steps counts batches).")
 @click.option("--backprop-lr", type=Finite(min=0, min_open=True), default=0.01,
               show_default=True)
-@click.option("--chains", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--chains", type=JOBS, default=1, show_default=True,
               help="Grow a family: M independent searches from the same start, seeds seed.."
                    "seed+M-1, in OUT/chain-<i>/ and summarised in OUT/family.json. Run the same "
                    "command again to continue unfinished chains.")
@@ -376,6 +448,7 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
     if resume is not None:
         run = _resume_search(resume, data_dir)
     else:
+        _refuse_idle_search_options(backprop, chains, anneal, options)
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
         config = sense.SenseConfig(
@@ -383,6 +456,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
             anneal_temperature=anneal,
             layer_weights=_layer_values(layer_weights, float, "--layer-weight") or None,
             screen_by_layer=_layer_values(screen_by_layer, int, "--screen") or None)
+        if not backprop:
+            runs.check_options(config, dataset, from_checkpoint)
         out = out or runs.default_out(dataset, config.seed, backprop)
         if chains > 1:
             return _chains(config, chains, out, dataset, from_checkpoint, sparsity, data_dir,
@@ -416,6 +491,50 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
                f"{_with_baseline(best['test_accuracy'], base['test'])}")
     click.echo(f"summary: {run.out / 'summary.json'}, records: {run.out / runs.LOG_FILE}, "
                f"best network: {run.out / 'best'}")
+
+
+# Options of SENSE itself: binary backprop (--backprop) uses none of them.
+SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats", "layers",
+              "layer_weights", "train_images", "anneal", "anneal_half_life", "screen_images",
+              "confirm", "screen_by_layer", "confirm_stages")
+
+
+def _given(*names) -> list[str]:
+    """The options among ``names`` (parameter names) given on the command line, as --options."""
+    ctx = click.get_current_context()
+    return [f"--{name.replace('_', '-')}" for name in names
+            if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+
+
+def _refuse_idle(options: list[str], why: str) -> None:
+    """A usage error naming ``options`` that would have no effect (``why``), as click refuses
+    conflicting options."""
+    if options:
+        raise click.UsageError(f"{', '.join(options)} {'has' if len(options) == 1 else 'have'} "
+                               f"no effect {why}; drop {'it' if len(options) == 1 else 'them'}")
+
+
+def _refuse_idle_search_options(backprop: bool, chains: int, anneal: float,
+                                options: dict) -> None:
+    """``search``'s options that a combination makes idle: refused, never ignored."""
+    if backprop:
+        _refuse_idle(_given(*SENSE_ONLY), "with --backprop (binary backprop, not SENSE)")
+    else:
+        _refuse_idle(_given("backprop_lr"), "without --backprop")
+    if chains == 1:
+        _refuse_idle(_given("jobs", "backend", "scheduler"),
+                     "without --chains M (they place the chains' searches)")
+    screen_images, engine = options["screen_images"], options["engine"]
+    if screen_images == 0 or (screen_images is None and engine == "textbook"):
+        _refuse_idle(_given("confirm", "confirm_stages", "screen_by_layer"),
+                     "with screening off (--screen-images 0, or the textbook engine)")
+    confirm = options["confirm"]
+    if confirm is not None and confirm >= options["neighbours"] and _given("confirm"):
+        raise click.UsageError(f"--confirm {confirm} is not below --neighbours "
+                               f"{options['neighbours']}: every neighbour would be confirmed and "
+                               "screening would do nothing; give a smaller --confirm")
+    if anneal == 0:
+        _refuse_idle(_given("anneal_half_life"), "without --anneal T0 > 0")
 
 
 def _cache_size(evaluator) -> str:
@@ -495,11 +614,16 @@ DAMAGE_AMOUNTS = {"swaps": (0, 1, 10, 100, 1000, 10_000),
               help="Damage levels (repeatable): swaps per network, or the deleted fraction. "
                    f"[default: swaps {DAMAGE_AMOUNTS['swaps']}, delete "
                    f"{DAMAGE_AMOUNTS['delete']}]")
-@click.option("--damage-seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--damage-seeds", type=click.IntRange(1, MAX_REPEATS), default=3, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def ensemble_command(members, dataset, data_dir, damage_kind, amounts, damage_seeds, json_path):
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+def ensemble_command(members, dataset, data_dir, damage_kind, amounts, damage_seeds, json_path,
+                     force):
     """A family ensemble (checkpoints, search folders or a --chains folder): each member, the
     summed logits and the majority vote, and how often members disagree."""
+    files.check_outputs({"--json": json_path}, _checkpoint_files(members), force)
+    if damage_kind is None:
+        _refuse_idle(_given("amounts", "damage_seeds"), "without --damage")
     r = ensemble.report(members, dataset, data_dir, damage_kind,
                         amounts or DAMAGE_AMOUNTS.get(damage_kind, ()), damage_seeds)
     click.echo(f"{len(r['members'])} members on {r['dataset']} ("
@@ -528,14 +652,16 @@ def bench_group():
 @bench_group.command(name="train")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
-@click.option("--batches", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--batches", type=POSITIVE, default=50, show_default=True,
               help="SGD steps timed per repeat; the median repeat is scaled to an epoch.")
-@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=5, show_default=True,
               help="Each repeat times the training steps, then the matrix products alone.")
-@click.option("--epoch-images", type=click.IntRange(min=1), default=60_000, show_default=True)
+@click.option("--epoch-images", type=POSITIVE, default=60_000, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path, force):
     """Seconds per epoch of dense MNIST training at batch 100, by layer, forward and backward."""
+    files.check_outputs({"--json": json_path}, (), force)
     data = load_dataset(dataset, data_dir)
     r = bench.bench_train(data.train.images, data.train.labels, batches=batches, repeats=repeats,
             epoch_images=epoch_images)
@@ -558,7 +684,7 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
 @bench_group.command(name="search")
 @click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
-@click.option("--images", type=click.IntRange(min=1), default=10_000, show_default=True,
+@click.option("--images", type=POSITIVE, default=10_000, show_default=True,
               help="N evaluation images: the first N fitness images of a search.")
 @click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True), default=80.0,
               show_default=True,
@@ -568,24 +694,29 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path):
               help="Also benchmark this trained network (repeatable), e.g. a p-SIREN 90% one.")
 @click.option("--seconds-per-layer", type=Finite(0, min_open=True), default=5.0,
               show_default=True)
-@click.option("--neighbours", type=click.IntRange(min=1), default=sense.SenseConfig.neighbours,
+@click.option("--neighbours", type=NEIGHBOURS, default=sense.SenseConfig.neighbours,
               show_default=True, help="K: candidates per step for the screened comparison.")
-@click.option("--screen-images", type=click.IntRange(min=0),
+@click.option("--screen-images", type=COUNT,
               default=sense.ENGINE_SCREEN_IMAGES["fast"], show_default=True,
               help="Screening slice S for the effective rate (0: skip that comparison).")
 @click.option("--screen", "screen_by_layer", multiple=True, metavar="LAYER=S",
               help="A layer's own slice S (repeatable). [default: as minisense search]")
-@click.option("--confirm", type=click.IntRange(min=1), default=sense.SenseConfig.confirm,
+@click.option("--confirm", type=NEIGHBOURS, default=sense.SenseConfig.confirm,
               help="M: candidates confirmed on the whole set per step. [default: as minisense "
                    "search]")
-@click.option("--confirm-stages", type=click.IntRange(1, 64),
+@click.option("--confirm-stages", type=click.IntRange(1, sense.MAX_CONFIRM_STAGES),
               default=sense.SenseConfig.confirm_stages, show_default=True,
               help="As minisense search: confirmation in pieces with early rejection.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_layer, neighbours,
-                 screen_images, screen_by_layer, confirm, confirm_stages, json_path):
+                 screen_images, screen_by_layer, confirm, confirm_stages, json_path, force):
     """Neighbour evaluations per second, per layer: delta evaluation vs a full forward pass, and
     screened (racing) steps' effective rate against whole-set steps of the same K."""
+    files.check_outputs({"--json": json_path}, _checkpoint_files(checkpoints), force)
+    if screen_images == 0:
+        _refuse_idle(_given("confirm", "confirm_stages", "screen_by_layer"),
+                     "with --screen-images 0 (no screened comparison)")
     results = bench.bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
                                     seconds_per_layer, screen_images=screen_images,
                                     confirm=confirm, neighbours=neighbours,
@@ -628,15 +759,18 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
               help="[default: the checkpoint's dataset, else digits]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--layer", required=True, help="The layer whose neighbours are ranked.")
-@click.option("--train-images", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--train-images", type=COUNT, default=0, show_default=True,
               help="Fitness images, as minisense search (0: the whole training split).")
-@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--neighbours", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=POSITIVE, default=20, show_default=True)
+@click.option("--neighbours", type=NEIGHBOURS, default=100, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 def bench_screening(from_checkpoint, sparsity, dataset, data_dir, layer, train_images, steps,
-                    neighbours, seed, json_path):
+                    neighbours, seed, json_path, force):
     """How often a screening slice of S images, M confirmed, keeps a step's best neighbour."""
+    files.check_outputs({"--json": json_path},
+                        _checkpoint_files([from_checkpoint] if from_checkpoint else []), force)
     net, data = runs.initial_network(seed, dataset, from_checkpoint, sparsity, data_dir)
     if layer not in net.weighted:
         raise click.BadParameter(f"{layer!r} is not a layer of the {net.architecture} network; "
@@ -670,15 +804,17 @@ def _print_returns(name: str, r: dict) -> None:
 
 
 @car_group.command(name="expert")
-@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=10, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Episodes run on seeds seed, seed+1, ...")
 @click.option("--labelling", type=click.Choice(LABELLINGS), default="angle", show_default=True,
               help="How a step's 3-class label is chosen (minisense/expert.py).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--workers", type=JOBS, default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def car_expert(episodes, seed, labelling, workers, json_path):
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+def car_expert(episodes, seed, labelling, workers, json_path, force):
     """The pure-pursuit expert's returns, with continuous actions and with the 3 classes."""
+    files.check_outputs({"--json": json_path}, (), force)
     r = car.expert_returns(episodes, seed, ExpertConfig(labelling=labelling), workers, _progressbar)
     for name in ("continuous", "three_class"):
         click.echo(f"{name:<12} " + " ".join(f"{e['return']:.0f}" for e in r[name]["episodes"]))
@@ -690,25 +826,26 @@ def car_expert(episodes, seed, labelling, workers, json_path):
 
 
 @car_group.command(name="record")
-@click.option("--episodes", type=click.IntRange(min=3), default=30, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--episodes", type=click.IntRange(3, MAX_EPISODES), default=30, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Episode i runs on seed seed+i.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Folder for carracing.npz + carracing.json  [default: the user cache's "
                    "carracing folder, where --dataset carracing looks last]")
 @click.option("--labelling", type=click.Choice(LABELLINGS), default="angle", show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--workers", type=JOBS, default=2, show_default=True,
               help="Processes driving episodes at once.")
 @click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
               help="Cut each episode after this many steps (for quick trials).")
 @click.option("--noise", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Per-step probability of executing a random class for "
                                       "10 steps (labels stay the expert's).")
-def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
+@click.option("--force", is_flag=True, help="Replace a recording already in --out.")
+def car_record(episodes, seed, out, labelling, workers, max_steps, noise, force):
     """Record the expert's frames and 3-class labels (split train/validation/test by episode)."""
     out = out if out is not None else data.default_cache_dir() / "carracing"
     meta = car.record(episodes, seed, out, ExpertConfig(labelling=labelling), workers, _progressbar,
-                  command=list(sys.argv), max_steps=max_steps, noise=noise)
+                      command=list(sys.argv), max_steps=max_steps, noise=noise, force=force)
     counts = ", ".join(f"{c} {n}" for c, n in zip(meta["classes"], meta["class_counts"]))
     split = ", ".join(f"{n} {k}" for k, n in meta["split_frames"].items())
     click.echo(f"{meta['frames']} frames from {episodes} episodes in {meta['seconds']:.0f} s "
@@ -723,20 +860,27 @@ def car_record(episodes, seed, out, labelling, workers, max_steps, noise):
 @car_group.command(name="drive")
 @click.argument("checkpoint_paths", metavar="CHECKPOINT...", nargs=-1, required=True,
                 type=click.Path(path_type=pathlib.Path))
-@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seed", type=int, default=1000, show_default=True,
+@click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=10, show_default=True)
+@click.option("--seed", type=SEED, default=1000, show_default=True,
               help="Episodes run on seeds seed, seed+1, ... (recordings use 0, 1, ...).")
 @click.option("--max-steps", type=click.IntRange(1, 1000), default=1000, show_default=True,
               help="Stop each episode after this many steps (CarRacing-v3's limit is 1000).")
 @click.option("--gif", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Also write an animation of the first episode's drive to this GIF.")
-@click.option("--gif-every", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--gif-every", type=click.IntRange(1, 1000), default=2, show_default=True,
               help="Put every N-th step in the GIF (it plays at real-time speed either way).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--workers", type=JOBS, default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, workers, json_path):
+@click.option("--force", is_flag=True, help="Replace an existing --json or --gif file (never a "
+                                             "file it reads or a run's).")
+def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, workers, json_path,
+              force):
     """Let a car network checkpoint drive, closed loop: returns and laps finished. Several
     checkpoints (or a --chains folder) drive as a family ensemble (summed logits)."""
+    files.check_outputs({"--json": json_path, "--gif": gif}, _checkpoint_files(checkpoint_paths),
+                        force)
+    if gif is None:
+        _refuse_idle(_given("gif_every"), "without --gif")
     r = car.drive(checkpoint_paths, episodes, seed, max_steps, workers, _progressbar)
     click.echo("returns " + " ".join(f"{e['return']:.0f}" for e in r["episodes"]))
     _print_returns(f"network {r['checkpoint']}" if len(r["members"]) == 1 else
@@ -776,7 +920,7 @@ FIGURE is one of: {FIGURE_HELP}.""")
                    "trained there if missing]")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="Run the figure on another dataset than the paper's (e.g. digits).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--force", is_flag=True,
               help="Replace the figure's results (and a search of other settings) in OUT.")
 def reproduce_figure(figure, quick, jobs, backend, scheduler, out, data_dir, checkpoint_path,

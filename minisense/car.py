@@ -30,6 +30,7 @@ from minisense.checkpoint import checkpoint_paths, load
 from minisense.data import FILE_STEM, FRAME_SIZE, preprocess, split_episodes
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, ExpertConfig, continuous_action, label
+from minisense.sense import MAX_SEED
 
 ENV_ID = "CarRacing-v3"
 MAX_STEPS = 1000
@@ -117,6 +118,7 @@ def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = N
     """The expert's returns on seeds ``seed .. seed+episodes-1``, continuous and 3-class."""
     config = config or ExpertConfig()
     config.validate()
+    check_seed(seed)
     if episodes < 1:
         raise MinisenseError(f"episodes must be >= 1, got {episodes}")
     seeds = list(range(seed, seed + episodes))
@@ -175,10 +177,18 @@ def _record_episode(args) -> dict:
             "labels": np.array(labels, np.uint8), "steps": np.array(steps, np.int32)}
 
 
+def check_seed(seed) -> None:
+    """Episode seeds are whole numbers in 0..MAX_SEED (Gymnasium and NumPy take no negative
+    ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise MinisenseError(f"seed {seed!r} is outside 0..{MAX_SEED}; give --seed in that range")
+
+
 def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, workers: int = 2,
            progress=_no_progress, command: list[str] | None = None,
-           max_steps: int = MAX_STEPS, noise: float = 0.0) -> dict:
-    """Record the expert driving ``episodes`` episodes into ``out/carracing.npz`` + ``.json``.
+           max_steps: int = MAX_STEPS, noise: float = 0.0, force: bool = False) -> dict:
+    """Record the expert driving ``episodes`` episodes into ``out/carracing.npz`` + ``.json``;
+    a recording already there is replaced only with ``force``.
 
     Episode i runs on CarRacing-v3 seed ``seed + i``, in ``workers`` processes, for at most
     ``max_steps`` steps (shorter only for tests); the result does not depend on ``workers``.
@@ -194,6 +204,19 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
     if not ZOOM_STEPS < max_steps <= MAX_STEPS:
         raise MinisenseError(f"max steps must be in {ZOOM_STEPS + 1}..{MAX_STEPS} (the first "
                              f"{ZOOM_STEPS} frames are not recorded), got {max_steps}")
+    check_seed(seed)
+    out = pathlib.Path(out)
+    held = [p for p in (out / f"{FILE_STEM}.npz", out / f"{FILE_STEM}.json") if p.exists()]
+    if held and not force:
+        raise MinisenseError(f"{out} already holds a recording ({held[0].name}); pass --force to "
+                             "replace it, or choose another --out")
+    with files.folder_lock(out):            # writable, and one recorder at a time
+        return _record(episodes, seed, out, config, workers, progress, command, max_steps, noise,
+                       splits)
+
+
+def _record(episodes, seed, out, config, workers, progress, command, max_steps, noise,
+            splits) -> dict:
     started = time.perf_counter()
     jobs = [(seed + i, config, max_steps, noise) for i in range(episodes)]
     runs = _map(_record_episode, jobs, workers, progress, "recording")
@@ -209,7 +232,6 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
         "returns": np.array([r["return"] for r in runs], np.float64),
         "laps": np.array([r["lap"] for r in runs], bool),
     }
-    out = pathlib.Path(out)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     files.atomic_write_bytes(out / f"{FILE_STEM}.npz", buffer.getvalue())
@@ -283,6 +305,7 @@ def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
     record."""
     members = ensemble.member_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     nets = _networks(members)                   # a clear error before any process starts
+    check_seed(seed)
     if episodes < 1:
         raise MinisenseError(f"episodes must be >= 1, got {episodes}")
     if not 1 <= max_steps <= MAX_STEPS:
@@ -306,6 +329,7 @@ def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
     Pillow (a matplotlib dependency) draws the frames directly: no figure per frame."""
     from PIL import Image, ImageDraw
 
+    check_seed(seed)
     nets = _networks(ensemble.member_paths(
         [paths] if isinstance(paths, (str, os.PathLike)) else paths))
     size, gap, caption = scale * 96, 4, 16
@@ -327,7 +351,10 @@ def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
     with one_blas_thread():
         run = run_episode(seed, network_policy(nets), render=True, max_steps=max_steps,
                           on_frame=keep)
-    pathlib.Path(gif).parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(os.fspath(gif), save_all=True, append_images=frames[1:], loop=0,
-                   duration=int(1000 * every / 50))              # CarRacing runs at 50 FPS
+    if not frames:
+        raise MinisenseError(f"the drive of seed {seed} ended before any frame went into {gif}; "
+                             "give a smaller --gif-every or more --max-steps")
+    with files.atomic_file(gif) as f:                            # a whole GIF or none
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                       duration=int(1000 * every / 50))          # CarRacing runs at 50 FPS
     return {**run, "gif": str(gif), "gif_frames": len(frames)}

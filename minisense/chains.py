@@ -69,6 +69,7 @@ def run_chains(config: sense.SenseConfig, chains: int, out, dataset: str | None 
     if chains < 1:
         raise MinisenseError(f"--chains must be >= 1, got {chains}")
     sweep.check(jobs, backend, scheduler)
+    files.check_run_folder(out, "family of chains")
     net, dataset_ = runs.initial_network(config.seed, dataset, from_checkpoint, sparsity,
                                          data_dir)
     config = config.resolve(net)

@@ -467,16 +467,33 @@ def _load_carracing(data_dir) -> Dataset:
         meta = json.loads(json_path.read_text())
         with np.load(npz_path, allow_pickle=False) as f:
             frames, labels, episode = f["frames"], f["labels"], f["episode"]
-        splits = {name: np.asarray(meta["splits"][name], dtype=np.int64) for name in SPLITS}
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, RecursionError,
+            zipfile.BadZipFile) as e:
         raise MinisenseError(f"carracing recording in {folder} is unreadable ({type(e).__name__}: "
                              f"{e}); record it again with 'minisense car record'") from None
     n = len(labels)
     if frames.dtype != np.uint8 or frames.shape != (n, FRAME_SIZE, FRAME_SIZE) or \
-            episode.shape != (n,) or (n and labels.max() >= CARRACING_CLASSES):
+            labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or \
+            (n and not 0 <= labels.min() <= labels.max() < CARRACING_CLASSES):
         raise MinisenseError(f"{npz_path} holds {frames.dtype} frames of shape {frames.shape} and "
-                             f"{n} labels; expected uint8 (n, {FRAME_SIZE}, {FRAME_SIZE}) frames "
-                             f"and labels 0..{CARRACING_CLASSES - 1}; record it again")
+                             f"{labels.dtype} labels of shape {labels.shape}; expected uint8 (n, "
+                             f"{FRAME_SIZE}, {FRAME_SIZE}) frames and n labels 0.."
+                             f"{CARRACING_CLASSES - 1}; record it again")
+    if episode.shape != (n,) or not np.issubdtype(episode.dtype, np.integer) or \
+            (n and episode.min() < 0):
+        raise MinisenseError(f"{npz_path}: its episode indices are {episode.dtype} of shape "
+                             f"{episode.shape}, not {n} whole numbers >= 0; record it again")
+    splits = _recorded_splits(meta, json_path)
+    recorded = set(np.unique(episode).tolist())
+    assigned = set().union(*map(set, splits.values()))
+    for name in SPLITS:
+        if not recorded & set(splits[name]):
+            raise MinisenseError(f"{json_path}: the {name} split has no frames (episodes "
+                                 f"{splits[name]} are not in {npz_path.name}); record it again "
+                                 "with at least 3 episodes")
+    if recorded - assigned:
+        raise MinisenseError(f"{json_path}: episodes {sorted(recorded - assigned)[:5]} are in no "
+                             "split; record it again")
 
     def split(name):
         index = np.flatnonzero(np.isin(episode, splits[name]))
@@ -484,6 +501,28 @@ def _load_carracing(data_dir) -> Dataset:
 
     return Dataset("carracing", split("train"), split("validation"), split("test"),
                    num_classes=CARRACING_CLASSES, source=str(folder))
+
+
+def _recorded_splits(meta, json_path) -> dict[str, list[int]]:
+    """A recording's split by episode (``carracing.json``'s "splits"), checked: exactly the three
+    splits, each a list of whole episode indices >= 0, no episode in two splits (a test episode
+    among the training ones would leak the test set into training)."""
+    splits = meta.get("splits") if isinstance(meta, dict) else None
+    if not isinstance(splits, dict) or set(splits) != set(SPLITS):
+        raise MinisenseError(f"{json_path} has no \"splits\" naming {', '.join(SPLITS)}; record "
+                             "it again with 'minisense car record'")
+    for name, ids in splits.items():
+        if not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+            raise MinisenseError(f"{json_path}: the {name} split is {str(ids)[:40]}, not a list "
+                                 "of episode indices >= 0; record it again")
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        shared = sorted(set(splits[a]) & set(splits[b]))
+        if shared:
+            raise MinisenseError(f"{json_path}: episodes {shared[:5]} are in both the {a} and the "
+                                 f"{b} split, which leaks {b} frames into {a}; record it again or "
+                                 "restore its carracing.json")
+    return splits
 
 
 # -- for sweep tasks --------------------------------------------------------------------------

@@ -31,6 +31,39 @@ from minisense.network import Network, exact_logits
 from minisense.swaps import apply_swap
 
 DAMAGE_KINDS = ("swaps", "delete")
+MAX_SWAPS = 100_000          # swaps per network: each is a step in Python, and a run must end
+MAX_DAMAGE_SEEDS = 1000
+
+
+def check_damage(nets: list[Network], kind: str, amounts, seeds: int, names=None) -> None:
+    """One-line errors, before any work, for damage that cannot mean what it says: swaps are
+    whole numbers in 0..``MAX_SWAPS`` (half a swap is no swap), a deleted fraction is in [0, 1],
+    the seeds are 1..``MAX_DAMAGE_SEEDS``, and swaps need in every layer with nonzero weights a
+    zero to move one to (a dense member has none)."""
+    if kind not in DAMAGE_KINDS:
+        raise MinisenseError(f"unknown damage {kind!r}; choose one of {', '.join(DAMAGE_KINDS)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_DAMAGE_SEEDS:
+        raise MinisenseError(f"damage seeds must be a whole number in 1..{MAX_DAMAGE_SEEDS}, got "
+                             f"{seeds!r}")
+    for amount in amounts:
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount != amount:
+            raise MinisenseError(f"damage amount {amount!r} is not a number")
+        if kind == "delete" and not 0 <= amount <= 1:
+            raise MinisenseError(f"a deleted fraction must be in [0, 1], got {amount:g}")
+        if kind == "swaps" and not (float(amount).is_integer() and 0 <= amount <= MAX_SWAPS):
+            raise MinisenseError(f"--amount {amount:g} is not a whole number of swaps in "
+                                 f"0..{MAX_SWAPS}; give whole swaps (half a swap is none)")
+    if kind == "swaps" and any(amounts):
+        for i, net in enumerate(nets):
+            for layer, counts in net.family().items():
+                if counts["-1"] + counts["+1"] and not counts["0"]:
+                    who = names[i] if names else f"member {i}"
+                    raise MinisenseError(f"{who}: layer {layer} has no zero weight, so no bit "
+                                         "swap exists in it (a dense network); use --damage "
+                                         "delete, or members with zeros")
+            if not any(c["-1"] + c["+1"] for c in net.family().values()):
+                raise MinisenseError(f"{names[i] if names else f'member {i}'} has no nonzero "
+                                     "weight to swap; use members with nonzero weights")
 
 
 def member_paths(paths) -> list[pathlib.Path]:
@@ -127,6 +160,8 @@ def damage(net: Network, kind: str, amount: float, rng: np.random.Generator) -> 
         for k in chosen:
             flat[names[owner[k]]][nonzero[k]] = 0
     else:
+        if not (float(amount).is_integer() and 0 <= amount <= MAX_SWAPS):
+            raise MinisenseError(f"{amount!r} is not a whole number of swaps in 0..{MAX_SWAPS}")
         for _ in range(int(amount)):
             # A weight already moved is a nonzero weight like any other: draw from the current
             # layout, layer in proportion to its nonzero count.
@@ -145,6 +180,7 @@ def damage_curve(nets: list[Network], images: np.ndarray, labels: np.ndarray, ki
     seed s, member k: generator ``[s, k, level]``), alone ("single": mean and standard deviation
     over members and seeds) and as the ensemble of the damaged members (summed logits; mean and
     standard deviation over seeds)."""
+    check_damage(nets, kind, amounts, seeds)
     rows = []
     for level, amount in enumerate(amounts):
         single, together = [], []
@@ -166,6 +202,8 @@ def report(paths, dataset: str | None = None, data_dir=None, damage_kind: str | 
     """``minisense ensemble``: members, ensemble and disagreement on validation and test; with
     ``damage_kind``, the damage curve on the test split."""
     nets, metas, found = load_members(paths)
+    if damage_kind is not None:
+        check_damage(nets, damage_kind, list(amounts), seeds, [str(p) for p in found])
     name = dataset or metas[0].get("dataset")
     if name is None:
         raise MinisenseError(f"checkpoint {found[0]} names no dataset; pass --dataset")

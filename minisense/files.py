@@ -23,6 +23,13 @@ except ImportError:                 # Windows: run folders are not locked there
 from minisense.errors import MinisenseError
 
 LOCK_FILE = ".minisense.lock"
+# The file that marks each kind of run folder (train, search, search --backprop, search --chains).
+RUN_MARKS = {"trained run": "model.npz", "search": "state.npz", "backprop line": "backprop.jsonl",
+             "family of chains": "family.json"}
+# Files a run or a recording owns: never a place for another command's output.
+RUN_FILES = {"model.npz", "model.json", "metrics.json", "state.npz", "steps.jsonl", "config.json",
+             "summary.json", "backprop.jsonl", "family.json", "carracing.npz", "carracing.json",
+             LOCK_FILE}
 
 
 def _umask() -> int:
@@ -53,6 +60,53 @@ def write_error(path, error: OSError) -> MinisenseError:
                               "that path; choose another path")
     return MinisenseError(f"cannot write {path}: {error.strerror or error}; check that its folder "
                           "can be created and written and that the disk has space")
+
+
+def check_outputs(outputs: dict, inputs=(), force: bool = False) -> None:
+    """Before anything is written: one-line errors unless every output path (``outputs``:
+    option name -> path or None) is a file path of its own, not a file the command reads
+    (``inputs``), not a file of a run (``RUN_FILES``), not under a file, and, unless ``force``,
+    not an existing file."""
+    read = {pathlib.Path(p).resolve() for p in inputs}
+    seen: dict[pathlib.Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        path = pathlib.Path(path)
+        resolved = path.resolve()
+        if resolved in seen:
+            raise MinisenseError(f"{option} and {seen[resolved]} both name {path}; give each "
+                                 "its own file")
+        seen[resolved] = option
+        if resolved in read:
+            raise MinisenseError(f"{option} {path} is a file this command reads; choose another "
+                                 "path (nothing was written)")
+        if path.is_dir():
+            raise MinisenseError(f"{option} {path} is a folder; give a file path in it")
+        if path.name in RUN_FILES and path.exists():
+            raise MinisenseError(f"{option} {path} is a file of a run or recording; choose "
+                                 "another path (nothing was written)")
+        if path.exists() and not force:
+            raise MinisenseError(f"{option} {path} already exists; pass --force to replace it, "
+                                 "or choose another path")
+        folder = next(p for p in (path.absolute(), *path.absolute().parents)
+                      if p.exists() or p == p.parent)
+        if folder != path.absolute() and not folder.is_dir():
+            raise MinisenseError(f"cannot write {path}: a file stands where a folder is needed "
+                                 "on that path; choose another path")
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise MinisenseError(f"cannot write {path}: the folder {folder} is read-only; "
+                                 "choose another path")
+
+
+def check_run_folder(out, kind: str) -> None:
+    """A one-line error if the folder ``out`` holds a run of another kind than ``kind`` (a key
+    of ``RUN_MARKS``): its files would be written over or mixed with this run's."""
+    out = pathlib.Path(out)
+    for other, mark in RUN_MARKS.items():
+        if other != kind and (out / mark).exists():
+            raise MinisenseError(f"{out} holds a {other} ({mark}); a {kind} there would write "
+                                 "over or beside its files: choose another --out")
 
 
 @contextlib.contextmanager
@@ -96,8 +150,10 @@ def atomic_file(path, sync: bool = True):
     except OSError as e:
         raise write_error(path, e) from None
     done = False
+    f = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as f:
+        failed = True
+        try:
             yield f
             try:
                 f.flush()
@@ -106,6 +162,16 @@ def atomic_file(path, sync: bool = True):
                 os.fchmod(f.fileno(), file_mode())
             except OSError as e:
                 raise write_error(path, e) from None
+            failed = False
+        finally:
+            # A full disk fails the flush above and then again on close (the buffer is still
+            # there): the first error is the one to report, so a failing close stays quiet
+            # unless it is the only error.
+            try:
+                f.close()
+            except OSError as e:
+                if not failed:
+                    raise write_error(path, e) from None
         try:
             os.replace(tmp, path)
         except OSError as e:

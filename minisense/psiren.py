@@ -18,6 +18,7 @@ from minisense import checkpoint, files
 from minisense.data import architecture_for, load_dataset, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, check_engine
+from minisense.sense import MAX_SEED
 from minisense.textbook.layers import SGD
 from minisense.textbook.psiren import (
     GAIN_GRAD_SCALES,
@@ -93,6 +94,10 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     config.validate()                      # before a possibly long download
     check_engine(engine)
     npz_path, json_path = checkpoint.checkpoint_paths(out)
+    files.check_run_folder(npz_path.parent, "trained run")       # even with force
+    if not 0 <= config.seed <= MAX_SEED:
+        raise MinisenseError(f"seed {config.seed} is outside 0..{MAX_SEED}; give --seed in that "
+                             "range")
     held = [p for p in (npz_path, json_path, npz_path.parent / "metrics.json") if p.exists()]
     if held and not force:
         raise MinisenseError(f"{npz_path.parent} already holds a trained run ({held[0].name}); "

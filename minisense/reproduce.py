@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minisense import __version__, data, experiments, families, files, sweep
+from minisense import __version__, data, experiments, families, files, sense, sweep
 from minisense.errors import MinisenseError
 
 MNIST_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 87, 89, 91, 93, 95)   # Fig. 2a
@@ -206,6 +206,12 @@ def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_pa
         raise MinisenseError(f"unknown figure {figure!r}; choose one of {', '.join(FIGURES)}")
     sweep.check(jobs, backend, scheduler)
     fig = FIGURES[figure]
+    if checkpoint_path is not None and not takes_checkpoint(fig):
+        raise MinisenseError(f"{figure} starts from no trained network (it is a {fig.kind} "
+                             "figure): --checkpoint would have no effect; drop it")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= sense.MAX_SEED:
+        raise MinisenseError(f"seed {seed!r} is outside 0..{sense.MAX_SEED}; give --seed in "
+                             "that range")
     usual = "digits" if quick and fig.dataset != CAR else fig.dataset
     dataset = dataset or usual
     _require(fig, dataset, data_dir)
@@ -242,6 +248,12 @@ def run(figure: str, quick: bool = False, out=None, data_dir=None, checkpoint_pa
               "wall_seconds": time.perf_counter() - started, "minisense_version": __version__}
     files.atomic_write_json(folder / f"{figure}.json", record)
     return record
+
+
+def takes_checkpoint(fig: Figure) -> bool:
+    """Whether the figure starts from the 90% p-SIREN network that --checkpoint replaces."""
+    return fig.kind in ("histograms", "maps", "climb", "transfer") or (
+        fig.kind == "family" and fig.options.get("start") == "psiren")
 
 
 def _require(fig: Figure, dataset: str, data_dir) -> None:

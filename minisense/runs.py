@@ -98,6 +98,34 @@ def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
                           data.train.images[:1000]), data
 
 
+def check_options(config: SenseConfig, dataset: str | None = None,
+                  from_checkpoint=None) -> None:
+    """One-line errors for settings given that would have no effect on the network a search
+    starts from (the checkpoint's architecture, else the dataset's, else digits'): layer odds
+    (``layer_weights``) with a schedule that ignores them or for a layer not searched, and a
+    screening slice (``screen_by_layer``) of a layer not searched. Call it on the caller's
+    config, before ``resolve`` fills in the measured defaults."""
+    if from_checkpoint is not None:
+        architecture = checkpoint.read_meta(checkpoint.checkpoint_paths(from_checkpoint)[1])[
+            "architecture"]
+    else:
+        architecture = architecture_for(dataset or "digits")
+    config.check_types()
+    if config.layer_weights and config.schedule != "random":
+        raise MinisenseError(f"--layer-weight sets the random schedule's odds; the "
+                             f"{config.schedule} schedule ignores them: drop it or use "
+                             "--schedule random")
+    net = build_network(architecture, 0)
+    searched = config.search_layers(net)
+    for option, names in (("--layer-weight", config.layer_weights or {}),
+                          ("--screen", config.screen_by_layer or {})):
+        idle = [name for name in names if name in net.weighted and name not in searched]
+        if idle:
+            raise MinisenseError(f"{option} names {', '.join(idle)}, which this search does not "
+                                 f"search (it searches {', '.join(searched)}): drop it, or add "
+                                 "--layer for it")
+
+
 def default_out(dataset: str | None, seed: int, backprop: bool = False) -> pathlib.Path:
     """Where a search (or its backprop line) writes when no folder is given."""
     kind = "backprop" if backprop else "search"
@@ -170,7 +198,9 @@ class SearchRun(Search):
 
 def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
           sparsity: float | None = None, data_dir=None) -> SearchRun:
-    """A new search in ``out`` from :func:`initial_network`."""
+    """A new search in ``out`` from :func:`initial_network`; ``out`` must not hold a run of
+    another kind (``files.check_run_folder``)."""
+    files.check_run_folder(out, "search")
     with files.folder_lock(out):        # fail fast: writable, and no other writer now
         pass
     net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
@@ -343,19 +373,24 @@ def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_che
     as SENSE reports them; returns the summary written to ``out/summary.json``: the first, last
     and best-by-validation records."""
     out = pathlib.Path(out)
+    files.check_run_folder(out, "backprop line")
     with files.folder_lock(out):
         if (out / BACKPROP_FILE).exists():
             raise MinisenseError(f"{out} already holds a backprop line; choose another --out")
         net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
         net = binary_network(net.architecture, net.ternary_weights(), net.thresholds,
                              net.last_gain, config.engine)
-        with open(out / BACKPROP_FILE, "w") as log:
-            def record(r):
-                log.write(json.dumps(r) + "\n")
-                log.flush()
-                on_record(r)
-            records = binary_backprop(net, data, config.budget_seconds, lr=lr, seed=config.seed,
-                                      max_batches=config.max_steps, on_record=record)
+        try:
+            with open(out / BACKPROP_FILE, "w") as log:
+                def record(r):
+                    log.write(json.dumps(r) + "\n")
+                    log.flush()
+                    on_record(r)
+                records = binary_backprop(net, data, config.budget_seconds, lr=lr,
+                                          seed=config.seed, max_batches=config.max_steps,
+                                          on_record=record)
+        except OSError as e:
+            raise files.write_error(e.filename or out / BACKPROP_FILE, e) from None
         summary = {"method": "backprop", "lr": lr, "config": asdict(config),
                    "first": records[0], "last": records[-1],
                    "best_by_validation": max(records, key=lambda r: r["validation_accuracy"])}

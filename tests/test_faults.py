@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from cli.main import main
 from minisense import checkpoint, data, files, reproduce, runs
 from minisense.fast import delta
+from minisense.network import in_engine
 from minisense.runs import random_network
 from minisense.swaps import sample_swaps
 
@@ -31,6 +32,7 @@ TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dens
         "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
 SEARCH = ["search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
           "--neighbours", "10", "--train-images", "300"]
+BACKPROP = ["search", "--init", "random", "--sparsity", "80", "--dataset", "digits", "--backprop"]
 
 
 def run(*args):
@@ -481,7 +483,7 @@ def test_resume_refuses_a_config_that_is_not_a_record(search_copy):
     ({"dataset": "mnist"}, "not the run's"),
     ({"dataset": KeyError}, "not the run's"),
     ({"thresholds": {"layer1.0": 2 ** 62, "layer2.0": 3}}, "above its bound"),
-    ({"architecture": "car"}, "thresholds must name"),
+    ({"architecture": "car"}, "not a dataset of the car network"),
     ({"family": {"fc": {"-1": 1, "0": 2, "+1": 3}}}, "not of the run's family"),
 ])
 def test_resume_refuses_a_current_checkpoint_not_of_the_run(search_copy, changes, says):
@@ -500,3 +502,156 @@ def test_resume_drops_log_lines_whose_step_is_not_a_number(search_copy):
 def test_resume_of_a_folder_without_a_search_is_a_one_line_error(tmp_path, trained):
     assert "holds no state.npz" in one_line_error(run("search", "--resume", trained))
     assert "holds no state.npz" in one_line_error(run("search", "--resume", tmp_path / "none"))
+
+
+# Kind 5: integers that are whole but absurd: every integer that reaches the integer arithmetic
+# is bounded, and the error names the bound.
+
+@pytest.mark.parametrize("thresholds, says", [
+    ({"layer1.0": 2 ** 62, "layer2.0": 3}, "threshold of layer1.0 is 4611686018427387904, above "
+                                           "its bound 2684354"),
+    ({"layer1.0": 3, "layer2.0": 10 ** 30}, "above its bound 85598"),
+    ({"layer1.0": 3, "layer2.0": 85599}, "above its bound 85598"),
+    ({"layer1.0": 2684355, "layer2.0": 3}, "above its bound 2684354"),
+])
+def test_a_checkpoint_threshold_beyond_the_integer_bound_is_refused(copy, thresholds, says):
+    edit_json(copy / "model.json", thresholds=thresholds)
+    assert says in one_line_error(run("eval", copy))
+
+
+def test_a_checkpoint_threshold_at_its_bound_computes_exactly_in_both_tiers(copy):
+    limits = checkpoint.threshold_limits("mnist")
+    edit_json(copy / "model.json", thresholds=limits)
+    ok(run("eval", copy))
+    net, _ = checkpoint.load(copy)
+    images = data.load_dataset("digits").test.images[:64]
+    textbook = in_engine(net, "textbook")
+    assert np.array_equal(net.exact_logits(images), textbook.exact_logits(images))
+
+
+@pytest.mark.parametrize("gain, says", [(1e300, "outside [1e-12, 1e12]"),
+                                        (1e-300, "outside [1e-12, 1e12]")])
+def test_a_checkpoint_last_gain_beyond_its_bound_is_refused(copy, gain, says):
+    edit_json(copy / "model.json", last_gain=gain)
+    assert says in one_line_error(run("eval", copy))
+
+
+@pytest.mark.parametrize("args", [
+    [*SEARCH, "--steps-per-layer", "0"],
+    [*SEARCH, "--steps-per-layer", str(10 ** 12)],
+    [*SEARCH, "--repeats", str(2 ** 63)],
+    [*SEARCH, "--max-steps", str(10 ** 30)],
+    [*SEARCH, "--train-images", str(2 ** 62)],
+    [*SEARCH, "--screen-images", str(2 ** 62)],
+    [*SEARCH, "--confirm", str(10 ** 12)],
+    [*SEARCH, "--seed", str(2 ** 64)],
+    [*SEARCH, "--chains", str(10 ** 9)],
+    ["train", *TINY, "--epochs-dense", str(10 ** 12)],
+    ["train", *TINY, "--batch-size", str(2 ** 62)],
+    ["bench", "search", "--dataset", "digits", "--neighbours", str(10 ** 12)],
+    ["bench", "screening", "--dataset", "digits", "--layer", "fc", "--sparsity", "80",
+     "--steps", str(10 ** 15)],
+    ["bench", "train", "--dataset", "digits", "--batches", str(10 ** 12)],
+    ["ensemble", "x", "--damage", "swaps", "--damage-seeds", str(10 ** 9)],
+    ["car", "drive", "x", "--episodes", str(10 ** 12)],
+])
+def test_absurd_whole_numbers_are_refused_naming_the_bound(args, tmp_path):
+    line = one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
+                          else run(*args))
+    assert "range" in line or "bound" in line, line
+
+
+def test_a_state_step_beyond_the_bound_is_refused(search_copy):
+    arrays, state = read_state_file(search_copy)
+    write_state_file(search_copy, arrays, {**state, "step": 2 ** 62, "evaluations": 10 * 2 ** 62})
+    assert "above its bound 1000000000" in one_line_error(run("search", "--resume", search_copy))
+
+
+# Kind 2: an output never replaces a file the command reads, a run's file, or (without --force)
+# an existing result; one kind of run never writes over another.
+
+def digest(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != files.LOCK_FILE}
+
+
+@pytest.mark.parametrize("target", ["model.json", "model.npz", "metrics.json"])
+def test_eval_json_onto_the_checkpoint_or_its_run_is_refused_even_with_force(copy, target):
+    before = digest(copy)
+    for extra in ([], ["--force"]):
+        line = one_line_error(run("eval", copy, "--json", copy / target, *extra))
+        assert "reads" in line or "file of a run" in line
+    assert digest(copy) == before
+
+
+def test_eval_json_onto_an_existing_file_needs_force(trained, tmp_path):
+    kept = tmp_path / "mine.json"
+    kept.write_text("a user's notes")
+    assert "--force" in one_line_error(run("eval", trained, "--json", kept))
+    assert kept.read_text() == "a user's notes"
+    ok(run("eval", trained, "--json", kept, "--force"))
+    assert json.loads(kept.read_text())["dataset"] == "digits"
+    assert "directory" in one_line_error(run("eval", trained, "--json", tmp_path))
+
+
+def test_ensemble_json_onto_a_member_is_refused(copy):
+    before = digest(copy)
+    assert "reads" in one_line_error(run("ensemble", copy, "--json", copy / "model.json",
+                                         "--force"))
+    assert digest(copy) == before
+
+
+def test_car_drive_outputs_onto_inputs_or_each_other_are_refused_before_driving(copy, tmp_path):
+    before = digest(copy)
+    assert "reads" in one_line_error(run("car", "drive", copy, "--gif", copy / "model.npz"))
+    assert "both name" in one_line_error(run("car", "drive", copy, "--gif", tmp_path / "a",
+                                             "--json", tmp_path / "a"))
+    (tmp_path / "old.gif").write_bytes(b"GIF89a")
+    assert "--force" in one_line_error(run("car", "drive", copy, "--gif", tmp_path / "old.gif"))
+    assert (tmp_path / "old.gif").read_bytes() == b"GIF89a"
+    assert digest(copy) == before
+
+
+def test_car_record_onto_an_existing_recording_needs_force(tmp_path):
+    (tmp_path / "carracing.npz").write_bytes(b"a recording")
+    line = one_line_error(run("car", "record", "--episodes", "3", "--out", tmp_path))
+    assert "already holds a recording" in line and "--force" in line
+    assert (tmp_path / "carracing.npz").read_bytes() == b"a recording"
+
+
+def test_bench_json_onto_an_existing_file_is_refused_before_the_benchmark(tmp_path):
+    (tmp_path / "b.json").write_text("{}")
+    assert "--force" in one_line_error(run("bench", "train", "--dataset", "digits", "--json",
+                                           tmp_path / "b.json"))
+    assert (tmp_path / "b.json").read_text() == "{}"
+
+
+def test_a_backprop_line_onto_a_search_and_a_search_onto_a_backprop_line_are_refused(
+        search_copy, tmp_path):
+    before = digest(search_copy)
+    line = one_line_error(run(*BACKPROP, "--max-steps", "2", "--out", search_copy))
+    assert "holds a search (state.npz)" in line
+    assert digest(search_copy) == before
+    line_out = tmp_path / "bp"
+    ok(run(*BACKPROP, "--max-steps", "2", "--out", line_out))
+    before = digest(line_out)
+    line = one_line_error(run(*SEARCH, "--max-steps", "2", "--out", line_out))
+    assert "holds a backprop line" in line
+    line = one_line_error(run(*SEARCH, "--chains", "2", "--max-steps", "2", "--out", line_out))
+    assert "holds a backprop line" in line
+    assert digest(line_out) == before
+
+
+def test_a_search_into_a_trained_run_and_a_train_into_a_search_are_refused(copy, search_copy):
+    before = digest(copy)
+    line = one_line_error(run("search", "--checkpoint", copy, "--neighbours", "10",
+                              "--max-steps", "2", "--out", copy))
+    assert "holds a trained run (model.npz)" in line
+    assert digest(copy) == before
+    before = digest(search_copy)
+    for extra in ([], ["--force"]):
+        assert "holds a search" in one_line_error(run("train", *TINY, "--out", search_copy,
+                                                      *extra))
+    assert "holds a search" in one_line_error(run(*SEARCH, "--chains", "2", "--max-steps", "2",
+                                                  "--out", search_copy))
+    assert digest(search_copy) == before
