@@ -502,7 +502,8 @@ SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats",
 def _given(*names) -> list[str]:
     """The options among ``names`` (parameter names) given on the command line, as --options."""
     ctx = click.get_current_context()
-    return [f"--{name.replace('_', '-')}" for name in names
+    flags = {param.name: param.opts[0] for param in ctx.command.params}
+    return [flags[name] for name in names
             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
 
 

@@ -655,3 +655,70 @@ def test_a_search_into_a_trained_run_and_a_train_into_a_search_are_refused(copy,
     assert "holds a search" in one_line_error(run(*SEARCH, "--chains", "2", "--max-steps", "2",
                                                   "--out", search_copy))
     assert digest(search_copy) == before
+
+
+# Kind 3: an option that has no effect in the combination given is refused, never ignored; amounts
+# mean what they say.
+
+@pytest.mark.parametrize("args, says", [
+    ([*SEARCH, "--jobs", "2"], "--jobs has no effect without --chains"),
+    ([*SEARCH, "--backend", "dask"], "--backend has no effect without --chains"),
+    ([*SEARCH, "--scheduler", "tcp://h:1"], "--scheduler has no effect without --chains"),
+    ([*SEARCH, "--screen-images", "0", "--confirm", "3"], "--confirm has no effect with "
+                                                          "screening off"),
+    ([*SEARCH, "--screen-images", "0", "--confirm-stages", "2"], "--confirm-stages has no"),
+    ([*SEARCH, "--screen-images", "0", "--screen", "fc=64"], "--screen has no effect"),
+    ([*SEARCH, "--engine", "textbook", "--confirm", "3"], "screening off"),
+    ([*SEARCH, "--confirm", "10"], "--confirm 10 is not below --neighbours 10"),
+    ([*SEARCH, "--schedule", "alternate", "--layer-weight", "fc=2"], "ignores them"),
+    ([*SEARCH, "--schedule", "fc", "--layer-weight", "fc=2"], "ignores them"),
+    ([*SEARCH, "--layer-weight", "layer1.0=2"], "names layer1.0, which this search does not"),
+    ([*SEARCH, "--layer", "fc", "--screen", "layer2.0=64"], "names layer2.0, which this search"),
+    ([*SEARCH, "--backprop-lr", "0.1"], "--backprop-lr has no effect without --backprop"),
+    ([*BACKPROP, "--neighbours", "5"], "--neighbours has no effect with --backprop"),
+    ([*BACKPROP, "--schedule", "fc", "--anneal", "1"], "--schedule, --anneal have no effect"),
+    ([*SEARCH, "--anneal-half-life", "10"], "--anneal-half-life has no effect without --anneal"),
+    (["train", *TINY, "--sparsity", "0", "--pruning", "layer"], "--pruning has no effect with "
+                                                                 "--sparsity 0"),
+    (["train", *TINY, "--lr-binary", "0.1"], "--lr-binary has no effect with --epochs-binary 0"),
+    (["train", *TINY, "--gain-grad-scale", "none"], "--gain-grad-scale has no effect"),
+])
+def test_an_option_without_effect_is_refused(args, says, tmp_path):
+    assert says in one_line_error(run(*args, "--out", tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_idle_options_of_ensemble_drive_bench_and_reproduce_are_refused(trained, tmp_path):
+    assert "--amount has no effect without --damage" in one_line_error(
+        run("ensemble", trained, "--amount", "5"))
+    assert "--damage-seeds has no effect without --damage" in one_line_error(
+        run("ensemble", trained, "--damage-seeds", "2"))
+    assert "--gif-every has no effect without --gif" in one_line_error(
+        run("car", "drive", trained, "--gif-every", "3"))
+    assert "--confirm has no effect with --screen-images 0" in one_line_error(
+        run("bench", "search", "--dataset", "digits", "--screen-images", "0", "--confirm", "3"))
+    for figure in ("fig8a", "fig2a", "ens-mnist80"):
+        line = one_line_error(run("reproduce", figure, "--quick", "--checkpoint", trained,
+                                  "--out", tmp_path / "r"))
+        assert "--checkpoint would have no effect" in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("kind, amount, says", [
+    ("swaps", "0.5", "--amount 0.5 is not a whole number of swaps"),
+    ("swaps", "2.25", "not a whole number of swaps"),
+    ("swaps", "1e9", "not a whole number of swaps in 0..100000"),
+    ("delete", "1.5", "a deleted fraction must be in [0, 1]"),
+])
+def test_damage_amounts_mean_what_they_say(trained, kind, amount, says):
+    assert says in one_line_error(run("ensemble", trained, "--damage", kind, "--amount", amount))
+
+
+def test_whole_swaps_given_as_decimals_are_the_same_swaps(trained):
+    from minisense import ensemble
+    net, _ = checkpoint.load(trained)
+    a = ensemble.damage(net, "swaps", 3, np.random.default_rng(0)).ternary_weights()
+    b = ensemble.damage(net, "swaps", 3.0, np.random.default_rng(0)).ternary_weights()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(data.MinisenseError, match="whole number of swaps"):
+        ensemble.damage(net, "swaps", 0.5, np.random.default_rng(0))
