@@ -722,3 +722,165 @@ def test_whole_swaps_given_as_decimals_are_the_same_swaps(trained):
     assert all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(data.MinisenseError, match="whole number of swaps"):
         ensemble.damage(net, "swaps", 0.5, np.random.default_rng(0))
+
+
+# Kind 4: the edges: negative seeds, a full disk, GIF paths, the environment, a read-only
+# install, a leaking or empty car recording, a dense network asked for swaps.
+
+@pytest.mark.parametrize("args", [
+    ["train", *TINY, "--seed", "-1"],
+    [*SEARCH, "--seed", "-1"],
+    ["bench", "screening", "--dataset", "digits", "--layer", "fc", "--sparsity", "80",
+     "--seed", "-1"],
+    ["reproduce", "fig8a", "--quick", "--seed", "-1"],
+    ["car", "drive", "x", "--seed", "-1"],
+    ["car", "record", "--seed", "-1"],
+    ["car", "expert", "--seed", "-5"],
+])
+def test_a_negative_seed_is_a_one_line_error(args, tmp_path):
+    line = one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
+                          else run(*args))
+    assert "--seed" in line and "0<=x<=4294967295" in line
+
+
+def test_the_library_refuses_negative_seeds_too(tmp_path):
+    from minisense import car, psiren
+    for call in (lambda: car.check_seed(-1),
+                 lambda: reproduce.run("fig8a", quick=True, out=tmp_path, seed=-1),
+                 lambda: psiren.train("digits", psiren.config_for("digits", seed=-1), tmp_path)):
+        with pytest.raises(data.MinisenseError, match="seed -1 is outside"):
+            call()
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every atomic write's buffered data goes to /dev/full: the flush fails with ENOSPC, and
+    the close would fail again."""
+    def to_dev_full(fd, mode="r", *args, **kwargs):
+        os.close(fd)
+        return open("/dev/full", mode, *args, **kwargs)
+    monkeypatch.setattr(files.os, "fdopen", to_dev_full)
+
+
+def test_a_full_disk_during_train_and_eval_json_is_one_line_and_leaves_nothing(full_disk,
+                                                                              trained, tmp_path):
+    line = ends_in_one_line_error(run("train", *TINY, "--out", tmp_path / "t"))
+    assert "No space left on device" in line
+    assert not [p for p in (tmp_path / "t").iterdir() if p.name != files.LOCK_FILE]
+    line = ends_in_one_line_error(run("eval", trained, "--json", tmp_path / "e.json"))
+    assert "cannot write" in line and "No space left on device" in line
+    assert list(tmp_path.glob("*e.json*")) == []
+
+
+def test_gif_and_json_paths_are_checked_before_the_drive(trained, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "a file stands where" in one_line_error(run("car", "drive", trained, "--gif",
+                                                       blocker / "a.gif"))
+    assert "directory" in one_line_error(run("car", "drive", trained, "--gif", tmp_path))
+    files.check_outputs({"--gif": tmp_path / "new" / "deeper" / "a.gif"})    # made when written
+    real_access = os.access                                 # (as root, every folder is writable)
+    monkeypatch.setattr(files.os, "access",
+                        lambda path, mode: not mode & os.W_OK and real_access(path, mode))
+    assert "read-only" in one_line_error(run("car", "drive", trained, "--gif",
+                                             tmp_path / "a.gif"))
+
+
+def cli_subprocess(args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_subprocess_one_line_error(proc) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "-2", "", "1.5", "100000"])
+def test_a_bad_numba_num_threads_is_a_one_line_error(value):
+    line = assert_subprocess_one_line_error(cli_subprocess(["--version"],
+                                                           {"NUMBA_NUM_THREADS": value}))
+    assert "NUMBA_NUM_THREADS" in line and "1..4096" in line
+
+
+def test_an_unwritable_numba_cache_dir_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    line = assert_subprocess_one_line_error(cli_subprocess(
+        ["--version"], {"NUMBA_CACHE_DIR": str(tmp_path / "file" / "cache")}))
+    assert "NUMBA_CACHE_DIR" in line
+
+
+def test_a_read_only_install_still_runs(trained, tmp_path):
+    """Numba can write its cache neither beside the package nor in the user's cache (a file
+    stands in both places: as root, permissions alone would not stop it)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    package = tmp_path / "install"
+    for name in ("minisense", "cli"):
+        shutil.copytree(root / name, package / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "minisense" / "fast" / "__pycache__").write_text("not a folder")
+    (tmp_path / "home").write_text("not a folder")
+    env = {"PYTHONPATH": str(package), "HOME": str(tmp_path / "home"),
+           "XDG_CACHE_HOME": str(tmp_path / "home" / "cache"), "TMPDIR": str(tmp_path),
+           "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    proc = cli_subprocess(["eval", trained], env, cwd=tmp_path)
+    assert proc.returncode == 0 and "test accuracy" in proc.stdout, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert any((tmp_path / f"minisense-numba-{os.getuid()}").iterdir())    # the cache went here
+
+
+def write_recording(folder, splits, episodes=4, frames_each=6, labels=None):
+    """A small car-racing recording in the format of 'minisense car record', made up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    n = episodes * frames_each
+    arrays = {"frames": rng.integers(0, 256, (n, 32, 32), dtype=np.uint8),
+              "labels": (rng.integers(0, 3, n) if labels is None else labels).astype(np.uint8),
+              "episode": np.repeat(np.arange(episodes, dtype=np.int32), frames_each),
+              "step": np.tile(np.arange(frames_each, dtype=np.int32), episodes),
+              "seeds": np.arange(episodes, dtype=np.int64),
+              "returns": np.zeros(episodes), "laps": np.zeros(episodes, bool)}
+    np.savez_compressed(folder / "carracing.npz", **arrays)
+    meta = {"format": "minisense-carracing", "format_version": 1, "episodes": episodes,
+            "splits": splits}
+    (folder / "carracing.json").write_text(json.dumps(meta))
+    return folder
+
+
+GOOD_SPLITS = {"train": [0, 1], "validation": [2], "test": [3]}
+
+
+@pytest.mark.parametrize("splits, says", [
+    ({"train": [0, 1, 3], "validation": [2], "test": [3]}, "in both the train and the test"),
+    ({"train": [0, 1], "validation": [1, 2], "test": [3]}, "in both the train and the validation"),
+    ({"train": [0, 1, 2], "validation": [], "test": [3]}, "the validation split has no frames"),
+    ({"train": [0, 1, 2], "validation": [9], "test": [3]}, "the validation split has no frames"),
+    ({"train": [0, 1], "validation": [2], "test": []}, "the test split has no frames"),
+    ({"train": [0], "validation": [2], "test": [3]}, "episodes [1] are in no split"),
+    ({"train": [0, 1.5], "validation": [2], "test": [3]}, "not a list of episode indices"),
+    ({"train": [0, 1], "validation": [2]}, "no \"splits\" naming"),
+])
+def test_a_recording_with_leakage_or_an_empty_split_is_refused(tmp_path, splits, says):
+    folder = write_recording(tmp_path / "car", splits)
+    with pytest.raises(data.MinisenseError, match=None) as e:
+        data.load_dataset("carracing", folder)
+    assert says in str(e.value)
+    assert says in one_line_error(run("search", "--init", "random", "--sparsity", "80",
+                                      "--dataset", "carracing", "--data-dir", folder,
+                                      "--max-steps", "1", "--out", tmp_path / "s"))
+
+
+def test_a_sound_made_up_recording_loads_split_by_episode(tmp_path):
+    car = data.load_dataset("carracing", write_recording(tmp_path / "car", GOOD_SPLITS))
+    assert (len(car.train.labels), len(car.validation.labels), len(car.test.labels)) == (12, 6, 6)
+
+
+def test_swaps_in_a_dense_member_are_refused_naming_the_layer(tmp_path):
+    dense = tmp_path / "dense"
+    ok(run("train", *TINY, "--sparsity", "0", "--epochs-prune", "0", "--out", dense))
+    line = one_line_error(run("ensemble", dense, "--damage", "swaps", "--amount", "1"))
+    assert "layer layer1.0 has no zero weight" in line and "--damage delete" in line
+    ok(run("ensemble", dense, "--damage", "delete", "--amount", "0.1", "--damage-seeds", "1"))
