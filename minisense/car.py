@@ -30,6 +30,7 @@ from minisense.checkpoint import checkpoint_paths, load
 from minisense.data import FILE_STEM, FRAME_SIZE, preprocess, split_episodes
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, ExpertConfig, continuous_action, label
+from minisense.fast.shards import one_blas_thread
 from minisense.sense import MAX_SEED
 
 ENV_ID = "CarRacing-v3"
@@ -275,14 +276,6 @@ def _networks(paths) -> list:
     return [load(p, architecture="car")[0] for p in paths]
 
 
-def one_blas_thread():
-    """A context in which BLAS uses one thread. One frame's matrix products are tiny: threads
-    only wait on each other there."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
 def _drive_episode(args) -> dict:
     paths, seed, max_steps = args
     nets = _networks(paths)
@@ -291,6 +284,8 @@ def _drive_episode(args) -> dict:
     def count(step, observation, cls):
         counts[cls] += 1
 
+    # One BLAS thread: one frame's matrix products are tiny, and BLAS threads only wait on each
+    # other there (5x slower per step on a busy 2-core machine).
     with one_blas_thread():
         run = run_episode(seed, network_policy(nets), render=True, max_steps=max_steps,
                           on_frame=count)

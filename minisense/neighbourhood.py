@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from minisense import data, sweep
 from minisense.errors import MinisenseError
 from minisense.fast.delta import DeltaEvaluator
+from minisense.fast.shards import one_blas_thread
 from minisense.network import Network
 from minisense.swaps import sample_swaps
 
@@ -176,7 +177,7 @@ def embed(vectors: np.ndarray, method: str, seed: int) -> np.ndarray:
                                                 eigen_solver="dense", random_state=seed)
     else:
         model = manifold.Isomap(n_neighbors=neighbours, n_components=2, eigen_solver="dense")
-    with threadpool_limits(1):
+    with threadpool_limits(1, user_api="openmp"), one_blas_thread():
         return np.asarray(model.fit_transform(vectors), dtype=np.float64)
 
 

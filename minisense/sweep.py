@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import contextlib
 
-from threadpoolctl import threadpool_limits
-
 from minisense.errors import MinisenseError
+from minisense.fast.shards import one_blas_thread
 from minisense.network import Network, binary_network
 
 BACKENDS = ("joblib", "dask")
@@ -37,14 +36,15 @@ def no_progress(iterable, label=""):
 
 
 def _call(function, task: dict):
-    """One task in a worker (a loky process or a Dask worker): pin BLAS to one thread, run.
+    """One task in a worker (a loky process or a Dask worker): run it on one BLAS thread.
 
-    The limit is set and left set: the worker exists to run our tasks, and restoring it while
-    another task runs on a sibling thread (Dask's threaded workers) would change that task's
-    arithmetic mid-way.
+    Through the process-wide count of ``minisense.fast.shards.one_blas_thread``: a task on a
+    sibling thread (Dask's threaded workers) keeps the limit until the last of them ends, and the
+    limit holds even when another thread of the process set one before (with threadpoolctl 3.8
+    a plain ``threadpool_limits`` call from this thread would then be silently ignored).
     """
-    threadpool_limits(1, user_api="blas")
-    return function(**task)
+    with one_blas_thread():
+        return function(**task)
 
 
 def check(jobs: int = 1, backend: str = "joblib", scheduler: str | None = None) -> None:
@@ -78,7 +78,7 @@ def run(function, tasks: list[dict], jobs: int = 1, backend: str = "joblib",
             return _dask(function, tasks, scheduler, ticks)
         if jobs == 1:
             results = []
-            with threadpool_limits(1, user_api="blas"):     # restored: this is the caller's
+            with one_blas_thread():                 # restored: this is the caller's
                 for task in tasks:
                     results.append(function(**task))
                     next(ticks, None)

@@ -1,12 +1,15 @@
 """A batch in shards (minisense.fast.shards) against the same batch in one piece (the textbook
 Network.forward and backward on the same layers), and the same result on any number of threads."""
 
+import threading
+
 import numpy as np
 import pytest
 from test_network import integer_oracle, sparse_binary
+from threadpoolctl import threadpool_limits
 
 from minisense.fast.layers import SGD, softmax_cross_entropy
-from minisense.fast.shards import Shards, Workers
+from minisense.fast.shards import Shards, Workers, blas_threads, one_blas_thread
 from minisense.network import Network, binarize, build_network, exact_logits
 from minisense.textbook.psiren import sgd_step
 
@@ -81,6 +84,41 @@ def test_a_batch_smaller_than_the_shards():
     whole = Network.forward(net, images)
     logits, _ = sharded_grads(net, images, labels, threads=2, shards=3)
     np.testing.assert_allclose(logits, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_one_blas_thread_holds_on_every_thread_until_the_last_user_leaves():
+    """Two users on two threads (two tasks on a Dask worker), after this thread set a limit
+    outside a ``with`` (threadpoolctl 3.8 then ignored every other thread's): one BLAS thread
+    from the first's entry to the last's exit, the limit found at the start given back then."""
+    original = blas_threads()
+    if original < 2:
+        pytest.skip("BLAS has a single thread here: nothing to limit")
+    threadpool_limits(original, user_api="blas")
+    first_in, first_out, second_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with one_blas_thread():
+            seen["first, alone"] = blas_threads()
+            first_in.set()
+            first_out.wait(60)
+        seen["first left, second still in"] = blas_threads()
+        second_out.set()
+
+    def second():
+        first_in.wait(60)
+        with one_blas_thread():
+            seen["both in"] = blas_threads()
+            first_out.set()
+            second_out.wait(60)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"first, alone": 1, "both in": 1, "first left, second still in": 1}
+    assert blas_threads() == original
 
 
 def test_workers_keep_the_order_of_the_parts():

@@ -15,10 +15,13 @@ seed gives the same weights bit for bit on any machine with the same BLAS, one c
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from minisense.fast.layers import Scratch, Weighted, replica
@@ -35,29 +38,94 @@ def blas_threads(controller: ThreadpoolController | None = None) -> int:
     return max((lib.num_threads for lib in blas), default=1)
 
 
+# -- one BLAS thread, counted over the whole process -------------------------------------------
+# OpenBLAS's thread limit is one number for the whole process (NumPy's and SciPy's wheels: two
+# libraries, each with its own). Every thread of a process therefore needs the same limit while
+# any of them computes, and changing it from several threads went wrong twice over:
+# * threadpoolctl 3.8 lets only one thread change a pthreads OpenBLAS's limit -- the first to
+#   set one, until it leaves a ``with threadpool_limits`` -- and silently ignores every other
+#   thread's. Our limits were not set in such a block, so that thread kept the control for good:
+#   after ``reproduce fig3`` in the main thread, the one-thread limits of the tasks on an
+#   in-process Dask worker's threads were dropped, their products ran on 2 BLAS threads, and
+#   the float results changed (layer2.0's weight gradient rounds differently on 2 threads).
+# * a limit one thread restores on its way out would change a sibling thread's products
+#   mid-way (two tasks on a Dask worker's two threads).
+# So every limit of minisense goes through this count: entering sets one thread (from any
+# thread: it takes threadpoolctl's control for that moment and gives it back), and only the
+# last user of the process to leave gives back the limits found by the first.
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_SAVED: dict = {}      # library path -> (its controller, the limit to give back)
+
+
+def _set_blas(limits: list) -> None:
+    """Set each (library controller, threads) of ``limits``, whichever thread calls."""
+    control = getattr(getattr(threadpoolctl, "OpenBLASController", None),
+                      "clear_controlling_thread", None)           # threadpoolctl >= 3.8
+    if control is not None:
+        control(force=True)
+    try:
+        for lib, threads in limits:
+            lib.set_num_threads(threads)
+    finally:
+        if control is not None:
+            control(force=True)
+
+
+def hold_one_blas_thread(controller: ThreadpoolController | None = None) -> None:
+    """BLAS on one thread from now until the matching :func:`release_blas_thread`."""
+    global _BLAS_USERS
+    libraries = (controller or ThreadpoolController()).select(user_api="blas").lib_controllers
+    with _BLAS_LOCK:
+        for lib in libraries:
+            _BLAS_SAVED.setdefault(lib.filepath, (lib, lib.num_threads))
+        _set_blas([(lib, 1) for lib in libraries])
+        _BLAS_USERS += 1
+
+
+def release_blas_thread() -> None:
+    """End one :func:`hold_one_blas_thread`; the process's last gives BLAS its threads back."""
+    global _BLAS_USERS
+    with _BLAS_LOCK:
+        _BLAS_USERS -= 1
+        if _BLAS_USERS == 0:
+            _set_blas(list(_BLAS_SAVED.values()))
+            _BLAS_SAVED.clear()
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (see the comment above)."""
+    hold_one_blas_thread()
+    try:
+        yield
+    finally:
+        release_blas_thread()
+
+
 class Workers:
     """``threads`` threads for parts of one piece of work (default: as many as BLAS may use).
 
-    A context manager: inside it BLAS runs on one thread, so that the threads, not BLAS, share
-    the cores, and a product's rounding does not depend on the machine's thread count. It may be
-    entered again and again (once per batch, say): the threads are made once and live as long as
-    the object, and leaving only gives BLAS its threads back.
+    A context manager: inside it BLAS runs on one thread (:func:`one_blas_thread`), so that the
+    threads, not BLAS, share the cores, and a product's rounding does not depend on the
+    machine's thread count. It may be entered again and again (once per batch, say): the threads
+    are made once and live as long as the object, and leaving only gives BLAS its threads back.
     """
 
     def __init__(self, threads: int | None = None):
         self._controller = ThreadpoolController()
         self.threads = max(1, blas_threads(self._controller) if threads is None else threads)
         self._executor = None
-        self._limit = None
 
     def __enter__(self) -> Workers:
-        self._limit = self._controller.limit(limits=1, user_api="blas")
+        hold_one_blas_thread(self._controller)
         if self.threads > 1 and self._executor is None:
             self._executor = ThreadPoolExecutor(self.threads - 1)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._limit.restore_original_limits()
+        release_blas_thread()
 
     def map(self, function, parts: list) -> list:
         """``[function(i, part) for i, part in enumerate(parts)]``, the parts in ``threads``
