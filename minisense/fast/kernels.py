@@ -1,7 +1,9 @@
 """Numba kernels of delta evaluation (``minisense.fast.delta``): the hot loops, one per kind of
 layer.
 
-Split from ``minisense.fast.delta`` so the evaluator reads on its own; the layout, the phase trick
+Each kernel does for one kind of layer what the functions of ``minisense.textbook.delta`` do
+(tested equal, exactly), on blocks of images in polyphase planes. Split from
+``minisense.fast.delta`` so the evaluator reads on its own; the layout, the phase trick
 and the integer ranges are explained in that module's docstring. Every kernel works on a range of
 image blocks ``first..last`` so the evaluator can run chunks on threads (they release the GIL).
 """
