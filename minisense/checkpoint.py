@@ -123,6 +123,10 @@ def read_meta(json_path) -> dict:
         raise MinisenseError(f"{json_path} is not a minisense checkpoint (no "
                              f"\"format\": \"{FORMAT}\"); pass the model.json written by "
                              "'minisense train'")
+    version = meta.get("format_version", FORMAT_VERSION)     # absent in the oldest ones
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise MinisenseError(f"{json_path} is of checkpoint format version {version!r}, not "
+                             f"{FORMAT_VERSION}; re-create it with this minisense")
     arch = meta.get("architecture")
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise MinisenseError(f"checkpoint {json_path} names unknown architecture {arch!r}; "

@@ -471,7 +471,12 @@ def _load_carracing(data_dir) -> Dataset:
             zipfile.BadZipFile) as e:
         raise MinisenseError(f"carracing recording in {folder} is unreadable ({type(e).__name__}: "
                              f"{e}); record it again with 'minisense car record'") from None
-    n = len(labels)
+    if not isinstance(meta, dict) or meta.get("format") != "minisense-carracing" or \
+            meta.get("format_version", 1) != 1 or isinstance(meta.get("format_version"), bool):
+        raise MinisenseError(f"{json_path} is not a minisense car-racing recording of format "
+                             "version 1 (\"format\": \"minisense-carracing\"); record it with "
+                             "'minisense car record'")
+    n = len(labels) if labels.ndim == 1 else -1
     if frames.dtype != np.uint8 or frames.shape != (n, FRAME_SIZE, FRAME_SIZE) or \
             labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or \
             (n and not 0 <= labels.min() <= labels.max() < CARRACING_CLASSES):

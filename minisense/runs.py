@@ -265,6 +265,11 @@ def resume(out, data_dir=None, max_steps: int | None = None,
     return search
 
 
+# The settings added after the first runs were saved, as those runs searched.
+LEGACY_SETTINGS = {"screen_images": 0, "screen_by_layer": {}, "confirm": None,
+                   "confirm_stages": 1, "layer_weights": {}, "engine": "fast"}
+
+
 def read_config(path) -> SenseConfig:
     """A run's ``config.json`` as a :class:`SenseConfig`, its fields' types and ranges checked
     (their fit to the network: ``SenseConfig.resolve``)."""
@@ -277,8 +282,8 @@ def read_config(path) -> SenseConfig:
     if not isinstance(saved, dict):
         raise MinisenseError(f"cannot resume: {path} holds {type(saved).__name__}, not the "
                              "run's settings; restore the run's config.json")
-    # A run saved before screening existed has no screen_images: it searched unscreened.
-    saved = {"screen_images": 0, **saved}
+    # A run saved before a setting existed searched without it: unscreened, uniform odds.
+    saved = {**LEGACY_SETTINGS, **saved}
     if set(saved) != names:
         odd = sorted(set(saved) ^ names)
         raise MinisenseError(f"cannot resume: {path} lacks or has unknown settings "
@@ -291,6 +296,7 @@ def read_config(path) -> SenseConfig:
     return config
 
 
+MAX_SECONDS = 1e9                # of search saved in a state: 31 years
 STATE_FIELDS = {"step": int, "accepted": int, "seconds": float, "evaluations": int,
                 "best_validation": float, "best_step": int}
 
@@ -321,7 +327,7 @@ def read_state(path) -> tuple[dict, dict, dict]:
 def check_state(state: dict, config: SenseConfig, where) -> None:
     """One-line errors unless the state record has exactly ``STATE_FIELDS`` (and a "dataset"
     name), of their types, in their ranges: 0 <= accepted, best_step <= step <= the step bound,
-    evaluations = step x K, seconds finite >= 0, best_validation in [0, 1]."""
+    evaluations = step x K, 0 <= seconds <= ``MAX_SECONDS``, best_validation in [0, 1]."""
     given = set(state) - {"dataset"}
     if given != set(STATE_FIELDS):
         odd = sorted(given ^ set(STATE_FIELDS))
@@ -336,7 +342,8 @@ def check_state(state: dict, config: SenseConfig, where) -> None:
                                  f"{'finite number' if kind is float else 'whole number'} >= 0; "
                                  "restore the run's state.npz")
     step = state["step"]
-    bounds = {"step": (step, MAX_COUNT), "accepted": (state["accepted"], step),
+    bounds = {"step": (step, MAX_COUNT), "seconds": (state["seconds"], MAX_SECONDS),
+              "accepted": (state["accepted"], step),
               "best_step": (state["best_step"], step), "best_validation":
               (state["best_validation"], 1)}
     for name, (value, bound) in bounds.items():

@@ -884,3 +884,171 @@ def test_swaps_in_a_dense_member_are_refused_naming_the_layer(tmp_path):
     line = one_line_error(run("ensemble", dense, "--damage", "swaps", "--amount", "1"))
     assert "layer layer1.0 has no zero weight" in line and "--damage delete" in line
     ok(run("ensemble", dense, "--damage", "delete", "--amount", "0.1", "--damage-seeds", "1"))
+
+
+# The fuzz test: each field of a state file, a checkpoint and a recording mutated in turn. Every
+# mutated file ends in a one-line MinisenseError or the very result of the intact file; any other
+# exception (a crash, a traceback) fails, and so does a different result taken in silence.
+
+BAD_VALUES = [None, True, -1, 0, 2.5, "x", 2 ** 62, 10 ** 30, [], {}, float("nan")]
+
+
+def record_mutations(record: dict):
+    """(label, mutated copy) for each field: missing, and each bad value; then an extra field."""
+    for key in record:
+        yield f"{key} missing", {k: v for k, v in record.items() if k != key}
+        for value in BAD_VALUES:
+            if type(value) is not type(record[key]) or value != record[key]:
+                yield f"{key}={value!r}", {**record, key: value}
+    yield "an extra field", {**record, "zz": 1}
+
+
+def array_mutations(arrays: dict, free=()):
+    """(label, mutated copy) for each array: missing, reshaped, cut, emptied, a scalar, another
+    dtype, values out of their range (not for the arrays ``free``, whose every value is valid
+    data, such as pixels); then an extra array."""
+    for key, a in arrays.items():
+        changes = {"missing": None, "flattened": a.reshape(-1)[:-1] if a.ndim <= 1 else
+                   a.reshape(-1), "cut": a[:-1], "emptied": a[:0], "a scalar": np.array(7),
+                   "float32": a.astype(np.float32), "int64": a.astype(np.int64),
+                   "values + 3": (a.astype(np.int64) + 3).astype(a.dtype)}
+        if key in free:
+            changes.pop("values + 3")
+        for label, changed in changes.items():
+            mutated = {k: v for k, v in arrays.items() if k != key}
+            if changed is not None:
+                mutated[key] = changed
+            yield f"{key} {label}", mutated
+    yield "an extra array", {**arrays, "zz": np.zeros(3)}
+
+
+class Tally:
+    def __init__(self):
+        self.counts = {"refused": 0, "same result": 0, "ran": 0}
+
+    def outcome(self, label, attempt, same=None):
+        """``attempt()`` must raise MinisenseError (one line) or return a result equal to
+        ``same`` (or, for ``same`` None, any result: a valid setting that ran)."""
+        try:
+            result = attempt()
+        except data.MinisenseError as e:
+            assert "\n" not in str(e), (label, str(e))
+            self.counts["refused"] += 1
+            return
+        if same is None:
+            self.counts["ran"] += 1
+        else:
+            assert same(result), f"{label}: taken in silence with another result"
+            self.counts["same result"] += 1
+
+    @property
+    def files(self):
+        return sum(self.counts.values())
+
+
+FUZZ = {}
+
+
+def test_fuzz_every_field_of_a_state_file(searched, tmp_path, monkeypatch):
+    tally = Tally()
+    intact = pathlib.Path(shutil.copytree(searched, tmp_path / "intact"))
+    monkeypatch.setattr(runs, "load_dataset", data.load_cached)       # digits read once
+
+    def resumed(folder):
+        search = runs.resume(folder)
+        search.step()                      # step 6 in memory: the state's randomness and moves
+        return {k: v.copy() for k, v in search.fit.weights.items()}
+
+    expected = resumed(intact)
+
+    def same(weights):
+        return all(np.array_equal(weights[k], expected[k]) for k in expected)
+
+    arrays, state = read_state_file(searched)
+    config = json.loads((searched / "config.json").read_text())
+    for n, (label, mutated) in enumerate(record_mutations(state)):
+        folder = pathlib.Path(shutil.copytree(searched, tmp_path / f"r{n}"))
+        write_state_file(folder, arrays, mutated)
+        tally.outcome(f"state {label}", lambda folder=folder: resumed(folder), same)
+    for n, (label, mutated) in enumerate(array_mutations(arrays)):
+        folder = pathlib.Path(shutil.copytree(searched, tmp_path / f"a{n}"))
+        write_state_file(folder, mutated, state)
+        tally.outcome(f"state.npz {label}", lambda folder=folder: resumed(folder), same)
+    for n, (label, mutated) in enumerate(record_mutations(config)):
+        folder = pathlib.Path(shutil.copytree(searched, tmp_path / f"c{n}"))
+        (folder / "config.json").write_text(json.dumps(mutated))
+
+        def attempt(folder=folder):
+            weights = resumed(folder)      # a valid setting: a clean run in the start's family
+            assert _family_of(weights) == _family_of(expected)
+            return weights
+        tally.outcome(f"config {label}", attempt)
+    FUZZ["state file"] = tally.counts
+    print(f"\nstate file fuzz: {tally.files} mutated files, {tally.counts}")
+    assert tally.counts["refused"] > 0.8 * tally.files
+
+
+def _family_of(weights):
+    return {k: (int((w == -1).sum()), int((w == 0).sum())) for k, w in weights.items()}
+
+
+def test_fuzz_every_field_of_a_checkpoint(trained, tmp_path):
+    tally = Tally()
+    images = data.load_dataset("digits").test.images[:20]
+    expected = checkpoint.load(trained)[0].exact_logits(images)
+
+    def loaded(folder):
+        return checkpoint.load(folder)[0].exact_logits(images)
+
+    def same(logits):
+        return np.array_equal(logits, expected)
+
+    meta = json.loads((trained / "model.json").read_text())
+    with np.load(trained / "model.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    folder = tmp_path / "ckpt"
+    shutil.copytree(trained, folder)
+    for label, mutated in record_mutations(meta):
+        (folder / "model.json").write_text(json.dumps(mutated))
+        tally.outcome(f"model.json {label}", lambda: loaded(folder), same)
+    for label, mutated in record_mutations(meta["thresholds"]):
+        (folder / "model.json").write_text(json.dumps({**meta, "thresholds": mutated}))
+        tally.outcome(f"thresholds {label}", lambda: loaded(folder), same)
+    for hashed in (True, False):        # with the hash, and as an older checkpoint without it
+        unhashed = {k: v for k, v in meta.items() if k != "weights_sha256" or hashed}
+        (folder / "model.json").write_text(json.dumps(unhashed))
+        for label, mutated in array_mutations(arrays):
+            np.savez_compressed(folder / "model.npz", **mutated)
+            tally.outcome(f"model.npz {label}", lambda: loaded(folder), same)
+    FUZZ["checkpoint"] = tally.counts
+    print(f"\ncheckpoint fuzz: {tally.files} mutated files, {tally.counts}")
+
+
+def test_fuzz_every_field_of_a_recording(tmp_path):
+    tally = Tally()
+    intact = write_recording(tmp_path / "intact", GOOD_SPLITS)
+    expected = data.load_dataset("carracing", intact)
+
+    def same(loaded):
+        return all(np.array_equal(getattr(getattr(loaded, s), part),
+                                  getattr(getattr(expected, s), part))
+                   for s in data.SPLITS for part in ("images", "labels"))
+
+    meta = json.loads((intact / "carracing.json").read_text())
+    with np.load(intact / "carracing.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    folder = pathlib.Path(shutil.copytree(intact, tmp_path / "rec"))
+    for label, mutated in record_mutations(meta):
+        (folder / "carracing.json").write_text(json.dumps(mutated))
+        tally.outcome(f"carracing.json {label}",
+                      lambda: data.load_dataset("carracing", folder), same)
+    for label, mutated in record_mutations(meta["splits"]):
+        (folder / "carracing.json").write_text(json.dumps({**meta, "splits": mutated}))
+        tally.outcome(f"splits {label}", lambda: data.load_dataset("carracing", folder), same)
+    (folder / "carracing.json").write_text(json.dumps(meta))
+    for label, mutated in array_mutations(arrays, free=("frames",)):
+        np.savez_compressed(folder / "carracing.npz", **mutated)
+        tally.outcome(f"carracing.npz {label}", lambda: data.load_dataset("carracing", folder),
+                      same)
+    FUZZ["recording"] = tally.counts
+    print(f"\nrecording fuzz: {tally.files} mutated files, {tally.counts}")
