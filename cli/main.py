@@ -234,6 +234,7 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
           epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale,
           engine, force):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
+    _refuse_data_dir_for_digits(dataset, data_dir)
     if sparsity == 0:
         _refuse_idle(_given("pruning", "prune_every"), "with --sparsity 0 (nothing is pruned)")
     if epochs_binary == 0:
@@ -288,6 +289,9 @@ def eval_command(checkpoint_path, dataset, data_dir, json_path, force):
         click.echo(f"{layer:<10} {row['weights']:>8} {f['-1']:>8} {f['0']:>8} {f['+1']:>8} "
                    f"{row['sparsity']:>8.2f}%")
     if json_path is not None:
+        source = pathlib.Path(result["source"])         # the dataset's files: never replaced
+        files.check_outputs({"--json": json_path}, [source / (stem + gz) for stem in data.FILES
+                                                    for gz in ("", ".gz")], force=True)
         files.atomic_write_json(json_path, result)
         click.echo(f"results: {json_path}")
 
@@ -449,6 +453,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
         run = _resume_search(resume, data_dir)
     else:
         _refuse_idle_search_options(backprop, chains, anneal, options)
+        _refuse_data_dir_for_digits(dataset or (None if from_checkpoint else "digits"),
+                                    data_dir)
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
         config = sense.SenseConfig(
@@ -513,6 +519,12 @@ def _refuse_idle(options: list[str], why: str) -> None:
     if options:
         raise click.UsageError(f"{', '.join(options)} {'has' if len(options) == 1 else 'have'} "
                                f"no effect {why}; drop {'it' if len(options) == 1 else 'them'}")
+
+
+def _refuse_data_dir_for_digits(dataset: str | None, data_dir) -> None:
+    """digits comes from scikit-learn: a --data-dir would be read by nothing."""
+    if dataset == "digits" and data_dir is not None:
+        _refuse_idle(["--data-dir"], "with --dataset digits (scikit-learn's, no files)")
 
 
 def _refuse_idle_search_options(backprop: bool, chains: int, anneal: float,
@@ -663,6 +675,7 @@ def bench_group():
 def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path, force):
     """Seconds per epoch of dense MNIST training at batch 100, by layer, forward and backward."""
     files.check_outputs({"--json": json_path}, (), force)
+    _refuse_data_dir_for_digits(dataset, data_dir)
     data = load_dataset(dataset, data_dir)
     r = bench.bench_train(data.train.images, data.train.labels, batches=batches, repeats=repeats,
             epoch_images=epoch_images)
@@ -718,6 +731,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
     if screen_images == 0:
         _refuse_idle(_given("confirm", "confirm_stages", "screen_by_layer"),
                      "with --screen-images 0 (no screened comparison)")
+    _refuse_data_dir_for_digits(dataset, data_dir)
     results = bench.bench_search_networks(dataset, data_dir, images, sparsity, checkpoints,
                                     seconds_per_layer, screen_images=screen_images,
                                     confirm=confirm, neighbours=neighbours,

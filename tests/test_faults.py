@@ -1052,3 +1052,23 @@ def test_fuzz_every_field_of_a_recording(tmp_path):
                       same)
     FUZZ["recording"] = tally.counts
     print(f"\nrecording fuzz: {tally.files} mutated files, {tally.counts}")
+
+
+def test_data_dir_with_digits_and_eval_json_onto_a_data_file_are_refused(trained, tmp_path):
+    assert "--data-dir has no effect with --dataset digits" in one_line_error(
+        run("train", *TINY, "--data-dir", tmp_path, "--out", tmp_path / "t"))
+    assert "--data-dir has no effect" in one_line_error(
+        run(*SEARCH, "--data-dir", tmp_path, "--out", tmp_path / "s"))
+    folder = write_recording(tmp_path / "car", GOOD_SPLITS)
+    car_net = random_network("car", 80, 0, data.load_dataset("carracing", folder).train.images)
+    checkpoint.save(car_net, tmp_path / "carnet", {"dataset": "carracing"})
+    before = (folder / "carracing.json").read_bytes()
+    line = ends_in_one_line_error(run("eval", tmp_path / "carnet", "--data-dir", folder,
+                                      "--json", folder / "carracing.json", "--force"))
+    assert "file this command reads" in line or "file of a run" in line
+    idx = folder / "train-images-idx3-ubyte.gz"            # a dataset's file in the data folder
+    idx.write_bytes(b"an IDX file")
+    line = ends_in_one_line_error(run("eval", tmp_path / "carnet", "--data-dir", folder,
+                                      "--json", idx, "--force"))
+    assert "file this command reads" in line and idx.read_bytes() == b"an IDX file"
+    assert (folder / "carracing.json").read_bytes() == before
