@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from minisense import checkpoint, data, files, reproduce, runs
+from minisense import car, checkpoint, data, ensemble, files, psiren, reproduce, runs
 from minisense.fast import delta
 from minisense.network import in_engine
 from minisense.runs import random_network
@@ -715,7 +715,6 @@ def test_damage_amounts_mean_what_they_say(trained, kind, amount, says):
 
 
 def test_whole_swaps_given_as_decimals_are_the_same_swaps(trained):
-    from minisense import ensemble
     net, _ = checkpoint.load(trained)
     a = ensemble.damage(net, "swaps", 3, np.random.default_rng(0)).ternary_weights()
     b = ensemble.damage(net, "swaps", 3.0, np.random.default_rng(0)).ternary_weights()
@@ -744,7 +743,6 @@ def test_a_negative_seed_is_a_one_line_error(args, tmp_path):
 
 
 def test_the_library_refuses_negative_seeds_too(tmp_path):
-    from minisense import car, psiren
     for call in (lambda: car.check_seed(-1),
                  lambda: reproduce.run("fig8a", quick=True, out=tmp_path, seed=-1),
                  lambda: psiren.train("digits", psiren.config_for("digits", seed=-1), tmp_path)):
