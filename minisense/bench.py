@@ -80,11 +80,12 @@ def bench_train(images: np.ndarray, labels: np.ndarray, batches: int = 50, repea
     runs = []
     for repeat in range(repeats + 1):                        # repeat 0 warms caches up
         shards.seconds[:] = 0
-        wall = time.perf_counter()
-        for _ in range(batches):
-            idx = rng.integers(0, len(images), batch_size)
-            sgd_step(net, optimizer, images[idx], labels[idx])
-        wall = time.perf_counter() - wall
+        with net.batches():
+            wall = time.perf_counter()
+            for _ in range(batches):
+                idx = rng.integers(0, len(images), batch_size)
+                sgd_step(net, optimizer, images[idx], labels[idx])
+            wall = time.perf_counter() - wall
         floor = _time_products(products, batches)
         if repeat:
             per_module = shards.seconds.mean(axis=0)

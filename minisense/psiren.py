@@ -160,18 +160,19 @@ def binary_backprop(net: Network, dataset, budget_seconds: float, lr: float = 0.
         on_record(r)
 
     record()
-    while seconds < budget_seconds and not (max_batches and batches >= max_batches):
-        started = time.perf_counter()
-        order = rng.permutation(len(train.images))
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            sgd_step(net, optimizer, train.images[batch], train.labels[batch])
-            batches += 1
-            if batches % evaluate_every == 0 or batches == max_batches:
-                seconds += time.perf_counter() - started
-                record()
-                started = time.perf_counter()
-                if seconds >= budget_seconds or batches == max_batches:
-                    return records
-        seconds += time.perf_counter() - started
+    with net.batches():         # the fast network's threads held for the whole run
+        while seconds < budget_seconds and not (max_batches and batches >= max_batches):
+            started = time.perf_counter()
+            order = rng.permutation(len(train.images))
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                sgd_step(net, optimizer, train.images[batch], train.labels[batch])
+                batches += 1
+                if batches % evaluate_every == 0 or batches == max_batches:
+                    seconds += time.perf_counter() - started
+                    record()
+                    started = time.perf_counter()
+                    if seconds >= budget_seconds or batches == max_batches:
+                        return records
+            seconds += time.perf_counter() - started
     return records

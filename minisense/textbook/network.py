@@ -35,6 +35,8 @@ reproduces exactly these integers.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from minisense.errors import MinisenseError
@@ -122,6 +124,11 @@ class Network:
             d = m.backward(d)
             if d is None:
                 break
+
+    def batches(self):
+        """The context a run of training batches goes in: nothing here (the fast twin holds
+        its threads there for the whole run)."""
+        return contextlib.nullcontext()
 
     def exact_logits(self, images: np.ndarray, batch_size: int = EVALUATION_BATCH,
                      stop_after: str | None = None) -> np.ndarray:

@@ -142,7 +142,8 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
     starts = range(0, len(images), batch_size)
     total = 0.0
     # Overflow means divergence, which the caller reports as one line from the non-finite loss.
-    with progress(starts, label=label) as bar, np.errstate(over="ignore", invalid="ignore"):
+    with progress(starts, label=label) as bar, np.errstate(over="ignore", invalid="ignore"), \
+            net.batches():
         for i, start in enumerate(bar):
             batch = order[start:start + batch_size]
             if lr_schedule is not None:
