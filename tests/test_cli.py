@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import default_out, main
 from minisense import __version__
+from minisense_cli.main import default_out, main
 
 TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
         "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from minisense import car, checkpoint, data, ensemble, files, psiren, reproduce, runs
 from minisense.fast import delta
 from minisense.network import in_engine
 from minisense.runs import random_network
 from minisense.swaps import sample_swaps
+from minisense_cli.main import main
 
 TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
         "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
@@ -184,7 +184,8 @@ def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
 
 def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_path):
     out = tmp_path / "s"
-    args = [sys.executable, "-m", "cli.main", *SEARCH, "--max-steps", "40", "--out", str(out)]
+    args = [sys.executable, "-m", "minisense_cli.main", *SEARCH, "--max-steps", "40",
+            "--out", str(out)]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
@@ -299,7 +300,7 @@ def test_resume_extends_the_step_budget_and_refuses_to_change_settings(tmp_path)
 # -- kill -9 ---------------------------------------------------------------------------------------
 
 def kill_after(args, seconds: float) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)],
+    proc = subprocess.Popen([sys.executable, "-m", "minisense_cli.main", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(seconds)
     proc.send_signal(signal.SIGKILL)
@@ -785,7 +786,7 @@ def test_gif_and_json_paths_are_checked_before_the_drive(trained, tmp_path, monk
 
 
 def cli_subprocess(args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "minisense_cli.main", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from minisense import checkpoint, data, experiments, reproduce, sweep
 from minisense.network import exact_logits
 from minisense.swaps import apply_swap
+from minisense_cli.main import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TWO_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 0}
