@@ -53,9 +53,15 @@ def sparsity_percent(net: Network) -> float:
     return 100.0 * zeros / total
 
 
-def save(net: Network, path, metadata: dict | None = None, sync: bool = True) -> pathlib.Path:
-    """Save a binary network; returns the .npz path. ``path`` as in :func:`checkpoint_paths`."""
+def save(net: Network, path, metadata: dict | None = None, sync: bool = True,
+         force: bool = False) -> pathlib.Path:
+    """Save a binary network; returns the .npz path. ``path`` as in :func:`checkpoint_paths`.
+    A checkpoint already there is replaced only with ``force``."""
     npz_path, json_path = checkpoint_paths(path)
+    held = [p for p in (npz_path, json_path) if p.exists()]
+    if held and not force:
+        raise MinisenseError(f"checkpoint {held[0]} already exists; pass force=True to replace "
+                             "it, or choose another path")
     weights = net.ternary_weights()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **weights)

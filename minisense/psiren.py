@@ -15,10 +15,9 @@ from dataclasses import asdict
 import numpy as np
 
 from minisense import checkpoint, files
-from minisense.data import architecture_for, load_dataset, majority_baseline
+from minisense.data import DATASETS, architecture_for, load_dataset, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, check_engine
-from minisense.sense import MAX_SEED
 from minisense.textbook.layers import SGD
 from minisense.textbook.psiren import (
     GAIN_GRAD_SCALES,
@@ -59,24 +58,31 @@ def config_for(dataset: str, **options) -> PsirenConfig:
     return PsirenConfig(**{**DATASET_RATES.get(dataset, {}), **given})
 
 
-def psiren(dataset, config: PsirenConfig, progress=_no_progress, log=lambda line: None,
-           architecture: str = "mnist", step1=None, engine: str = "fast") -> tuple[Network,
-                                                                                   list[dict]]:
+def psiren(dataset, config: PsirenConfig | None = None, *, architecture: str | None = None,
+           engine: str = "fast", progress=_no_progress, log=lambda line: None,
+           step1=None) -> tuple[Network, list[dict]]:
     """Run Algorithm 1 (``minisense.textbook.psiren.psiren``) on ``dataset`` (a
-    ``minisense.data.Dataset``) with a fresh ``architecture`` network of the ``engine``'s tier.
+    ``minisense.data.Dataset``) with a fresh network of the ``engine``'s tier; nothing is written.
+    Exported as ``minisense.train_psiren``.
 
-    Returns the binary network and its history (a record per epoch and per finished step).
-    ``progress(iterable, label=...)`` wraps the batches (e.g. ``click.progressbar``); ``log``
-    receives one line per epoch and step. ``step1``, a function with ``dense_step``'s arguments,
-    stands in for step 1: the sparsity sweeps pass one that shares step 1 between runs that
-    differ only after it (``experiments.shared_step1``).
+    ``config`` defaults to the dataset's (:func:`config_for`); ``architecture`` to the dataset's
+    (``car`` for CarRacing; ``mnist`` for digits, MNIST, Fashion-MNIST and a dataset of your own
+    of 28x28 images). Returns the binary
+    network and its history (a record per epoch and per finished step). ``progress(iterable,
+    label=...)`` wraps the batches (e.g. ``click.progressbar``); ``log`` receives one line per
+    epoch and step. ``step1``, a function with ``dense_step``'s arguments, stands in for step 1:
+    the sparsity sweeps pass one that shares step 1 between runs that differ only after it
+    (``experiments.shared_step1``).
     """
+    config = config_for(dataset.name) if config is None else config
     config.validate()
     rng = np.random.default_rng(config.seed)        # initial weights, then the batches' order
+    if architecture is None:
+        architecture = architecture_for(dataset.name) if dataset.name in DATASETS else "mnist"
     net = build_network(architecture, rng, engine)
     if net.num_classes != dataset.num_classes:
         raise MinisenseError(f"dataset {dataset.name} has {dataset.num_classes} classes but the "
-                             f"{architecture} network has {net.num_classes} outputs")
+                             f"{net.architecture} network has {net.num_classes} outputs")
     return net, algorithm1(net, dataset, config, rng, progress, log, step1)
 
 
@@ -95,9 +101,6 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     check_engine(engine)
     npz_path, json_path = checkpoint.checkpoint_paths(out)
     files.check_run_folder(npz_path.parent, "trained run")       # even with force
-    if not 0 <= config.seed <= MAX_SEED:
-        raise MinisenseError(f"seed {config.seed} is outside 0..{MAX_SEED}; give --seed in that "
-                             "range")
     held = [p for p in (npz_path, json_path, npz_path.parent / "metrics.json") if p.exists()]
     if held and not force:
         raise MinisenseError(f"{npz_path.parent} already holds a trained run ({held[0].name}); "
@@ -112,8 +115,8 @@ def _train(dataset_name, config, out, data_dir, progress, log, command, step1, e
     log(f"dataset {data.name} from {data.source}: {len(data.train.labels)} train, "
         f"{len(data.validation.labels)} validation, {len(data.test.labels)} test images; "
         f"{engine} engine")
-    net, history = psiren(data, config, progress, log, architecture_for(dataset_name), step1,
-                          engine)
+    net, history = psiren(data, config, architecture=architecture_for(dataset_name),
+                          engine=engine, progress=progress, log=log, step1=step1)
     steps = {r["step"]: {"validation_accuracy": r["validation_accuracy"],
                          "test_accuracy": r["test_accuracy"]} for r in history if r.get("done")}
     summary = {
@@ -126,7 +129,7 @@ def _train(dataset_name, config, out, data_dir, progress, log, command, step1, e
         "steps": steps, "command": command, "wall_seconds": time.perf_counter() - started,
         "dense_read_from": history[0].get("reused_from"),
     }
-    npz_path = checkpoint.save(net, out, summary)
+    npz_path = checkpoint.save(net, out, summary, force=True)     # (train checked --force)
     summary.update(checkpoint=str(npz_path), actual_sparsity=checkpoint.sparsity_percent(net),
                    family=net.family())
     files.atomic_write_json(checkpoint.checkpoint_paths(out)[0].parent / "metrics.json",

@@ -190,10 +190,11 @@ class SearchRun(Search):
         files.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
         meta = {"dataset": self.data.name, "search": asdict(self.config), **self.accuracies(),
                 "step": self.state["step"]}
-        checkpoint.save(self.network(), self.out / "current", meta, sync=False)
+        checkpoint.save(self.network(), self.out / "current", meta, sync=False, force=True)
         checkpoint.save(self.network(self.best_weights), self.out / "best",
                         {"dataset": self.data.name, "step": self.state["best_step"],
-                         "validation_accuracy": self.state["best_validation"]}, sync=False)
+                         "validation_accuracy": self.state["best_validation"]}, sync=False,
+                        force=True)
 
 
 def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=None,
@@ -208,6 +209,27 @@ def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=
         raise MinisenseError(f"{out} already holds a search; continue it with --resume {out} or "
                              "choose another --out")
     return SearchRun(net, data, config, out)
+
+
+def search(net: Network, data, config: SenseConfig | None = None, *, out=None,
+           on_step=lambda record: None) -> tuple[Network, list[dict]]:
+    """Algorithm 2 from the binary network ``net`` on ``data`` (a ``minisense.data.Dataset``),
+    until ``config``'s time budget, ``max_steps`` or schedule ends (default: ``SenseConfig()``).
+    Exported as ``minisense.search``.
+
+    Returns the best network by validation and the history: one record per step (the start's
+    first), also passed to ``on_step`` as it is made. Nothing is written unless ``out`` names a
+    folder, which then holds the run as ``minisense search --out`` writes it (resumable by
+    :func:`resume`; a folder already holding a search is refused).
+    """
+    config = SenseConfig() if config is None else config
+    if out is None:
+        run = Search(net, data, config)
+    else:
+        files.check_run_folder(out, "search")
+        run = SearchRun(net, data, config, out)
+    run.run(on_step)
+    return run.network(run.best_weights), run.history
 
 
 def resume(out, data_dir=None, max_steps: int | None = None,

@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from minisense.data import majority_baseline
+from minisense.data import Dataset, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.fast.delta import DeltaEvaluator
 from minisense.fast.kernels import LANES
@@ -264,6 +264,26 @@ def fitness_set(data, train_images: int) -> tuple[np.ndarray, np.ndarray]:
     return data.train.images[:n][order], data.train.labels[:n][order]
 
 
+def check_inputs(net, data, config) -> None:
+    """One-line errors for a search given what it cannot search: not a binary network (SENSE moves
+    ternary weights: train one with p-SIREN, or start from a random one), not a dataset of the
+    network's image size, not a ``SenseConfig``."""
+    if not isinstance(net, Network) or not net.is_binary:
+        raise MinisenseError("SENSE searches a binary (ternary-weight) network: pass one made by "
+                             "p-SIREN, minisense.random_network or a checkpoint")
+    if not isinstance(data, Dataset):
+        raise MinisenseError(f"data is a {type(data).__name__}, not a minisense Dataset; load "
+                             "one with minisense.load_dataset")
+    if data.train.images.shape[1:] != tuple(net.input_shape) or \
+            data.num_classes != net.num_classes:
+        raise MinisenseError(f"dataset {data.name} has {data.num_classes} classes of "
+                             f"{data.train.images.shape[1:]} images but the {net.architecture} "
+                             f"network takes {tuple(net.input_shape)} images into "
+                             f"{net.num_classes} classes; pass a network made for it")
+    if not isinstance(config, SenseConfig):
+        raise MinisenseError(f"config is a {type(config).__name__}, not a SenseConfig")
+
+
 def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
     """The layer the schedule perturbs at ``step`` (0-based), or None when the schedule is over."""
     block = step // config.steps_per_layer
@@ -292,6 +312,7 @@ class Search:
     """
 
     def __init__(self, net: Network, data, config: SenseConfig, start: dict | None = None):
+        check_inputs(net, data, config)
         config = config.resolve(net)
         net = in_engine(net, config.engine)
         self.data, self.template = data, net

@@ -58,8 +58,14 @@ class PsirenConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        """A one-line error for a setting outside its range."""
-        if not 0 <= self.sparsity < 100:
+        """A one-line error for a setting of the wrong type or outside its range."""
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        def whole(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not (number(self.sparsity) and 0 <= self.sparsity < 100):
             raise MinisenseError(f"sparsity {self.sparsity} is outside [0, 100); give the percent "
                                  "of zero weights, e.g. --sparsity 90")
         for name, value, choices in (("pruning", self.pruning, PRUNING),
@@ -68,12 +74,25 @@ class PsirenConfig:
             if value not in choices:
                 raise MinisenseError(f"unknown {name} {value!r}; choose one of "
                                      f"{', '.join(choices)}")
+        if not isinstance(self.epochs, dict) or sorted(self.epochs) != sorted(STEPS):
+            raise MinisenseError(f"epochs must give each of the steps {', '.join(STEPS)} a "
+                                 f"count, got {self.epochs!r}")
         for step, n in self.epochs.items():
-            if n < 0 or (step == "prune" and n < 1 and self.sparsity > 0):
+            if not whole(n) or n < 0 or (step == "prune" and n < 1 and self.sparsity > 0):
                 raise MinisenseError(f"epochs for step {step!r} must be >= "
                                      f"{1 if step == 'prune' else 0}, got {n}")
-        if self.batch_size < 1:
-            raise MinisenseError(f"batch size must be >= 1, got {self.batch_size}")
+        if not whole(self.batch_size) or self.batch_size < 1:
+            raise MinisenseError(f"batch size must be a whole number >= 1, got "
+                                 f"{self.batch_size!r}")
+        if not whole(self.seed) or not 0 <= self.seed < 2 ** 32:
+            raise MinisenseError(f"seed {self.seed!r} is outside 0..{2 ** 32 - 1}; give --seed "
+                                 "in that range")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not (number(value) and 0 <= value < float("inf")):
+                raise MinisenseError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.learn_gains, bool):
+            raise MinisenseError(f"learn_gains must be True or False, got {self.learn_gains!r}")
         for name, rate in (("lr", self.lr), ("lr_binary", self.lr_binary)):
             if not (isinstance(rate, (int, float)) and 0 < rate < float("inf")):
                 raise MinisenseError(f"{name} must be a finite number > 0, got {rate!r}")
