@@ -92,6 +92,13 @@ def _zoom(ax, vline: float | None = None) -> None:
     ax.indicate_inset_zoom(inset, edgecolor="0.4")
 
 
+def _loss_tick(y: float, _) -> str:
+    """A log axis's tick as 0.05 (not 5 x 10^-2), labelled only at 1, 2, 3 and 5 times a power
+    of ten (all nine would crowd)."""
+    mantissa = y / 10 ** np.floor(np.log10(y))
+    return f"{y:g}" if round(mantissa, 6) in (1, 2, 3, 5) else ""
+
+
 def draw_psiren(s: dict, title: str):
     """The p-SIREN picture of ``runlogs.psiren_series``."""
     fig, axes = plt.subplots(3, 1, figsize=(8.5, 8.5), sharex=True,
@@ -106,10 +113,11 @@ def draw_psiren(s: dict, title: str):
                             va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
         ax.grid(alpha=0.3)
     axes[0].plot(s["epoch"], s["loss"], "o-", color="black", markersize=3)
-    if (s["loss"] > 0).all():
+    if (s["loss"] > 0).all() and s["loss"].max() > 10 * s["loss"].min():   # a decade or more
         axes[0].set_yscale("log")
-        for axis in (axes[0].yaxis.set_major_formatter, axes[0].yaxis.set_minor_formatter):
-            axis(FuncFormatter(lambda y, _: f"{y:g}"))
+        for set_formatter in (axes[0].yaxis.set_major_formatter,
+                              axes[0].yaxis.set_minor_formatter):
+            set_formatter(FuncFormatter(_loss_tick))
     axes[0].set_ylabel("training loss (epoch mean)")
     axes[1].plot(s["epoch"], 100 * s["validation_accuracy"], "o-", color=SPLIT_COLOURS[
         "validation"], markersize=3, label="validation, each epoch")
@@ -265,11 +273,14 @@ def _psiren_title(folder: pathlib.Path, meta: dict) -> str:
 def _search_setting(s: dict) -> str:
     c = {**runs.LEGACY_SETTINGS, **s["config"]}
     images = f"{c['train_images']:,}" if c.get("train_images") else "all"
-    screen = f"screened on {c['screen_images']:,} images, {c.get('confirm') or '?'} confirmed" \
-        if c.get("screen_images") else "unscreened"
+    own = ", ".join(f"{layer} {f'{n:,}' if n else 'whole set'}"
+                    for layer, n in (c.get("screen_by_layer") or {}).items())
+    screen = f"screened on {c['screen_images']:,} images{f' ({own})' if own else ''}, " \
+        f"{c.get('confirm') or '?'} confirmed" if c.get("screen_images") else "unscreened"
+    odds = ", ".join(f"{layer} {w:g}" for layer, w in (c.get("layer_weights") or {}).items())
     anneal = f", annealing T0 {c['anneal_temperature']:g}" if c.get("anneal_temperature") else ""
     return f"K = {c.get('neighbours', '?')} neighbours a step, {c.get('fitness', '?')} fitness " \
-        f"on {images} training images, {screen}{anneal}"
+        f"on {images} training images, {screen}{f', odds {odds}' if odds else ''}{anneal}"
 
 
 def _search_title(folder: pathlib.Path, s: dict) -> str:
@@ -284,7 +295,7 @@ def _search_title(folder: pathlib.Path, s: dict) -> str:
     else:
         done = f"{int(s['step'][-1]):,} steps recorded (no summary.json: still running, or " \
                f"stopped)"
-    return f"{_name(folder)}: SENSE (Algorithm 2), {', '.join(head)}\n{_search_setting(s)}; " \
+    return f"{_name(folder)}: SENSE (Algorithm 2), {', '.join(head)}\n{_search_setting(s)}\n" \
            f"{done}"
 
 
@@ -303,7 +314,7 @@ def _chains_title(folder: pathlib.Path, c: dict) -> str:
     return f"{_name(folder)}: SENSE chains of one family (search --chains), " \
         f"{family.get('dataset') or first['checkpoint'].get('dataset', '?')}, " \
         f"{len(members)} members (seeds {seeds}) {origin}\n" \
-        f"{_search_setting(first)}; best member by validation: {best[0]}, test " \
+        f"{_search_setting(first)}\nbest member by validation: {best[0]}, test " \
         f"{_pct(best[1]['best']['test_accuracy'])}"
 
 
