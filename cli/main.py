@@ -7,6 +7,7 @@
     minisense bench   speed benchmarks (training, delta evaluation)
     minisense car     the car-racing task: expert returns, recording demonstrations, driving
     minisense reproduce FIGURE   one of the paper's figures: PNG + JSON in <out>/<figure>/
+    minisense plot RUN  a picture of a train, search, --chains or --backprop folder (one PNG)
 
 Every command is one ``@main.command()`` function that parses its options, calls the library and
 prints; whatever it does is callable from Python too. Errors reach the user as ONE line
@@ -82,6 +83,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
     files,
     psiren,
     reproduce,
+    runplots,
     runs,
     sense,
     sweep,
@@ -908,6 +910,19 @@ def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, worke
     if json_path is not None:
         files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
+
+
+# -- minisense plot -------------------------------------------------------------------------------
+
+@main.command(name="plot")
+@click.argument("run_folder", metavar="RUN", type=click.Path(path_type=pathlib.Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              help="The PNG to write  [default: RUN/plot.png]")
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+def plot(run_folder, out, force):
+    """A picture of a run (a train, search, search --chains or --backprop folder) as one PNG:
+    accuracy, loss and sparsity by epoch, or accuracy by step and second, moves accepted."""
+    click.echo(f"picture: {runplots.plot_run(run_folder, out, force)}")
 
 
 # -- minisense reproduce --------------------------------------------------------------------------

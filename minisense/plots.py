@@ -21,7 +21,7 @@ DPI = 120
 
 
 def _save(fig, path) -> None:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
     plt.close(fig)
 
 
