@@ -18,9 +18,10 @@ SENSE (Algorithm 2)
     ``SenseConfig``, ``search(net, dataset, config, out=None, on_step=...)`` -> (best network by
     validation, history); ``Search``, the same climb step by step in memory (``step()``,
     ``run()``); ``resume_search(folder)`` continues a run folder.
-Checkpoints and ensembles
+Checkpoints, ensembles, pictures
     ``save_checkpoint(net, path)``, ``load_checkpoint(path)`` -> (network, metadata);
-    ``evaluate_ensemble(nets, images, labels)``.
+    ``evaluate_ensemble(nets, images, labels)``; ``plot_run(folder)`` draws a run folder (a
+    ``train`` or ``search`` one) as a PNG.
 
 Names are loaded on first use, so that ``import minisense`` stays light and the textbook tier
 (``minisense.textbook``) can be imported without the fast one.
@@ -49,6 +50,7 @@ _EXPORTS = {
     "save_checkpoint": ("minisense.checkpoint", "save"),
     "load_checkpoint": ("minisense.checkpoint", "load"),
     "evaluate_ensemble": ("minisense.ensemble", "evaluate"),
+    "plot_run": ("minisense.runplots", "plot_run"),
 }
 
 __all__ = ["__version__", *_EXPORTS]
