@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import assert_ok, assert_one_line_error, run
 
 from minisense import car, checkpoint, data, expert
 from minisense.data import architecture_for, load_dataset
@@ -158,7 +157,7 @@ def test_recording_is_the_same_for_one_or_two_workers(tiny, tmp_path):
             assert np.array_equal(a[name], b[name]), name
 
 
-def test_train_and_eval_on_carracing_print_the_majority_baseline(tiny, tmp_path):
+def test_train_and_eval_on_carracing_print_the_majority_baseline(tiny, tmp_path, run, assert_ok):
     result = run("train", "--dataset", "carracing", "--data-dir", tiny[0], "--sparsity", 80,
                  "--epochs-dense", 1, "--epochs-prune", 1, "--epochs-sparse", 0,
                  "--epochs-binary", 1, "--out", tmp_path / "run")
@@ -173,7 +172,7 @@ def test_train_and_eval_on_carracing_print_the_majority_baseline(tiny, tmp_path)
     assert f"majority class {100 * baseline:.2f}%)" in result.output
 
 
-def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_path):
+def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_path, run, assert_ok):
     gif = tmp_path / "drive.gif"
     result = run("car", "drive", car_checkpoint, "--episodes", 2, "--max-steps", 60,
                  "--seed", 1000, "--workers", 1, "--gif", gif, "--json", tmp_path / "drive.json")
@@ -194,13 +193,13 @@ def test_an_ensemble_of_one_network_twice_drives_as_that_network(car_checkpoint)
     assert twice["episodes"][0]["class_counts"] == alone["episodes"][0]["class_counts"]
 
 
-def test_missing_recording_is_a_one_line_error(tmp_path):
+def test_missing_recording_is_a_one_line_error(tmp_path, run, assert_one_line_error):
     line = assert_one_line_error(run("train", "--dataset", "carracing", "--data-dir",
                                      tmp_path / "nowhere"))
     assert "minisense car record" in line
 
 
-def test_mnist_checkpoint_cannot_drive(tiny, tmp_path):
+def test_mnist_checkpoint_cannot_drive(tiny, tmp_path, run, assert_one_line_error):
     images = np.zeros((10, 28, 28), np.uint8)
     checkpoint.save(random_network("mnist", 80, 0, images), tmp_path / "mnist",
                     {"dataset": "mnist"})

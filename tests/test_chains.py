@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import assert_ok, assert_one_line_error, run
 
 from minisense import chains, checkpoint, runs
 from minisense.errors import MinisenseError
@@ -91,7 +90,8 @@ def test_chains_of_other_settings_in_the_folder_are_refused(tmp_path):
                           "digits", sparsity=80)
 
 
-def test_search_chains_from_the_command_line_and_its_ensemble(tmp_path):
+def test_search_chains_from_the_command_line_and_its_ensemble(tmp_path, run, assert_ok,
+                                                              assert_one_line_error):
     out = tmp_path / "family"
     assert_ok(run("search", "--init", "random", "--sparsity", "80", "--chains", "2",
                   "--max-steps", "8", "--neighbours", "10", "--train-images", "200",

@@ -2,19 +2,12 @@
 
 import numpy as np
 import pytest
-from test_cli import assert_one_line_error, run
 
 from minisense import checkpoint, ensemble
-from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import exact_logits
 from minisense.runs import random_network
 from minisense.swaps import apply_swap, sample_swaps
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +93,8 @@ def test_damage_curve_starts_at_the_undamaged_accuracy_and_is_reproducible(famil
         ensemble.damage(family[0], "burn", 1, np.random.default_rng(0))
 
 
-def test_members_of_two_architectures_are_a_one_line_error(family, tmp_path, digits):
+def test_members_of_two_architectures_are_a_one_line_error(family, tmp_path, digits, run,
+                                                           assert_one_line_error):
     checkpoint.save(family[0], tmp_path / "a", {"dataset": "digits"})
     car = random_network("car", 80, 0, np.zeros((4, 32, 32), np.uint8))
     checkpoint.save(car, tmp_path / "b", {"dataset": "carracing"})

@@ -7,18 +7,12 @@ import numpy as np
 import pytest
 
 from minisense import checkpoint, runs, sense
-from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import build_network, exact_logits
 from minisense.runs import random_network
 from minisense.sense import SenseConfig, layer_at
 from minisense.textbook import sense as textbook
 from minisense.textbook.delta import score_logits
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def small_config(**overrides):
