@@ -71,6 +71,7 @@ def test_eval_prints_test_accuracy_recorded_at_training(trained, tmp_path, run, 
     assert report["sparsity"] == pytest.approx(80.0, abs=0.01)
 
 
+@pytest.mark.slow
 def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path, run, assert_ok):
     assert_ok(run("train", *TINY, "--out", tmp_path / "again"))
     first, second = weights(trained), weights(tmp_path / "again")
@@ -79,6 +80,7 @@ def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path, run, a
         assert first[name].tobytes() == second[name].tobytes(), name
 
 
+@pytest.mark.slow
 def test_train_prune_every_epoch_reaches_the_same_sparsity_and_records_it(trained, tmp_path, run,
                                                                           assert_ok):
     assert_ok(run("train", *TINY, "--prune-every", "epoch", "--out", tmp_path / "b"))
@@ -94,6 +96,7 @@ def test_default_out_names_dataset_sparsity_and_seed():
     assert default_out("mnist", 92.5, 3) == pathlib.Path("runs/mnist-p92.5-s3")
 
 
+@pytest.mark.slow
 def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path, run, assert_ok):
     # A folder like default_out's "mnist-p92.5-s3" was once taken for a file stem: the checkpoint
     # landed beside it and metrics.json in its parent, shared with every other such run.
@@ -151,6 +154,7 @@ def test_unknown_command_is_one_line_error(run, assert_one_line_error):
 SEARCH = ["--neighbours", "10", "--max-steps", "12", "--train-images", "200", "--seed", "0"]
 
 
+@pytest.mark.slow
 def test_search_from_random_init_writes_records_and_checkpoints(tmp_path, run, assert_ok):
     out = tmp_path / "s"
     result = run("search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
@@ -164,6 +168,7 @@ def test_search_from_random_init_writes_records_and_checkpoints(tmp_path, run, a
     assert (out / "best" / "model.npz").exists() and (out / "current" / "model.npz").exists()
 
 
+@pytest.mark.slow
 def test_search_from_a_checkpoint_keeps_its_family(trained, tmp_path, run, assert_ok):
     out = tmp_path / "s"
     result = run("search", "--checkpoint", trained, "--schedule", "alternate",
@@ -174,6 +179,7 @@ def test_search_from_a_checkpoint_keeps_its_family(trained, tmp_path, run, asser
     assert before == after
 
 
+@pytest.mark.slow
 def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert_ok):
     common = ["--init", "random", "--sparsity", "80", "--dataset", "digits", "--seed", "3"]
     assert_ok(run("search", *common, "--max-steps", "4", "--out", tmp_path / "s"))
@@ -191,10 +197,12 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
 
 @pytest.mark.parametrize("args", [
     ["--init", "random", "--sparsity", "80", "--neighbours", "0"],
-    ["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],
+    pytest.param(["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],
+                 marks=pytest.mark.slow),            # these two build the network: 1-2 s
     ["--init", "random", "--sparsity", "80", "--screen", "layer1.0"],
     ["--init", "random", "--sparsity", "80", "--screen", "layer1.0=-4"],
-    ["--init", "random", "--sparsity", "80", "--screen", "layer7.0=64"],
+    pytest.param(["--init", "random", "--sparsity", "80", "--screen", "layer7.0=64"],
+                 marks=pytest.mark.slow),
     ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=nan"],
     ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=inf"],
     ["--init", "random", "--sparsity", "100"],
@@ -214,6 +222,7 @@ def test_search_of_a_checkpoint_on_another_dataset_is_refused(trained, tmp_path,
 
 # -- minisense bench ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_path, run,
                                                                             assert_ok):
     result = run("bench", "train", "--dataset", "digits", "--batches", "2", "--repeats", "3",
@@ -227,6 +236,7 @@ def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_
     assert f"ratio {r['ratio_to_gemm_floor']:.2f}x" in result.output
 
 
+@pytest.mark.slow
 def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, tmp_path, run,
                                                                       assert_ok):
     result = run("bench", "search", "--dataset", "digits", "--images", "64",
@@ -241,6 +251,7 @@ def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, t
             assert net["layers"][layer]["evals_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_bench_search_times_screened_steps_against_whole_set_steps(tmp_path, run, assert_ok):
     result = run("bench", "search", "--dataset", "digits", "--images", "200",
                  "--seconds-per-layer", "0.2", "--screen-images", "64", "--screen",
@@ -255,6 +266,7 @@ def test_bench_search_times_screened_steps_against_whole_set_steps(tmp_path, run
         assert layers[layer]["screen_images"] == 64 and layers[layer]["effective_speedup"] > 0
 
 
+@pytest.mark.slow
 def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(tmp_path, run,
                                                                                assert_ok):
     result = run("bench", "screening", "--sparsity", "80", "--dataset", "digits", "--layer",
@@ -268,6 +280,7 @@ def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(t
     assert all(row["improvement_found"] <= r["whole_set"]["improving_steps"] for row in r["rows"])
 
 
+@pytest.mark.slow
 def test_bench_screening_of_an_unknown_layer_is_a_one_line_error(run, assert_one_line_error):
     assert_one_line_error(run("bench", "screening", "--sparsity", "80", "--dataset", "digits",
                               "--layer", "fc7"))

@@ -28,6 +28,7 @@ def family(digits):
     return members
 
 
+@pytest.mark.slow
 def test_summed_logits_and_vote_equal_a_direct_count(family, digits):
     images, labels = digits.test.images, digits.test.labels
     logits = np.stack([exact_logits(n, images) for n in family])
@@ -82,6 +83,7 @@ def test_swap_damage_keeps_the_family_and_deletion_removes_the_fraction(family):
                                                     net.ternary_weights().values()))
 
 
+@pytest.mark.slow
 def test_damage_curve_starts_at_the_undamaged_accuracy_and_is_reproducible(family, digits):
     images, labels = digits.test.images, digits.test.labels
     curve = ensemble.damage_curve(family, images, labels, "delete", [0, 0.5], seeds=2)

@@ -9,6 +9,8 @@ import pytest
 from minisense import chains, checkpoint, data, families, reproduce
 from minisense.network import exact_logits
 
+pytestmark = pytest.mark.slow          # every test here makes a figure
+
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):

@@ -126,6 +126,7 @@ def test_the_cache_starts_at_the_exact_logits(case):
                                                      MARGIN_CLIP)
 
 
+@pytest.mark.slow
 def test_neighbour_logits_and_scores_equal_the_full_forward_for_every_layer(case):
     """Per layer: single swaps through neighbour_logits against exact_logits of the swapped
     network, and a batch through score against ForwardPasses.score; both exactly."""
@@ -200,6 +201,7 @@ def test_accept_keeps_the_family_and_changes_exactly_two_positions(architecture,
         for name, w in evaluator.weights.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_scores_over_several_blocks_are_exact_and_do_not_depend_on_the_thread_count(architecture,
                                                                                     make_case):
@@ -272,6 +274,7 @@ def test_a_block_window_and_its_rest_cover_every_block_once(start, count, total)
     assert window[0][0] == start % total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_exact(architecture,
                                                                                     make_case):
@@ -298,6 +301,7 @@ def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_ex
             assert key[~confirmed].max() <= key[confirmed].min()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_staged_confirmation_is_exact_for_survivors_and_drops_only_the_incumbent_s_losers(
         architecture, make_case):

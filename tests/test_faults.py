@@ -74,6 +74,7 @@ def test_a_pickled_or_reshaped_weight_file_is_refused(trained_copy, run, assert_
     assert "has shape" in assert_one_line_error(run("eval", trained_copy))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_pair_from_two_saves_is_refused(trained_copy, tmp_path, run, assert_ok,
                                                      assert_one_line_error):
     """A save killed between its two renames leaves a new model.npz beside the old model.json."""
@@ -113,7 +114,8 @@ def test_an_unreadable_data_file_is_a_one_line_error(tmp_path, monkeypatch):
     [*SEARCH, "--neighbours", "0"],
     [*SEARCH, "--layer-weight", "fc=-1"],
     [*SEARCH, "--screen", "fc=1e3"],
-    [*SEARCH, "--schedule", "fc", "--layer", "layer1.0"],
+    pytest.param([*SEARCH, "--schedule", "fc", "--layer", "layer1.0"],
+                 marks=pytest.mark.slow),            # builds the network first: 1-2 s
     ["search", "--init", "random", "--sparsity", "nan", "--dataset", "digits"],
     ["bench", "search", "--dataset", "digits", "--sparsity", "nan"],
     ["bench", "search", "--dataset", "digits", "--sparsity", "-1"],
@@ -124,6 +126,7 @@ def test_bad_option_values_are_one_line_errors(args, tmp_path, run, assert_one_l
                           else run(*args))
 
 
+@pytest.mark.slow
 def test_a_diverging_learning_rate_stops_with_a_one_line_error(tmp_path, run):
     result = run("train", *TINY, "--lr", "1e30", "--out", tmp_path / "o")
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
@@ -134,6 +137,7 @@ def test_a_diverging_learning_rate_stops_with_a_one_line_error(tmp_path, run):
 
 # -- run folders: never overwritten, never two writers --------------------------------------------
 
+@pytest.mark.slow
 def test_train_into_a_finished_run_is_refused_unless_forced(trained_copy, run, assert_ok,
                                                             assert_one_line_error):
     before = (trained_copy / "model.npz").read_bytes()
@@ -144,6 +148,7 @@ def test_train_into_a_finished_run_is_refused_unless_forced(trained_copy, run, a
     assert json.loads((trained_copy / "model.json").read_text())["requested_sparsity"] == 90
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path, run, assert_ok,
                                                                       assert_one_line_error):
     out = tmp_path / "s"
@@ -155,6 +160,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path, 
     assert_ok(run(*SEARCH, "--max-steps", "3", "--out", out))        # free again
 
 
+@pytest.mark.slow
 def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_path):
     out = tmp_path / "s"
     args = [sys.executable, "-m", "minisense_cli.main", *SEARCH, "--max-steps", "40",
@@ -188,6 +194,7 @@ def test_an_out_folder_under_a_file_is_a_one_line_error(trained, tmp_path, run,
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(
         tmp_path, monkeypatch, run, assert_ok, assert_one_line_error):
     """ENOSPC is simulated (mounting a small tmpfs needs privileges a test may not have)."""
@@ -230,6 +237,7 @@ def finished_search(tmp_path, run, assert_ok):
     return search
 
 
+@pytest.mark.slow
 def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(
         tmp_path, run, assert_ok, finished_search):
     whole = finished_search(30)
@@ -245,6 +253,7 @@ def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(
     assert steps == list(range(31))
 
 
+@pytest.mark.slow
 def test_resume_with_a_missing_log_or_a_truncated_state_is_a_one_line_error(
         tmp_path, run, assert_one_line_error, finished_search):
     out = finished_search(5)
@@ -256,6 +265,7 @@ def test_resume_with_a_missing_log_or_a_truncated_state_is_a_one_line_error(
     assert "cannot resume" in assert_one_line_error(run("search", "--resume", out))
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_between_the_two_files_of_a_checkpoint(
         tmp_path, run, assert_ok, assert_one_line_error, finished_search):
     whole = finished_search(30)
@@ -269,6 +279,7 @@ def test_resume_after_a_kill_between_the_two_files_of_a_checkpoint(
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_extends_the_step_budget_and_refuses_to_change_settings(
         tmp_path, run, assert_ok, assert_one_line_error, finished_search):
     out = finished_search(10)
@@ -289,6 +300,7 @@ def kill_after(args, seconds: float) -> None:
     proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [4.0, 7.0])
 def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(
         tmp_path, delay, run, assert_ok, finished_search):
@@ -303,6 +315,7 @@ def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained, run, assert_ok):
     out = tmp_path / "killed"
     kill_after(["train", *TINY, "--out", out], 5.0)
@@ -333,6 +346,7 @@ def test_delta_evaluation_uses_no_more_threads_than_numba_is_allowed():
 
 # -- reproduce: never deletes what it did not make -------------------------------------------------
 
+@pytest.mark.slow
 def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path, run, assert_ok,
                                                                        assert_one_line_error):
 
@@ -511,6 +525,7 @@ def test_a_checkpoint_threshold_beyond_the_integer_bound_is_refused(trained_copy
     assert says in assert_one_line_error(run("eval", trained_copy))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_threshold_at_its_bound_computes_exactly_in_both_tiers(trained_copy, run,
                                                                             assert_ok):
     limits = checkpoint.threshold_limits("mnist")
@@ -629,6 +644,7 @@ def test_bench_json_onto_an_existing_file_is_refused_before_the_benchmark(tmp_pa
     assert (tmp_path / "b.json").read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_a_backprop_line_onto_a_search_and_a_search_onto_a_backprop_line_are_refused(
         search_copy, tmp_path, run, assert_ok, assert_one_line_error):
     before = digest(search_copy)
@@ -767,6 +783,7 @@ def full_disk(monkeypatch):
     monkeypatch.setattr(files.os, "fdopen", to_dev_full)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_train_and_eval_json_is_one_line_and_leaves_nothing(full_disk, trained,
                                                                                tmp_path, run):
     line = ends_in_one_line_error(run("train", *TINY, "--out", tmp_path / "t"))
@@ -805,6 +822,7 @@ def assert_subprocess_one_line_error(proc) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["0", "abc", "-2", "", "1.5", "100000"])
 def test_a_bad_numba_num_threads_is_a_one_line_error(value):
     line = assert_subprocess_one_line_error(cli_subprocess(["--version"],
@@ -812,6 +830,7 @@ def test_a_bad_numba_num_threads_is_a_one_line_error(value):
     assert "NUMBA_NUM_THREADS" in line and "1..4096" in line
 
 
+@pytest.mark.slow
 def test_an_unwritable_numba_cache_dir_is_a_one_line_error(tmp_path):
     (tmp_path / "file").write_text("x")
     line = assert_subprocess_one_line_error(cli_subprocess(
@@ -819,6 +838,7 @@ def test_an_unwritable_numba_cache_dir_is_a_one_line_error(tmp_path):
     assert "NUMBA_CACHE_DIR" in line
 
 
+@pytest.mark.slow
 def test_a_read_only_install_still_runs(trained, tmp_path):
     """Numba can write its cache neither beside the package nor in the user's cache (a file
     stands in both places: as root, permissions alone would not stop it)."""
@@ -885,6 +905,7 @@ def test_a_sound_made_up_recording_loads_split_by_episode(tmp_path):
     assert (len(car.train.labels), len(car.validation.labels), len(car.test.labels)) == (12, 6, 6)
 
 
+@pytest.mark.slow
 def test_swaps_in_a_dense_member_are_refused_naming_the_layer(tmp_path, run, assert_ok,
                                                               assert_one_line_error):
     dense = tmp_path / "dense"
@@ -958,6 +979,7 @@ class Tally:
 FUZZ = {}
 
 
+@pytest.mark.slow
 def test_fuzz_every_field_of_a_state_file(searched, tmp_path, monkeypatch):
     tally = Tally()
     intact = pathlib.Path(shutil.copytree(searched, tmp_path / "intact"))
@@ -1001,6 +1023,7 @@ def _family_of(weights):
     return {k: (int((w == -1).sum()), int((w == 0).sum())) for k, w in weights.items()}
 
 
+@pytest.mark.slow
 def test_fuzz_every_field_of_a_checkpoint(trained, tmp_path):
     tally = Tally()
     images = data.load_dataset("digits").test.images[:20]

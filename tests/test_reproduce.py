@@ -35,6 +35,7 @@ def digits_accuracy(net, split="test"):
 
 # -- Figs. 2 and 12 ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out, quick):
     record = quick(out, "fig2a")
     r = record["results"]
@@ -56,6 +57,7 @@ def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out, 
 
 # -- Figs. 3 and 9: first-neighbour histograms ---------------------------------------------------
 
+@pytest.mark.slow
 def test_histogram_figure_holds_each_neighbours_accuracy_as_a_full_forward_pass_gives_it(out,
                                                                                          quick):
     record = quick(out, "fig3")
@@ -87,6 +89,7 @@ def test_car_figures_without_a_recording_say_so_in_one_line(tmp_path, run, asser
         assert figure in line and "car" in line and "minisense car record" in line
 
 
+@pytest.mark.slow
 def test_car_figures_run_their_generic_code_on_digits(out):
     """fig9: every layer of the network; fig10: the last layer; same code as the car will use."""
     r9 = reproduce.run("fig9", quick=True, out=out, dataset="digits")
@@ -103,6 +106,7 @@ def test_car_figures_run_their_generic_code_on_digits(out):
 
 # -- Figs. 4, 10, 11: maps -----------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("figure, methods", [("fig4", ["tsne"]), ("fig11", ["lle", "isomap"])])
 def test_map_figures_hold_coordinates_and_accuracy_of_the_original_and_each_neighbour(
         out, figure, methods, quick):
@@ -117,6 +121,7 @@ def test_map_figures_hold_coordinates_and_accuracy_of_the_original_and_each_neig
 
 # -- Fig. 5: the climb ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recomputed_exactly(out,
                                                                                             quick):
     r = quick(out, "fig5")["results"]
@@ -143,6 +148,7 @@ def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recompu
         assert digits_accuracy(net) == expected
 
 
+@pytest.mark.slow
 def test_short_climb_figure_starts_from_its_own_short_budget_network(out, quick):
     r = quick(out, "fig5short")["results"]
     path = pathlib.Path(r["network"]["checkpoint"])
@@ -157,6 +163,7 @@ def test_short_climb_figure_starts_from_its_own_short_budget_network(out, quick)
 
 # -- Figs. 6-8: SENSE from a random network ------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("figure, layers", [("fig6", None), ("fig7", {"fc"}),
                                             ("fig8a", None)])
 def test_search_figures_hold_sense_and_backprop_curves_from_the_same_network(out, figure,
@@ -175,6 +182,7 @@ def test_search_figures_hold_sense_and_backprop_curves_from_the_same_network(out
         assert [s["layer"] for s in steps[1:]] == ["layer1.0"] * 2 + ["layer2.0"] * 2 + ["fc"] * 2
 
 
+@pytest.mark.slow
 def test_a_killed_search_figure_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path):
     import contextlib
 
@@ -219,6 +227,7 @@ def test_bad_reproduce_input_is_one_line_error(tmp_path, args, words, run, asser
 
 # -- Dask ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path):
     """p-SIREN runs (float training) and first-neighbour chunks, on one process, on two joblib
     worker processes and on a local Dask cluster whose two threads share this process: the same

@@ -93,7 +93,9 @@ def test_the_evaluator_holds_the_current_network_s_exact_logits_like_its_fast_tw
     assert textbook.current_score() == ref.score_logits(full, labels, MARGIN_CLIP)
 
 
-@pytest.mark.parametrize("architecture,layer", BY_LAYER)
+@pytest.mark.parametrize("architecture,layer", [   # the textbook's conv swaps take seconds
+    pytest.param(*case, marks=pytest.mark.slow) if case[1] == "layer1.0" else case
+    for case in BY_LAYER])
 def test_score_equals_the_fast_evaluator_on_random_swaps(architecture, layer, evaluators):
     """300 random swaps of one layer, scored by both twins: the same (correct, margin); the
     textbook's state does not change, and the swaps do move the scores."""
@@ -126,6 +128,7 @@ def test_neighbour_logits_equal_the_fast_evaluator_and_the_full_forward_pass(arc
             assert np.array_equal(logits, full), (a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", sorted(LAYERS))
 def test_after_a_sequence_of_accepts_the_twins_still_agree(architecture, make_case, new_evaluators):
     """A short hill climb as SENSE makes it (Algorithm 2): score 20 swaps of each layer in turn,
