@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import assert_ok, assert_one_line_error, run
 
 from minisense import car, checkpoint, data, expert
 from minisense.data import architecture_for, load_dataset
@@ -46,12 +45,14 @@ def car_checkpoint(tiny, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_expert_finishes_a_lap_with_three_classes():
     result = car.run_episode(3, car.expert_policy(ExpertConfig()), render=False)
     assert result["lap"], result
     assert result["return"] >= 850, result
 
 
+@pytest.mark.slow
 def test_physics_do_not_depend_on_drawing_frames():
     policy = car.expert_policy(ExpertConfig())
     drawn = car.run_episode(5, policy, render=True, max_steps=120)
@@ -134,6 +135,7 @@ def test_split_is_by_episode_and_needs_three():
         data.split_episodes(2)
 
 
+@pytest.mark.slow
 def test_recording_round_trips_through_the_loader(tiny):
     out, meta = tiny
     data = load_dataset("carracing", out)
@@ -151,6 +153,7 @@ def test_recording_round_trips_through_the_loader(tiny):
     assert json.loads((out / "carracing.json").read_text())["splits"]["test"] == [2]
 
 
+@pytest.mark.slow
 def test_recording_is_the_same_for_one_or_two_workers(tiny, tmp_path):
     car.record(3, 7, tmp_path, workers=1, max_steps=TINY_STEPS)
     with np.load(tiny[0] / "carracing.npz") as a, np.load(tmp_path / "carracing.npz") as b:
@@ -158,7 +161,8 @@ def test_recording_is_the_same_for_one_or_two_workers(tiny, tmp_path):
             assert np.array_equal(a[name], b[name]), name
 
 
-def test_train_and_eval_on_carracing_print_the_majority_baseline(tiny, tmp_path):
+@pytest.mark.slow
+def test_train_and_eval_on_carracing_print_the_majority_baseline(tiny, tmp_path, run, assert_ok):
     result = run("train", "--dataset", "carracing", "--data-dir", tiny[0], "--sparsity", 80,
                  "--epochs-dense", 1, "--epochs-prune", 1, "--epochs-sparse", 0,
                  "--epochs-binary", 1, "--out", tmp_path / "run")
@@ -173,7 +177,8 @@ def test_train_and_eval_on_carracing_print_the_majority_baseline(tiny, tmp_path)
     assert f"majority class {100 * baseline:.2f}%)" in result.output
 
 
-def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_path):
+@pytest.mark.slow
+def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_path, run, assert_ok):
     gif = tmp_path / "drive.gif"
     result = run("car", "drive", car_checkpoint, "--episodes", 2, "--max-steps", 60,
                  "--seed", 1000, "--workers", 1, "--gif", gif, "--json", tmp_path / "drive.json")
@@ -186,6 +191,7 @@ def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_pat
     assert sum(record["episodes"][0]["class_counts"]) == 60
 
 
+@pytest.mark.slow
 def test_an_ensemble_of_one_network_twice_drives_as_that_network(car_checkpoint):
     alone = car.drive(car_checkpoint, 1, 1000, 40, workers=1)
     twice = car.drive([car_checkpoint, car_checkpoint], 1, 1000, 40, workers=1)
@@ -194,13 +200,14 @@ def test_an_ensemble_of_one_network_twice_drives_as_that_network(car_checkpoint)
     assert twice["episodes"][0]["class_counts"] == alone["episodes"][0]["class_counts"]
 
 
-def test_missing_recording_is_a_one_line_error(tmp_path):
+def test_missing_recording_is_a_one_line_error(tmp_path, run, assert_one_line_error):
     line = assert_one_line_error(run("train", "--dataset", "carracing", "--data-dir",
                                      tmp_path / "nowhere"))
     assert "minisense car record" in line
 
 
-def test_mnist_checkpoint_cannot_drive(tiny, tmp_path):
+@pytest.mark.slow
+def test_mnist_checkpoint_cannot_drive(tiny, tmp_path, run, assert_one_line_error):
     images = np.zeros((10, 28, 28), np.uint8)
     checkpoint.save(random_network("mnist", 80, 0, images), tmp_path / "mnist",
                     {"dataset": "mnist"})

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import assert_ok, assert_one_line_error, run
 
 from minisense import chains, checkpoint, runs
 from minisense.errors import MinisenseError
@@ -33,6 +32,7 @@ def same_members(a, b, count):
         assert all(np.array_equal(wa[n], wb[n]) for n in wa)
 
 
+@pytest.mark.slow
 def test_chain_0_is_the_single_search_and_every_member_keeps_the_start_family(tmp_path):
     family = chains.run_chains(SenseConfig(**CONFIG), 3, tmp_path / "c", "digits",
                                sparsity=80)
@@ -51,6 +51,7 @@ def test_chain_0_is_the_single_search_and_every_member_keeps_the_start_family(tm
     assert saved["start_family"] == start and len(saved["members"]) == 3
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_members_of_one_process_bit_for_bit(tmp_path):
     chains.run_chains(SenseConfig(**CONFIG), 2, tmp_path / "one", "digits", sparsity=80)
     chains.run_chains(SenseConfig(**CONFIG), 2, tmp_path / "two", "digits", sparsity=80,
@@ -58,6 +59,7 @@ def test_two_processes_give_the_members_of_one_process_bit_for_bit(tmp_path):
     same_members(tmp_path / "one", tmp_path / "two", 2)
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_gives_the_same_members(tmp_path):
     distributed = pytest.importorskip("distributed")
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -76,6 +78,7 @@ def test_a_dask_cluster_gives_the_same_members(tmp_path):
     same_members(tmp_path / "dask", tmp_path / "local", 2)
 
 
+@pytest.mark.slow
 def test_running_the_chains_again_continues_them_to_the_longer_budget(tmp_path):
     chains.run_chains(SenseConfig(**{**CONFIG, "max_steps": 6}), 2, tmp_path / "c", "digits",
                       sparsity=80)
@@ -91,7 +94,9 @@ def test_chains_of_other_settings_in_the_folder_are_refused(tmp_path):
                           "digits", sparsity=80)
 
 
-def test_search_chains_from_the_command_line_and_its_ensemble(tmp_path):
+@pytest.mark.slow
+def test_search_chains_from_the_command_line_and_its_ensemble(tmp_path, run, assert_ok,
+                                                              assert_one_line_error):
     out = tmp_path / "family"
     assert_ok(run("search", "--init", "random", "--sparsity", "80", "--chains", "2",
                   "--max-steps", "8", "--neighbours", "10", "--train-images", "200",

@@ -7,35 +7,13 @@ import json
 import os
 import pathlib
 import re
-import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import TINY
 
 from minisense import __version__
-from minisense_cli.main import default_out, main
-
-TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
-        "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result):
-    assert result.exit_code == 0, result.output + repr(result.exception)
-
-
-def assert_one_line_error(result):
-    """Non-zero exit through click (no crash), one line 'Error: ...', no traceback."""
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
+from minisense_cli.main import default_out
 
 
 def weights(run_dir: pathlib.Path) -> dict:
@@ -43,29 +21,14 @@ def weights(run_dir: pathlib.Path) -> dict:
         return {name: f[name] for name in f.files}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A run folder written by one tiny 'minisense train' (shared: training is the slow part)."""
-    out = tmp_path_factory.mktemp("cli") / "run"
-    result = run("train", *TINY, "--out", out)
-    assert_ok(result)
-    return out, result.output
-
-
-@pytest.fixture
-def copy_of(trained, tmp_path):
-    """A private copy of the trained run folder, for tests that damage it."""
-    return pathlib.Path(shutil.copytree(trained[0], tmp_path / "run"))
-
-
-def test_version_prints_package_version():
+def test_version_prints_package_version(run, assert_ok):
     result = run("--version")
     assert_ok(result)
     assert __version__ in result.output
 
 
-def test_train_writes_checkpoint_and_metrics(trained):
-    out, output = trained
+def test_train_writes_checkpoint_and_metrics(trained_run):
+    out, output = trained_run
     umask = os.umask(0)
     os.umask(umask)
     for name in ("model.npz", "model.json", "metrics.json"):
@@ -87,7 +50,7 @@ def test_train_writes_checkpoint_and_metrics(trained):
 
 
 def test_checkpoint_is_int8_ternary_with_exact_global_zero_count(trained):
-    arrays = weights(trained[0])
+    arrays = weights(trained)
     assert set(arrays) == {"layer1.0", "layer2.0", "fc"}
     for w in arrays.values():
         assert w.dtype == np.int8 and np.isin(w, (-1, 0, 1)).all()
@@ -96,8 +59,8 @@ def test_checkpoint_is_int8_ternary_with_exact_global_zero_count(trained):
     assert zeros == round(total * 0.8)
 
 
-def test_eval_prints_test_accuracy_recorded_at_training(trained, tmp_path):
-    out = trained[0]
+def test_eval_prints_test_accuracy_recorded_at_training(trained, tmp_path, run, assert_ok):
+    out = trained
     test_accuracy = json.loads((out / "model.json").read_text())["accuracy"]["test"]
     result = run("eval", out / "model.npz", "--json", tmp_path / "eval.json")
     assert_ok(result)
@@ -108,18 +71,21 @@ def test_eval_prints_test_accuracy_recorded_at_training(trained, tmp_path):
     assert report["sparsity"] == pytest.approx(80.0, abs=0.01)
 
 
-def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path):
+@pytest.mark.slow
+def test_train_same_seed_twice_gives_identical_weights(trained, tmp_path, run, assert_ok):
     assert_ok(run("train", *TINY, "--out", tmp_path / "again"))
-    first, second = weights(trained[0]), weights(tmp_path / "again")
+    first, second = weights(trained), weights(tmp_path / "again")
     assert first.keys() == second.keys()
     for name in first:
         assert first[name].tobytes() == second[name].tobytes(), name
 
 
-def test_train_prune_every_epoch_reaches_the_same_sparsity_and_records_it(trained, tmp_path):
+@pytest.mark.slow
+def test_train_prune_every_epoch_reaches_the_same_sparsity_and_records_it(trained, tmp_path, run,
+                                                                          assert_ok):
     assert_ok(run("train", *TINY, "--prune-every", "epoch", "--out", tmp_path / "b"))
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    first = json.loads((trained[0] / "metrics.json").read_text())
+    first = json.loads((trained / "metrics.json").read_text())
     assert metrics["config"]["prune_every"] == "epoch"
     assert first["config"]["prune_every"] == "batch"          # the default
     assert metrics["actual_sparsity"] == first["actual_sparsity"]
@@ -130,7 +96,8 @@ def test_default_out_names_dataset_sparsity_and_seed():
     assert default_out("mnist", 92.5, 3) == pathlib.Path("runs/mnist-p92.5-s3")
 
 
-def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path):
+@pytest.mark.slow
+def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path, run, assert_ok):
     # A folder like default_out's "mnist-p92.5-s3" was once taken for a file stem: the checkpoint
     # landed beside it and metrics.json in its parent, shared with every other such run.
     out = tmp_path / "digits-p92.5-lr0.01"
@@ -148,37 +115,37 @@ def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path):
     (["--prune-every", "step"], "'step' is not one of"),
     (["--epochs-prune", "0"], "epochs for step 'prune'"),  # the library's error, not click's
 ])
-def test_train_bad_input_is_one_line_error(args, says, tmp_path):
+def test_train_bad_input_is_one_line_error(args, says, tmp_path, run, assert_one_line_error):
     line = assert_one_line_error(run("train", *args, "--out", tmp_path / "never"))
     assert says in line
     assert not (tmp_path / "never").exists()
 
 
-def test_eval_missing_path_is_one_line_error(tmp_path):
+def test_eval_missing_path_is_one_line_error(tmp_path, run, assert_one_line_error):
     assert "does not exist" in assert_one_line_error(run("eval", tmp_path / "nothing"))
 
 
-def test_eval_corrupt_npz_is_one_line_error(copy_of):
-    (copy_of / "model.npz").write_bytes(b"this is not a zip file \x00\xff" * 10)
-    assert "unreadable" in assert_one_line_error(run("eval", copy_of / "model.npz"))
+def test_eval_corrupt_npz_is_one_line_error(trained_copy, run, assert_one_line_error):
+    (trained_copy / "model.npz").write_bytes(b"this is not a zip file \x00\xff" * 10)
+    assert "unreadable" in assert_one_line_error(run("eval", trained_copy / "model.npz"))
 
 
-def test_eval_car_checkpoint_on_digits_is_one_line_error(copy_of):
-    meta = json.loads((copy_of / "model.json").read_text())
+def test_eval_car_checkpoint_on_digits_is_one_line_error(trained_copy, run, assert_one_line_error):
+    meta = json.loads((trained_copy / "model.json").read_text())
     meta["architecture"] = "car"
-    (copy_of / "model.json").write_text(json.dumps(meta))
-    line = assert_one_line_error(run("eval", copy_of, "--dataset", "digits"))
+    (trained_copy / "model.json").write_text(json.dumps(meta))
+    line = assert_one_line_error(run("eval", trained_copy, "--dataset", "digits"))
     assert "car" in line
 
 
 @pytest.mark.parametrize("text", ['{"name": "some other model"}', "[1, 2, 3]", "not json {"])
-def test_eval_foreign_json_is_one_line_error(copy_of, text):
-    (copy_of / "model.json").write_text(text)
-    line = assert_one_line_error(run("eval", copy_of))
+def test_eval_foreign_json_is_one_line_error(trained_copy, text, run, assert_one_line_error):
+    (trained_copy / "model.json").write_text(text)
+    line = assert_one_line_error(run("eval", trained_copy))
     assert "model.json" in line
 
 
-def test_unknown_command_is_one_line_error():
+def test_unknown_command_is_one_line_error(run, assert_one_line_error):
     assert "No such command" in assert_one_line_error(run("bogus"))
 
 
@@ -187,7 +154,8 @@ def test_unknown_command_is_one_line_error():
 SEARCH = ["--neighbours", "10", "--max-steps", "12", "--train-images", "200", "--seed", "0"]
 
 
-def test_search_from_random_init_writes_records_and_checkpoints(tmp_path):
+@pytest.mark.slow
+def test_search_from_random_init_writes_records_and_checkpoints(tmp_path, run, assert_ok):
     out = tmp_path / "s"
     result = run("search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
                  *SEARCH, "--out", out)
@@ -200,17 +168,19 @@ def test_search_from_random_init_writes_records_and_checkpoints(tmp_path):
     assert (out / "best" / "model.npz").exists() and (out / "current" / "model.npz").exists()
 
 
-def test_search_from_a_checkpoint_keeps_its_family(trained, tmp_path):
+@pytest.mark.slow
+def test_search_from_a_checkpoint_keeps_its_family(trained, tmp_path, run, assert_ok):
     out = tmp_path / "s"
-    result = run("search", "--checkpoint", trained[0], "--schedule", "alternate",
+    result = run("search", "--checkpoint", trained, "--schedule", "alternate",
                  "--steps-per-layer", "2", "--repeats", "1", *SEARCH, "--out", out)
     assert_ok(result)
-    before = json.loads((trained[0] / "model.json").read_text())["family"]
+    before = json.loads((trained / "model.json").read_text())["family"]
     after = json.loads((out / "current" / "model.json").read_text())["family"]
     assert before == after
 
 
-def test_search_backprop_line_starts_from_the_search_start(tmp_path):
+@pytest.mark.slow
+def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert_ok):
     common = ["--init", "random", "--sparsity", "80", "--dataset", "digits", "--seed", "3"]
     assert_ok(run("search", *common, "--max-steps", "4", "--out", tmp_path / "s"))
     result = run("search", *common, "--backprop", "--max-steps", "60", "--out", tmp_path / "b")
@@ -227,29 +197,34 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["--init", "random", "--sparsity", "80", "--neighbours", "0"],
-    ["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],
+    pytest.param(["--init", "random", "--sparsity", "80", "--layer", "layer3.0"],
+                 marks=pytest.mark.slow),            # these two build the network: 1-2 s
     ["--init", "random", "--sparsity", "80", "--screen", "layer1.0"],
     ["--init", "random", "--sparsity", "80", "--screen", "layer1.0=-4"],
-    ["--init", "random", "--sparsity", "80", "--screen", "layer7.0=64"],
+    pytest.param(["--init", "random", "--sparsity", "80", "--screen", "layer7.0=64"],
+                 marks=pytest.mark.slow),
     ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=nan"],
     ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=inf"],
     ["--init", "random", "--sparsity", "100"],
     ["--init", "random"],
     [],
 ])
-def test_search_bad_input_is_a_one_line_error(tmp_path, args):
+def test_search_bad_input_is_a_one_line_error(tmp_path, args, run, assert_one_line_error):
     assert_one_line_error(run("search", "--dataset", "digits", *args, "--out", tmp_path / "s"))
 
 
-def test_search_of_a_checkpoint_on_another_dataset_is_refused(trained, tmp_path):
-    line = assert_one_line_error(run("search", "--checkpoint", trained[0], "--dataset", "mnist",
+def test_search_of_a_checkpoint_on_another_dataset_is_refused(trained, tmp_path, run,
+                                                              assert_one_line_error):
+    line = assert_one_line_error(run("search", "--checkpoint", trained, "--dataset", "mnist",
                                      "--out", tmp_path / "s"))
     assert "trained on digits" in line
 
 
 # -- minisense bench ------------------------------------------------------------------------------
 
-def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_path):
+@pytest.mark.slow
+def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_path, run,
+                                                                            assert_ok):
     result = run("bench", "train", "--dataset", "digits", "--batches", "2", "--repeats", "3",
                  "--json", tmp_path / "b.json")
     assert_ok(result)
@@ -261,9 +236,11 @@ def test_bench_train_prints_per_layer_times_and_the_matrix_product_baseline(tmp_
     assert f"ratio {r['ratio_to_gemm_floor']:.2f}x" in result.output
 
 
-def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, tmp_path):
+@pytest.mark.slow
+def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, tmp_path, run,
+                                                                      assert_ok):
     result = run("bench", "search", "--dataset", "digits", "--images", "64",
-                 "--seconds-per-layer", "0.2", "--checkpoint", trained[0],
+                 "--seconds-per-layer", "0.2", "--checkpoint", trained,
                  "--json", tmp_path / "s.json")
     assert_ok(result)
     r = json.loads((tmp_path / "s.json").read_text())
@@ -274,7 +251,8 @@ def test_bench_search_compares_delta_evaluation_with_the_full_forward(trained, t
             assert net["layers"][layer]["evals_per_second"] > 0
 
 
-def test_bench_search_times_screened_steps_against_whole_set_steps(tmp_path):
+@pytest.mark.slow
+def test_bench_search_times_screened_steps_against_whole_set_steps(tmp_path, run, assert_ok):
     result = run("bench", "search", "--dataset", "digits", "--images", "200",
                  "--seconds-per-layer", "0.2", "--screen-images", "64", "--screen",
                  "layer1.0=0", "--neighbours", "20", "--json", tmp_path / "s.json")
@@ -288,7 +266,9 @@ def test_bench_search_times_screened_steps_against_whole_set_steps(tmp_path):
         assert layers[layer]["screen_images"] == 64 and layers[layer]["effective_speedup"] > 0
 
 
-def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(tmp_path):
+@pytest.mark.slow
+def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(tmp_path, run,
+                                                                               assert_ok):
     result = run("bench", "screening", "--sparsity", "80", "--dataset", "digits", "--layer",
                  "layer2.0", "--steps", "4", "--neighbours", "20", "--json", tmp_path / "r.json")
     assert_ok(result)
@@ -300,6 +280,7 @@ def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(t
     assert all(row["improvement_found"] <= r["whole_set"]["improving_steps"] for row in r["rows"])
 
 
-def test_bench_screening_of_an_unknown_layer_is_a_one_line_error():
+@pytest.mark.slow
+def test_bench_screening_of_an_unknown_layer_is_a_one_line_error(run, assert_one_line_error):
     assert_one_line_error(run("bench", "screening", "--sparsity", "80", "--dataset", "digits",
                               "--layer", "fc7"))

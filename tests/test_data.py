@@ -408,6 +408,7 @@ def test_digits_split_is_deterministic_and_disjoint():
 TEST_LABEL_COUNTS = {"mnist": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
                      "fashion-mnist": [1000] * 10}
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_real_dataset_has_50000_10000_10000_and_labels_0_to_9(name):
     root = os.environ.get("MINISENSE_DATA")

@@ -2,19 +2,12 @@
 
 import numpy as np
 import pytest
-from test_cli import assert_one_line_error, run
 
 from minisense import checkpoint, ensemble
-from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import exact_logits
 from minisense.runs import random_network
 from minisense.swaps import apply_swap, sample_swaps
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +28,7 @@ def family(digits):
     return members
 
 
+@pytest.mark.slow
 def test_summed_logits_and_vote_equal_a_direct_count(family, digits):
     images, labels = digits.test.images, digits.test.labels
     logits = np.stack([exact_logits(n, images) for n in family])
@@ -89,6 +83,7 @@ def test_swap_damage_keeps_the_family_and_deletion_removes_the_fraction(family):
                                                     net.ternary_weights().values()))
 
 
+@pytest.mark.slow
 def test_damage_curve_starts_at_the_undamaged_accuracy_and_is_reproducible(family, digits):
     images, labels = digits.test.images, digits.test.labels
     curve = ensemble.damage_curve(family, images, labels, "delete", [0, 0.5], seeds=2)
@@ -100,7 +95,8 @@ def test_damage_curve_starts_at_the_undamaged_accuracy_and_is_reproducible(famil
         ensemble.damage(family[0], "burn", 1, np.random.default_rng(0))
 
 
-def test_members_of_two_architectures_are_a_one_line_error(family, tmp_path, digits):
+def test_members_of_two_architectures_are_a_one_line_error(family, tmp_path, digits, run,
+                                                           assert_one_line_error):
     checkpoint.save(family[0], tmp_path / "a", {"dataset": "digits"})
     car = random_network("car", 80, 0, np.zeros((4, 32, 32), np.uint8))
     checkpoint.save(car, tmp_path / "b", {"dataset": "carracing"})

@@ -5,10 +5,11 @@ import json
 
 import numpy as np
 import pytest
-from test_reproduce import quick
 
 from minisense import chains, checkpoint, data, families, reproduce
 from minisense.network import exact_logits
+
+pytestmark = pytest.mark.slow          # every test here makes a figure
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def out(tmp_path_factory):
 
 
 @pytest.mark.parametrize("figure", ["ens-mnist80", "ens-mnist90"])
-def test_family_figure_curve_equals_a_direct_ensemble_of_its_members(out, figure):
+def test_family_figure_curve_equals_a_direct_ensemble_of_its_members(out, figure, quick):
     record = quick(out, figure)
     results = record["results"]
     members = reproduce.FIGURES[figure].quick["chains"]
@@ -45,7 +46,7 @@ def test_car_family_figure_runs_on_digits_without_driving(out):
     assert "drive" not in record["results"] and "members" in record["summary"]
 
 
-def test_transfer_figure_starts_from_the_source_network_and_its_shuffled_family(out):
+def test_transfer_figure_starts_from_the_source_network_and_its_shuffled_family(out, quick):
     record = quick(out, "transfer")
     source, _ = checkpoint.load(record["results"]["start"])
     same = families.shuffled(source, np.random.default_rng(0))

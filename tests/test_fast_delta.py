@@ -3,6 +3,7 @@
 import numba
 import numpy as np
 import pytest
+from helpers import LAYERS
 from threadpoolctl import threadpool_limits
 
 from minisense.errors import MinisenseError
@@ -32,7 +33,7 @@ IMAGES = 10
 MARGIN_CLIP = 2 ** 30        # no clipping here; clipping is tested on its own
 
 
-def sparse_binary(architecture, seed, sparsity):
+def balanced_sparse_binary(architecture, seed, sparsity):
     """A random sparse binary network whose every unit has as many +1 as -1 weights (give or
     take one), so that no sum is dominated by the images' mean and activations take both signs."""
     net = build_network(architecture, seed)
@@ -78,34 +79,25 @@ def calibrate(net, images, saturated):
     return net
 
 
-def stroke_images(shape, count, rng, noise=0):
-    """MNIST-like: a dark background (noise up to ``noise``) and a few bright strokes."""
-    images = rng.integers(0, noise + 1, (count, *shape)).astype(np.uint8)
-    for image in images:
-        for _ in range(3):
-            y, x = rng.integers(4, shape[0] - 4, 2)
-            dy, dx = rng.integers(-1, 2, 2)
-            for step in range(8):
-                yy, xx = np.clip([y + step * dy, x + step * dx], 0, np.array(shape) - 2)
-                image[yy:yy + 2, xx:xx + 2] = rng.integers(128, 256)
-    return images
-
-
 # Two networks per architecture: (seed, sparsity, fraction saturating, background noise). An
 # 80%-sparse one on noisy stroke images where about 10% of each hidden layer saturates, and a
 # 90%-sparse one on clean strokes where about half does.
 CASES = {("mnist", "random"): (1, 0.8, 0.1, 40), ("mnist", "saturating"): (2, 0.9, 0.5, 0),
          ("car", "random"): (3, 0.8, 0.1, 40), ("car", "saturating"): (4, 0.9, 0.5, 0)}
-LAYERS = {"mnist": ["layer1.0", "layer2.0", "fc"], "car": ["layer1.0", "layer2.0", "fc1", "fc2"]}
 
 
-def make_case(architecture, kind, count=IMAGES, seed=0):
-    net_seed, sparsity, saturated, noise = CASES[architecture, kind]
-    net = sparse_binary(architecture, net_seed, sparsity)
-    rng = np.random.default_rng(seed)
-    images = stroke_images(net.input_shape, count, rng, noise)
-    labels = rng.integers(0, net.num_classes, count)
-    return calibrate(net, images, saturated), images, labels
+@pytest.fixture(scope="module")
+def make_case(stroke_images):
+    """make_case(architecture, kind, count=IMAGES, seed=0) -> (net, images, labels): the network
+    of CASES[architecture, kind], calibrated on ``count`` stroke images, and random labels."""
+    def make(architecture, kind, count=IMAGES, seed=0):
+        net_seed, sparsity, saturated, noise = CASES[architecture, kind]
+        net = balanced_sparse_binary(architecture, net_seed, sparsity)
+        rng = np.random.default_rng(seed)
+        images = stroke_images(net.input_shape, count, rng, noise)
+        labels = rng.integers(0, net.num_classes, count)
+        return calibrate(net, images, saturated), images, labels
+    return make
 
 
 def random_swaps(weights, count, rng):
@@ -122,7 +114,7 @@ def swapped(net, layer, src, dst):
 
 
 @pytest.fixture(scope="module", params=sorted(CASES), ids=lambda c: "-".join(c))
-def case(request):
+def case(request, make_case):
     net, images, labels = make_case(*request.param)
     return net, images, labels, DeltaEvaluator(net, images, labels, MARGIN_CLIP)
 
@@ -134,6 +126,7 @@ def test_the_cache_starts_at_the_exact_logits(case):
                                                      MARGIN_CLIP)
 
 
+@pytest.mark.slow
 def test_neighbour_logits_and_scores_equal_the_full_forward_for_every_layer(case):
     """Per layer: single swaps through neighbour_logits against exact_logits of the swapped
     network, and a batch through score against ForwardPasses.score; both exactly."""
@@ -158,7 +151,7 @@ def test_neighbour_logits_and_scores_equal_the_full_forward_for_every_layer(case
     assert min(distinct) > 1                                       # the swaps do change scores
 
 
-def test_score_equals_scoring_the_neighbour_logits_with_ties_and_clipped_margins():
+def test_score_equals_scoring_the_neighbour_logits_with_ties_and_clipped_margins(make_case):
     net, images, labels = make_case("mnist", "saturating", count=40, seed=1)
     net.thresholds = {name: 1 for name in net.thresholds}       # H in {-1, 0, 1}: many ties
     evaluator = DeltaEvaluator(net, images, labels, margin_clip=5)
@@ -174,7 +167,7 @@ def test_score_equals_scoring_the_neighbour_logits_with_ties_and_clipped_margins
 
 
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_after_hundreds_of_accepts_the_incremental_cache_equals_a_refresh(architecture):
+def test_after_hundreds_of_accepts_the_incremental_cache_equals_a_refresh(architecture, make_case):
     net, images, labels = make_case(architecture, "saturating", count=LANES + 6, seed=2)
     evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)
     rng = np.random.default_rng(2)
@@ -191,7 +184,7 @@ def test_after_hundreds_of_accepts_the_incremental_cache_equals_a_refresh(archit
 
 
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_accept_keeps_the_family_and_changes_exactly_two_positions(architecture):
+def test_accept_keeps_the_family_and_changes_exactly_two_positions(architecture, make_case):
     net, images, labels = make_case(architecture, "random", count=5)
     evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)
     rng = np.random.default_rng(3)
@@ -208,8 +201,10 @@ def test_accept_keeps_the_family_and_changes_exactly_two_positions(architecture)
         for name, w in evaluator.weights.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_scores_over_several_blocks_are_exact_and_do_not_depend_on_the_thread_count(architecture):
+def test_scores_over_several_blocks_are_exact_and_do_not_depend_on_the_thread_count(architecture,
+                                                                                    make_case):
     net, images, labels = make_case(architecture, "random", count=2 * LANES + 6, seed=4)
     evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)
     rng = np.random.default_rng(4)
@@ -230,7 +225,7 @@ def test_scores_over_several_blocks_are_exact_and_do_not_depend_on_the_thread_co
         assert np.array_equal(many[1][:5], expected[1])
 
 
-def test_an_empty_batch_scores_nothing():
+def test_an_empty_batch_scores_nothing(make_case):
     net, images, labels = make_case("car", "random", count=3)
     correct, margin = DeltaEvaluator(net, images, labels, 10).score("fc1", [], [])
     assert correct.shape == margin.shape == (0,)
@@ -247,7 +242,7 @@ def test_an_empty_batch_scores_nothing():
     (lambda e, w: e.neighbour_logits("layer1.0", 0, 10 ** 6), "out of range"),
     (lambda e, w: e.accept("layer2.0", w["z2"], w["z2"] + 1), "zero weight"),
 ])
-def test_bad_swaps_are_one_line_errors(call, message):
+def test_bad_swaps_are_one_line_errors(call, message, make_case):
     net, images, labels = make_case("mnist", "random", count=3)
     evaluator = DeltaEvaluator(net, images, labels, 10)
     flat = evaluator.weights["fc"].reshape(-1)
@@ -258,7 +253,7 @@ def test_bad_swaps_are_one_line_errors(call, message):
     assert "\n" not in str(error.value)
 
 
-def test_bad_inputs_to_the_evaluator_are_one_line_errors():
+def test_bad_inputs_to_the_evaluator_are_one_line_errors(make_case):
     net, images, labels = make_case("mnist", "random", count=3)
     with pytest.raises(MinisenseError, match="images must be uint8 of shape"):
         DeltaEvaluator(net, images.astype(np.float32), labels, 10)
@@ -279,8 +274,10 @@ def test_a_block_window_and_its_rest_cover_every_block_once(start, count, total)
     assert window[0][0] == start % total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_exact(architecture):
+def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_exact(architecture,
+                                                                                    make_case):
     net, images, labels = make_case(architecture, "random", count=5 * LANES - 9, seed=7)
     evaluator = DeltaEvaluator(net, images, labels, 50)
     rng = np.random.default_rng(7)
@@ -304,9 +301,10 @@ def test_scores_on_block_ranges_add_up_to_the_whole_set_and_screened_ones_are_ex
             assert key[~confirmed].max() <= key[confirmed].min()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_staged_confirmation_is_exact_for_survivors_and_drops_only_the_incumbent_s_losers(
-        architecture):
+        architecture, make_case):
 
     net, images, labels = make_case(architecture, "random", count=9 * LANES - 5, seed=11)
     evaluator = DeltaEvaluator(net, images, labels, 40)

@@ -27,27 +27,11 @@ from minisense.fast.layers import (
 from minisense.textbook import layers as textbook
 
 
-def direct_conv(x, weight, padding):
-    """The definition: y[n, a, b, o] = sum_{i, j, c} xpad[n, a+i, b+j, c] * weight[o, c, i, j]."""
-    n, h, w, c = x.shape
-    out, _, kh, kw = weight.shape
-    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
-    y = np.zeros((n, ho, wo, out))
-    for b in range(n):
-        for a in range(ho):
-            for bb in range(wo):
-                for o in range(out):
-                    y[b, a, bb, o] = sum(xp[b, a + i, bb + j, ch] * weight[o, ch, i, j]
-                                         for i in range(kh) for j in range(kw) for ch in range(c))
-    return y
-
-
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 2), h=st.integers(3, 7), w=st.integers(3, 7), c=st.integers(1, 3),
        out=st.integers(1, 3), k=st.integers(1, 3), padding=st.integers(0, 2),
        seed=st.integers(0, 2**31 - 1))
-def test_im2col_convolution_equals_direct_loop(n, h, w, c, out, k, padding, seed):
+def test_im2col_convolution_equals_direct_loop(n, h, w, c, out, k, padding, seed, direct_conv):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, h, w, c))
     weight = rng.normal(size=(out, c, k, k))
@@ -96,43 +80,9 @@ def test_max_pool_routes_each_window_to_its_first_maximum():
     assert routed[1, 1] == 1 and routed[2, 2] == 1 and routed[3, 3] == 0
 
 
-def numeric_grad(f, array, eps=1e-6):
-    """Central finite differences of the scalar f() with respect to every entry of array."""
-    g = np.zeros_like(array)
-    it = np.nditer(array, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = array[i]
-        array[i] = old + eps
-        plus = f()
-        array[i] = old - eps
-        minus = f()
-        array[i] = old
-        g[i] = (plus - minus) / (2 * eps)
-    return g
-
-
-def check_layer_grads(layer, x, rng, check_weight=True):
-    """Compare backward() with finite differences of the loss sum(y * r) for a random r."""
-    r = rng.normal(size=layer.forward(x).shape)
-
-    def loss():
-        return float((layer.forward(x) * r).sum())
-
-    layer.forward(x)
-    dx = layer.backward(r)
-    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
-    if check_weight:
-        layer.forward(x)
-        layer.backward(r)
-        analytic = layer.grad.copy()
-        np.testing.assert_allclose(analytic, numeric_grad(loss, layer.weight), rtol=1e-5,
-                                   atol=1e-7)
-
-
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("gain", [1.0, 0.37])
-def test_conv2d_gradients_match_finite_differences(padding, gain):
+def test_conv2d_gradients_match_finite_differences(padding, gain, check_layer_grads):
     rng = np.random.default_rng(padding)
     layer = Conv2d("c", 2, 3, 3, padding, rng, dtype=np.float64)
     layer.gain = gain
@@ -140,7 +90,7 @@ def test_conv2d_gradients_match_finite_differences(padding, gain):
 
 
 @pytest.mark.parametrize("gain", [1.0, 2.5])
-def test_linear_gradients_match_finite_differences(gain):
+def test_linear_gradients_match_finite_differences(gain, check_layer_grads):
     rng = np.random.default_rng(1)
     layer = Linear("fc", 7, 4, rng, dtype=np.float64)
     layer.gain = gain
@@ -160,7 +110,7 @@ def test_masked_weights_get_no_gradient_and_ternary_forward_uses_signs():
     assert np.all(layer.grad[layer.mask == 0] == 0)
 
 
-def test_hardtanh_gradient_matches_finite_differences():
+def test_hardtanh_gradient_matches_finite_differences(check_layer_grads):
     rng = np.random.default_rng(3)
     x = rng.uniform(-2, 2, size=(4, 5))
     x[np.abs(np.abs(x) - 1) < 1e-3] = 0.5       # keep away from the kinks
@@ -169,13 +119,13 @@ def test_hardtanh_gradient_matches_finite_differences():
 
 
 @pytest.mark.parametrize("k,h", [(2, 6), (3, 9), (2, 7)])
-def test_maxpool_gradient_matches_finite_differences(k, h):
+def test_maxpool_gradient_matches_finite_differences(k, h, check_layer_grads):
     rng = np.random.default_rng(k)
     x = rng.normal(size=(2, h, h, 3))           # distinct values: no ties
     check_layer_grads(MaxPool2d(k), x, rng, check_weight=False)
 
 
-def test_flatten_is_channel_major_and_invertible():
+def test_flatten_is_channel_major_and_invertible(check_layer_grads):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 3, 4, 5))
     y = Flatten().forward(x)
@@ -183,7 +133,7 @@ def test_flatten_is_channel_major_and_invertible():
     check_layer_grads(Flatten(), x, rng, check_weight=False)
 
 
-def test_softmax_cross_entropy_gradient_matches_finite_differences():
+def test_softmax_cross_entropy_gradient_matches_finite_differences(numeric_grad):
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(4, 10))
     labels = rng.integers(0, 10, size=4)
@@ -263,8 +213,8 @@ def test_im2col_grouped_by_pooling_window_is_the_pooled_rows_reordered(h, c, k, 
 
 @pytest.mark.parametrize("k,h,kernel,padding", [(2, 6, 3, 1), (2, 7, 3, 2), (3, 9, 3, 0),
                                                 (3, 10, 3, 1), (2, 5, 1, 1)])
-def test_convolution_grouped_for_pooling_equals_spatial_convolution_then_pooling(k, h, kernel,
-                                                                                 padding):
+def test_convolution_grouped_for_pooling_equals_spatial_convolution_then_pooling(
+        k, h, kernel, padding, check_layer_grads):
     """Forward and both gradients of conv -> pool, grouped, against the spatial path; and the
     grouped pair's gradients against finite differences."""
     rng = np.random.default_rng(k + h)

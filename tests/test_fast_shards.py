@@ -5,7 +5,6 @@ import threading
 
 import numpy as np
 import pytest
-from test_network import integer_oracle, sparse_binary
 from threadpoolctl import threadpool_limits
 
 from minisense.fast.layers import SGD, softmax_cross_entropy
@@ -137,7 +136,8 @@ def test_workers_pass_numpy_error_settings_to_their_threads():
 
 
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_exact_logits_in_batches_on_threads_equal_a_plain_integer_loop(architecture):
+def test_exact_logits_in_batches_on_threads_equal_a_plain_integer_loop(architecture, sparse_binary,
+                                                                       integer_oracle):
     net = sparse_binary(architecture, 5)
     images = np.random.default_rng(5).integers(0, 256, (5, *net.input_shape), dtype=np.uint8)
     z = exact_logits(net, images, batch_size=2)

@@ -19,32 +19,17 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import TINY
 
 from minisense import car, checkpoint, data, ensemble, files, psiren, reproduce, runs
 from minisense.fast import delta
 from minisense.network import in_engine
 from minisense.runs import random_network
 from minisense.swaps import sample_swaps
-from minisense_cli.main import main
 
-TINY = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
-        "--epochs-prune", "1", "--epochs-sparse", "0", "--epochs-binary", "0"]
 SEARCH = ["search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
           "--neighbours", "10", "--train-images", "300"]
 BACKPROP = ["search", "--init", "random", "--sparsity", "80", "--dataset", "digits", "--backprop"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code in (1, 2), result.output + repr(result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
 
 
 def ends_in_one_line_error(result) -> str:
@@ -54,23 +39,6 @@ def ends_in_one_line_error(result) -> str:
     assert lines[-1].startswith("Error: ") and "Traceback" not in result.output, result.output
     assert sum(line.startswith("Error: ") for line in lines) == 1
     return lines[-1]
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("faults") / "run"
-    ok(run("train", *TINY, "--out", out))
-    return out
-
-
-@pytest.fixture
-def copy(trained, tmp_path):
-    return pathlib.Path(shutil.copytree(trained, tmp_path / "copy"))
 
 
 # -- hostile checkpoints ---------------------------------------------------------------------------
@@ -86,31 +54,34 @@ def copy(trained, tmp_path):
     ("last_gain", "nan", "last_gain is 'nan'"),
     ("last_gain", float("nan"), "last_gain is nan"),
 ])
-def test_a_checkpoint_with_out_of_range_scales_is_refused(copy, field, value, says):
-    meta = json.loads((copy / "model.json").read_text())
+def test_a_checkpoint_with_out_of_range_scales_is_refused(trained_copy, field, value, says, run,
+                                                          assert_one_line_error):
+    meta = json.loads((trained_copy / "model.json").read_text())
     meta[field] = value
-    (copy / "model.json").write_text(json.dumps(meta))
-    assert says in one_line_error(run("eval", copy))
+    (trained_copy / "model.json").write_text(json.dumps(meta))
+    assert says in assert_one_line_error(run("eval", trained_copy))
 
 
-def test_a_pickled_or_reshaped_weight_file_is_refused(copy):
-    meta = json.loads((copy / "model.json").read_text())
+def test_a_pickled_or_reshaped_weight_file_is_refused(trained_copy, run, assert_one_line_error):
+    meta = json.loads((trained_copy / "model.json").read_text())
     meta.pop("weights_sha256")                 # as an older checkpoint: only the content checks
-    (copy / "model.json").write_text(json.dumps(meta))
-    with np.load(copy / "model.npz") as f:
+    (trained_copy / "model.json").write_text(json.dumps(meta))
+    with np.load(trained_copy / "model.npz") as f:
         weights = {k: f[k] for k in f.files}
-    np.savez(copy / "model.npz", **{**weights, "fc": np.array([object()], dtype=object)})
-    assert "unreadable" in one_line_error(run("eval", copy))
-    np.savez(copy / "model.npz", **{**weights, "fc": weights["fc"][:, :-1]})
-    assert "has shape" in one_line_error(run("eval", copy))
+    np.savez(trained_copy / "model.npz", **{**weights, "fc": np.array([object()], dtype=object)})
+    assert "unreadable" in assert_one_line_error(run("eval", trained_copy))
+    np.savez(trained_copy / "model.npz", **{**weights, "fc": weights["fc"][:, :-1]})
+    assert "has shape" in assert_one_line_error(run("eval", trained_copy))
 
 
-def test_a_checkpoint_pair_from_two_saves_is_refused(copy, tmp_path):
+@pytest.mark.slow
+def test_a_checkpoint_pair_from_two_saves_is_refused(trained_copy, tmp_path, run, assert_ok,
+                                                     assert_one_line_error):
     """A save killed between its two renames leaves a new model.npz beside the old model.json."""
     other = tmp_path / "other"
-    ok(run("train", *TINY, "--sparsity", "90", "--out", other))
-    shutil.copy(other / "model.npz", copy / "model.npz")
-    assert "does not match its model.json" in one_line_error(run("eval", copy))
+    assert_ok(run("train", *TINY, "--sparsity", "90", "--out", other))
+    shutil.copy(other / "model.npz", trained_copy / "model.npz")
+    assert "does not match its model.json" in assert_one_line_error(run("eval", trained_copy))
 
 
 def test_an_unreadable_data_file_is_a_one_line_error(tmp_path, monkeypatch):
@@ -143,18 +114,20 @@ def test_an_unreadable_data_file_is_a_one_line_error(tmp_path, monkeypatch):
     [*SEARCH, "--neighbours", "0"],
     [*SEARCH, "--layer-weight", "fc=-1"],
     [*SEARCH, "--screen", "fc=1e3"],
-    [*SEARCH, "--schedule", "fc", "--layer", "layer1.0"],
+    pytest.param([*SEARCH, "--schedule", "fc", "--layer", "layer1.0"],
+                 marks=pytest.mark.slow),            # builds the network first: 1-2 s
     ["search", "--init", "random", "--sparsity", "nan", "--dataset", "digits"],
     ["bench", "search", "--dataset", "digits", "--sparsity", "nan"],
     ["bench", "search", "--dataset", "digits", "--sparsity", "-1"],
     ["bench", "search", "--dataset", "digits", "--seconds-per-layer", "inf"],
 ])
-def test_bad_option_values_are_one_line_errors(args, tmp_path):
-    one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
-                   else run(*args))
+def test_bad_option_values_are_one_line_errors(args, tmp_path, run, assert_one_line_error):
+    assert_one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
+                          else run(*args))
 
 
-def test_a_diverging_learning_rate_stops_with_a_one_line_error(tmp_path):
+@pytest.mark.slow
+def test_a_diverging_learning_rate_stops_with_a_one_line_error(tmp_path, run):
     result = run("train", *TINY, "--lr", "1e30", "--out", tmp_path / "o")
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()              # progress, then the error
@@ -164,24 +137,30 @@ def test_a_diverging_learning_rate_stops_with_a_one_line_error(tmp_path):
 
 # -- run folders: never overwritten, never two writers --------------------------------------------
 
-def test_train_into_a_finished_run_is_refused_unless_forced(copy):
-    before = (copy / "model.npz").read_bytes()
-    assert "--force" in one_line_error(run("train", *TINY, "--sparsity", "90", "--out", copy))
-    assert (copy / "model.npz").read_bytes() == before
-    ok(run("train", *TINY, "--sparsity", "90", "--out", copy, "--force"))
-    assert json.loads((copy / "model.json").read_text())["requested_sparsity"] == 90
+@pytest.mark.slow
+def test_train_into_a_finished_run_is_refused_unless_forced(trained_copy, run, assert_ok,
+                                                            assert_one_line_error):
+    before = (trained_copy / "model.npz").read_bytes()
+    assert "--force" in assert_one_line_error(run("train", *TINY, "--sparsity", "90", "--out",
+                                                  trained_copy))
+    assert (trained_copy / "model.npz").read_bytes() == before
+    assert_ok(run("train", *TINY, "--sparsity", "90", "--out", trained_copy, "--force"))
+    assert json.loads((trained_copy / "model.json").read_text())["requested_sparsity"] == 90
 
 
-def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
+@pytest.mark.slow
+def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path, run, assert_ok,
+                                                                      assert_one_line_error):
     out = tmp_path / "s"
     with files.folder_lock(out):
-        line = one_line_error(run(*SEARCH, "--max-steps", "3", "--out", out))
+        line = assert_one_line_error(run(*SEARCH, "--max-steps", "3", "--out", out))
         assert f"in use by process {os.getpid()}" in line
-        line = one_line_error(run("train", *TINY, "--out", out))
+        line = assert_one_line_error(run("train", *TINY, "--out", out))
         assert f"in use by process {os.getpid()}" in line
-    ok(run(*SEARCH, "--max-steps", "3", "--out", out))        # free again
+    assert_ok(run(*SEARCH, "--max-steps", "3", "--out", out))        # free again
 
 
+@pytest.mark.slow
 def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_path):
     out = tmp_path / "s"
     args = [sys.executable, "-m", "minisense_cli.main", *SEARCH, "--max-steps", "40",
@@ -203,29 +182,31 @@ def test_two_searches_started_at_once_on_one_folder_leave_one_clean_record(tmp_p
 
 # -- write failures --------------------------------------------------------------------------------
 
-def test_an_out_folder_under_a_file_is_a_one_line_error(trained, tmp_path):
+def test_an_out_folder_under_a_file_is_a_one_line_error(trained, tmp_path, run,
+                                                        assert_one_line_error):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert "cannot write" in one_line_error(run("train", *TINY, "--out", blocker / "run"))
-    assert "cannot write" in one_line_error(run(*SEARCH, "--max-steps", "2", "--out",
-                                                blocker / "s"))
+    assert "cannot write" in assert_one_line_error(run("train", *TINY, "--out", blocker / "run"))
+    assert "cannot write" in assert_one_line_error(run(*SEARCH, "--max-steps", "2", "--out",
+                                                       blocker / "s"))
     assert "a file stands where" in ends_in_one_line_error(run("eval", trained, "--json",
                                                                 blocker / "r.json"))
     assert blocker.read_text() == "not a folder"
 
 
-def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp_path,
-                                                                             monkeypatch):
+@pytest.mark.slow
+def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(
+        tmp_path, monkeypatch, run, assert_ok, assert_one_line_error):
     """ENOSPC is simulated (mounting a small tmpfs needs privileges a test may not have)."""
     out = tmp_path / "s"
-    ok(run(*SEARCH, "--max-steps", "10", "--out", out))
+    assert_ok(run(*SEARCH, "--max-steps", "10", "--out", out))
     real = files.atomic_write_bytes
 
     def full(path, payload, sync=True):
         raise files.write_error(path, OSError(errno.ENOSPC, "No space left on device"))
 
     monkeypatch.setattr(files, "atomic_write_bytes", full)
-    line = one_line_error(run("search", "--resume", out, "--max-steps", "30"))
+    line = assert_one_line_error(run("search", "--resume", out, "--max-steps", "30"))
     assert "No space left on device" in line
     monkeypatch.setattr(files, "atomic_write_bytes", real)
 
@@ -239,26 +220,32 @@ def test_a_full_disk_ends_a_search_with_one_line_and_its_last_save_resumable(tmp
     assert "No space left" in ends_in_one_line_error(run("search", "--resume", out,
                                                          "--max-steps", "25"))
     monkeypatch.setattr(files, "atomic_write_bytes", real)
-    ok(run("search", "--resume", out, "--max-steps", "30"))
+    assert_ok(run("search", "--resume", out, "--max-steps", "30"))
     steps = [json.loads(x)["step"] for x in (out / runs.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(31))
 
 
 # -- resuming: damaged records, extended budgets ---------------------------------------------------
 
-def finished_search(tmp_path, steps=30) -> pathlib.Path:
-    out = tmp_path / f"s{steps}"
-    ok(run(*SEARCH, "--max-steps", steps, "--out", out))
-    return out
+@pytest.fixture
+def finished_search(tmp_path, run, assert_ok):
+    """finished_search(steps=30) -> the folder of a finished search of ``steps`` steps."""
+    def search(steps=30) -> pathlib.Path:
+        out = tmp_path / f"s{steps}"
+        assert_ok(run(*SEARCH, "--max-steps", steps, "--out", out))
+        return out
+    return search
 
 
-def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(tmp_path):
-    whole = finished_search(tmp_path, 30)
+@pytest.mark.slow
+def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(
+        tmp_path, run, assert_ok, finished_search):
+    whole = finished_search(30)
     part = tmp_path / "part"
-    ok(run(*SEARCH, "--max-steps", "12", "--out", part))
+    assert_ok(run(*SEARCH, "--max-steps", "12", "--out", part))
     with open(part / runs.LOG_FILE, "a") as log:
         log.write('{"step": 13, "layer": "fc", "neigh')             # the disk filled up here
-    ok(run("search", "--resume", part, "--max-steps", "30"))
+    assert_ok(run("search", "--resume", part, "--max-steps", "30"))
     assert (whole / runs.STATE_FILE).exists()
     a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, part))
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -266,33 +253,39 @@ def test_resume_drops_a_half_written_last_log_line_and_reaches_the_same_network(
     assert steps == list(range(31))
 
 
-def test_resume_with_a_missing_log_or_a_truncated_state_is_a_one_line_error(tmp_path):
-    out = finished_search(tmp_path, 5)
+@pytest.mark.slow
+def test_resume_with_a_missing_log_or_a_truncated_state_is_a_one_line_error(
+        tmp_path, run, assert_one_line_error, finished_search):
+    out = finished_search(5)
     (out / runs.LOG_FILE).rename(out / "kept.jsonl")
-    assert "steps.jsonl is missing" in one_line_error(run("search", "--resume", out))
+    assert "steps.jsonl is missing" in assert_one_line_error(run("search", "--resume", out))
     (out / "kept.jsonl").rename(out / runs.LOG_FILE)
     state = (out / runs.STATE_FILE).read_bytes()
     (out / runs.STATE_FILE).write_bytes(state[:len(state) // 2])
-    assert "cannot resume" in one_line_error(run("search", "--resume", out))
+    assert "cannot resume" in assert_one_line_error(run("search", "--resume", out))
 
 
-def test_resume_after_a_kill_between_the_two_files_of_a_checkpoint(tmp_path):
-    whole = finished_search(tmp_path, 30)
+@pytest.mark.slow
+def test_resume_after_a_kill_between_the_two_files_of_a_checkpoint(
+        tmp_path, run, assert_ok, assert_one_line_error, finished_search):
+    whole = finished_search(30)
     out = tmp_path / "part"
-    ok(run(*SEARCH, "--max-steps", "15", "--out", out))
+    assert_ok(run(*SEARCH, "--max-steps", "15", "--out", out))
     shutil.copy(whole / "current" / "model.npz", out / "current" / "model.npz")   # npz renamed,
-    assert "does not match" in one_line_error(run("eval", out / "current"))   # json was not
-    ok(run("search", "--resume", out, "--max-steps", "30"))
-    ok(run("eval", out / "current"))                          # the pair is whole again
+    assert "does not match" in assert_one_line_error(run("eval", out / "current"))   # json was not
+    assert_ok(run("search", "--resume", out, "--max-steps", "30"))
+    assert_ok(run("eval", out / "current"))                          # the pair is whole again
     a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, out))
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_resume_extends_the_step_budget_and_refuses_to_change_settings(tmp_path):
-    out = finished_search(tmp_path, 10)
-    line = one_line_error(run("search", "--resume", out, "--neighbours", "50"))
+@pytest.mark.slow
+def test_resume_extends_the_step_budget_and_refuses_to_change_settings(
+        tmp_path, run, assert_ok, assert_one_line_error, finished_search):
+    out = finished_search(10)
+    line = assert_one_line_error(run("search", "--resume", out, "--neighbours", "50"))
     assert "--neighbours" in line
-    result = ok(run("search", "--resume", out, "--max-steps", "20"))
+    result = assert_ok(run("search", "--resume", out, "--max-steps", "20"))
     assert "20 steps" in result.output
     assert json.loads((out / "config.json").read_text())["max_steps"] == 20
 
@@ -307,25 +300,28 @@ def kill_after(args, seconds: float) -> None:
     proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [4.0, 7.0])
-def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(tmp_path, delay):
-    whole = finished_search(tmp_path, 60)
+def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(
+        tmp_path, delay, run, assert_ok, finished_search):
+    whole = finished_search(60)
     out = tmp_path / "killed"
     kill_after([*SEARCH, "--max-steps", "60", "--out", out], delay)
     if not (out / runs.STATE_FILE).exists():              # killed before its first save
-        ok(run(*SEARCH, "--max-steps", "60", "--out", out))
+        assert_ok(run(*SEARCH, "--max-steps", "60", "--out", out))
     else:
-        ok(run("search", "--resume", out))
+        assert_ok(run("search", "--resume", out))
     a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, out))
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained):
+@pytest.mark.slow
+def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained, run, assert_ok):
     out = tmp_path / "killed"
     kill_after(["train", *TINY, "--out", out], 5.0)
     if (out / "model.npz").exists() or (out / "model.json").exists():
-        ok(run("eval", out))                          # whatever is there is a whole checkpoint
-    ok(run("train", *TINY, "--out", out, "--force"))
+        assert_ok(run("eval", out))                   # whatever is there is a whole checkpoint
+    assert_ok(run("train", *TINY, "--out", out, "--force"))
     with np.load(out / "model.npz") as a, np.load(trained / "model.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
@@ -350,19 +346,21 @@ def test_delta_evaluation_uses_no_more_threads_than_numba_is_allowed():
 
 # -- reproduce: never deletes what it did not make -------------------------------------------------
 
-def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path):
+@pytest.mark.slow
+def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path, run, assert_ok,
+                                                                       assert_one_line_error):
 
     assert reproduce.default_out(False) == pathlib.Path("runs/figures")   # not reference_outputs
     out = tmp_path / "committed"
     (out / "fig8b" / "sense").mkdir(parents=True)
     (out / "fig8b" / "sense" / "steps.jsonl").write_text("a user's search\n")
     args = ["reproduce", "fig8b", "--quick", "--dataset", "digits", "--out", out]
-    assert "holds a search of other settings" in one_line_error(run(*args))
+    assert "holds a search of other settings" in assert_one_line_error(run(*args))
     assert (out / "fig8b" / "sense" / "steps.jsonl").read_text() == "a user's search\n"
     (out / "fig8b" / "fig8b.json").write_text("{}")
-    assert "already holds fig8b's results" in one_line_error(run(*args))
+    assert "already holds fig8b's results" in assert_one_line_error(run(*args))
     assert (out / "fig8b" / "fig8b.json").read_text() == "{}"
-    ok(run(*args, "--force"))
+    assert_ok(run(*args, "--force"))
     assert json.loads((out / "fig8b" / "fig8b.json").read_text())["figure"] == "fig8b"
 
 
@@ -371,10 +369,10 @@ def test_reproduce_never_deletes_or_overwrites_results_it_did_not_make(tmp_path)
 # crash inside a kernel, never taken as it is.
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
+def searched(tmp_path_factory, run, assert_ok):
     """A finished tiny search (5 steps), shared: tests damage a copy of it."""
     out = tmp_path_factory.mktemp("searched") / "s"
-    ok(run(*SEARCH, "--max-steps", "5", "--out", out))
+    assert_ok(run(*SEARCH, "--max-steps", "5", "--out", out))
     return out
 
 
@@ -421,14 +419,15 @@ def edit_json(path, **changes):
     ("extra", 1, "unknown fields extra"),
     ("dataset", "mnist", "not the run's"),
 ])
-def test_resume_refuses_a_tampered_state_record(search_copy, field, value, says):
+def test_resume_refuses_a_tampered_state_record(search_copy, field, value, says, run,
+                                                assert_one_line_error):
     arrays, state = read_state_file(search_copy)
     if value is KeyError:
         state.pop(field)
     else:
         state[field] = value
     write_state_file(search_copy, arrays, state)
-    assert says in one_line_error(run("search", "--resume", search_copy))
+    assert says in assert_one_line_error(run("search", "--resume", search_copy))
 
 
 @pytest.mark.parametrize("change, says", [
@@ -443,11 +442,12 @@ def test_resume_refuses_a_tampered_state_record(search_copy, field, value, says)
     (lambda a: a["current/fc"].__setitem__((0, np.flatnonzero(a["current/fc"][0] == 0)[0]), 1),
      "not of the run's family"),
 ])
-def test_resume_refuses_tampered_weight_arrays_before_any_kernel_runs(search_copy, change, says):
+def test_resume_refuses_tampered_weight_arrays_before_any_kernel_runs(search_copy, change, says,
+                                                                      run, assert_one_line_error):
     arrays, state = read_state_file(search_copy)
     change(arrays)
     write_state_file(search_copy, arrays, state)
-    assert says in one_line_error(run("search", "--resume", search_copy))
+    assert says in assert_one_line_error(run("search", "--resume", search_copy))
 
 
 @pytest.mark.parametrize("field, value, says", [
@@ -467,16 +467,17 @@ def test_resume_refuses_tampered_weight_arrays_before_any_kernel_runs(search_cop
     ("neighbours", KeyError, "lacks or has unknown settings neighbours"),
     ("colour", "red", "unknown settings colour"),
 ])
-def test_resume_refuses_a_tampered_config(search_copy, field, value, says):
+def test_resume_refuses_a_tampered_config(search_copy, field, value, says, run,
+                                          assert_one_line_error):
     edit_json(search_copy / "config.json", **{field: value})
-    assert says in one_line_error(run("search", "--resume", search_copy))
+    assert says in assert_one_line_error(run("search", "--resume", search_copy))
 
 
-def test_resume_refuses_a_config_that_is_not_a_record(search_copy):
+def test_resume_refuses_a_config_that_is_not_a_record(search_copy, run, assert_one_line_error):
     (search_copy / "config.json").write_text("[1, 2]")
-    assert "not the run's settings" in one_line_error(run("search", "--resume", search_copy))
+    assert "not the run's settings" in assert_one_line_error(run("search", "--resume", search_copy))
     (search_copy / "config.json").write_text("[" * 100_000)
-    assert "unreadable" in one_line_error(run("search", "--resume", search_copy))
+    assert "unreadable" in assert_one_line_error(run("search", "--resume", search_copy))
 
 
 @pytest.mark.parametrize("changes, says", [
@@ -487,22 +488,25 @@ def test_resume_refuses_a_config_that_is_not_a_record(search_copy):
     ({"architecture": "car"}, "not a dataset of the car network"),
     ({"family": {"fc": {"-1": 1, "0": 2, "+1": 3}}}, "not of the run's family"),
 ])
-def test_resume_refuses_a_current_checkpoint_not_of_the_run(search_copy, changes, says):
+def test_resume_refuses_a_current_checkpoint_not_of_the_run(search_copy, changes, says, run,
+                                                            assert_one_line_error):
     edit_json(search_copy / "current" / "model.json", **changes)
-    assert says in one_line_error(run("search", "--resume", search_copy))
+    assert says in assert_one_line_error(run("search", "--resume", search_copy))
 
 
-def test_resume_drops_log_lines_whose_step_is_not_a_number(search_copy):
+def test_resume_drops_log_lines_whose_step_is_not_a_number(search_copy, run, assert_ok):
     with open(search_copy / runs.LOG_FILE, "a") as log:
         log.write('{"step": "x"}\n[1]\n7\n')
-    ok(run("search", "--resume", search_copy, "--max-steps", "6"))
+    assert_ok(run("search", "--resume", search_copy, "--max-steps", "6"))
     steps = [json.loads(x)["step"] for x in (search_copy / runs.LOG_FILE).read_text().splitlines()]
     assert steps == list(range(7))
 
 
-def test_resume_of_a_folder_without_a_search_is_a_one_line_error(tmp_path, trained):
-    assert "holds no state.npz" in one_line_error(run("search", "--resume", trained))
-    assert "holds no state.npz" in one_line_error(run("search", "--resume", tmp_path / "none"))
+def test_resume_of_a_folder_without_a_search_is_a_one_line_error(tmp_path, trained, run,
+                                                                 assert_one_line_error):
+    assert "holds no state.npz" in assert_one_line_error(run("search", "--resume", trained))
+    assert "holds no state.npz" in assert_one_line_error(run("search", "--resume",
+                                                             tmp_path / "none"))
 
 
 # Kind 5: integers that are whole but absurd: every integer that reaches the integer arithmetic
@@ -515,16 +519,19 @@ def test_resume_of_a_folder_without_a_search_is_a_one_line_error(tmp_path, train
     ({"layer1.0": 3, "layer2.0": 85599}, "above its bound 85598"),
     ({"layer1.0": 2684355, "layer2.0": 3}, "above its bound 2684354"),
 ])
-def test_a_checkpoint_threshold_beyond_the_integer_bound_is_refused(copy, thresholds, says):
-    edit_json(copy / "model.json", thresholds=thresholds)
-    assert says in one_line_error(run("eval", copy))
+def test_a_checkpoint_threshold_beyond_the_integer_bound_is_refused(trained_copy, thresholds, says,
+                                                                    run, assert_one_line_error):
+    edit_json(trained_copy / "model.json", thresholds=thresholds)
+    assert says in assert_one_line_error(run("eval", trained_copy))
 
 
-def test_a_checkpoint_threshold_at_its_bound_computes_exactly_in_both_tiers(copy):
+@pytest.mark.slow
+def test_a_checkpoint_threshold_at_its_bound_computes_exactly_in_both_tiers(trained_copy, run,
+                                                                            assert_ok):
     limits = checkpoint.threshold_limits("mnist")
-    edit_json(copy / "model.json", thresholds=limits)
-    ok(run("eval", copy))
-    net, _ = checkpoint.load(copy)
+    edit_json(trained_copy / "model.json", thresholds=limits)
+    assert_ok(run("eval", trained_copy))
+    net, _ = checkpoint.load(trained_copy)
     images = data.load_dataset("digits").test.images[:64]
     textbook = in_engine(net, "textbook")
     assert np.array_equal(net.exact_logits(images), textbook.exact_logits(images))
@@ -532,9 +539,10 @@ def test_a_checkpoint_threshold_at_its_bound_computes_exactly_in_both_tiers(copy
 
 @pytest.mark.parametrize("gain, says", [(1e300, "outside [1e-12, 1e12]"),
                                         (1e-300, "outside [1e-12, 1e12]")])
-def test_a_checkpoint_last_gain_beyond_its_bound_is_refused(copy, gain, says):
-    edit_json(copy / "model.json", last_gain=gain)
-    assert says in one_line_error(run("eval", copy))
+def test_a_checkpoint_last_gain_beyond_its_bound_is_refused(trained_copy, gain, says, run,
+                                                            assert_one_line_error):
+    edit_json(trained_copy / "model.json", last_gain=gain)
+    assert says in assert_one_line_error(run("eval", trained_copy))
 
 
 @pytest.mark.parametrize("args", [
@@ -556,16 +564,18 @@ def test_a_checkpoint_last_gain_beyond_its_bound_is_refused(copy, gain, says):
     ["ensemble", "x", "--damage", "swaps", "--damage-seeds", str(10 ** 9)],
     ["car", "drive", "x", "--episodes", str(10 ** 12)],
 ])
-def test_absurd_whole_numbers_are_refused_naming_the_bound(args, tmp_path):
-    line = one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
-                          else run(*args))
+def test_absurd_whole_numbers_are_refused_naming_the_bound(args, tmp_path, run,
+                                                           assert_one_line_error):
+    line = assert_one_line_error(run(*args, "--out", tmp_path / "o")
+                                 if args[0] in ("train", "search") else run(*args))
     assert "range" in line or "bound" in line, line
 
 
-def test_a_state_step_beyond_the_bound_is_refused(search_copy):
+def test_a_state_step_beyond_the_bound_is_refused(search_copy, run, assert_one_line_error):
     arrays, state = read_state_file(search_copy)
     write_state_file(search_copy, arrays, {**state, "step": 2 ** 62, "evaluations": 10 * 2 ** 62})
-    assert "above its bound 1000000000" in one_line_error(run("search", "--resume", search_copy))
+    assert "above its bound 1000000000" in assert_one_line_error(run("search", "--resume",
+                                                                     search_copy))
 
 
 # Kind 2: an output never replaces a file the command reads, a run's file, or (without --force)
@@ -577,84 +587,94 @@ def digest(folder) -> dict:
 
 
 @pytest.mark.parametrize("target", ["model.json", "model.npz", "metrics.json"])
-def test_eval_json_onto_the_checkpoint_or_its_run_is_refused_even_with_force(copy, target):
-    before = digest(copy)
+def test_eval_json_onto_the_checkpoint_or_its_run_is_refused_even_with_force(
+        trained_copy, target, run, assert_one_line_error):
+    before = digest(trained_copy)
     for extra in ([], ["--force"]):
-        line = one_line_error(run("eval", copy, "--json", copy / target, *extra))
+        line = assert_one_line_error(run("eval", trained_copy, "--json", trained_copy / target,
+                                         *extra))
         assert "reads" in line or "file of a run" in line
-    assert digest(copy) == before
+    assert digest(trained_copy) == before
 
 
-def test_eval_json_onto_an_existing_file_needs_force(trained, tmp_path):
+def test_eval_json_onto_an_existing_file_needs_force(trained, tmp_path, run, assert_ok,
+                                                     assert_one_line_error):
     kept = tmp_path / "mine.json"
     kept.write_text("a user's notes")
-    assert "--force" in one_line_error(run("eval", trained, "--json", kept))
+    assert "--force" in assert_one_line_error(run("eval", trained, "--json", kept))
     assert kept.read_text() == "a user's notes"
-    ok(run("eval", trained, "--json", kept, "--force"))
+    assert_ok(run("eval", trained, "--json", kept, "--force"))
     assert json.loads(kept.read_text())["dataset"] == "digits"
-    assert "directory" in one_line_error(run("eval", trained, "--json", tmp_path))
+    assert "directory" in assert_one_line_error(run("eval", trained, "--json", tmp_path))
 
 
-def test_ensemble_json_onto_a_member_is_refused(copy):
-    before = digest(copy)
-    assert "reads" in one_line_error(run("ensemble", copy, "--json", copy / "model.json",
-                                         "--force"))
-    assert digest(copy) == before
+def test_ensemble_json_onto_a_member_is_refused(trained_copy, run, assert_one_line_error):
+    before = digest(trained_copy)
+    assert "reads" in assert_one_line_error(run("ensemble", trained_copy, "--json",
+                                                trained_copy / "model.json", "--force"))
+    assert digest(trained_copy) == before
 
 
-def test_car_drive_outputs_onto_inputs_or_each_other_are_refused_before_driving(copy, tmp_path):
-    before = digest(copy)
-    assert "reads" in one_line_error(run("car", "drive", copy, "--gif", copy / "model.npz"))
-    assert "both name" in one_line_error(run("car", "drive", copy, "--gif", tmp_path / "a",
-                                             "--json", tmp_path / "a"))
+def test_car_drive_outputs_onto_inputs_or_each_other_are_refused_before_driving(
+        trained_copy, tmp_path, run, assert_one_line_error):
+    before = digest(trained_copy)
+    assert "reads" in assert_one_line_error(run("car", "drive", trained_copy, "--gif",
+                                                trained_copy / "model.npz"))
+    assert "both name" in assert_one_line_error(run("car", "drive", trained_copy, "--gif",
+                                                    tmp_path / "a", "--json", tmp_path / "a"))
     (tmp_path / "old.gif").write_bytes(b"GIF89a")
-    assert "--force" in one_line_error(run("car", "drive", copy, "--gif", tmp_path / "old.gif"))
+    assert "--force" in assert_one_line_error(run("car", "drive", trained_copy, "--gif",
+                                                  tmp_path / "old.gif"))
     assert (tmp_path / "old.gif").read_bytes() == b"GIF89a"
-    assert digest(copy) == before
+    assert digest(trained_copy) == before
 
 
-def test_car_record_onto_an_existing_recording_needs_force(tmp_path):
+def test_car_record_onto_an_existing_recording_needs_force(tmp_path, run, assert_one_line_error):
     (tmp_path / "carracing.npz").write_bytes(b"a recording")
-    line = one_line_error(run("car", "record", "--episodes", "3", "--out", tmp_path))
+    line = assert_one_line_error(run("car", "record", "--episodes", "3", "--out", tmp_path))
     assert "already holds a recording" in line and "--force" in line
     assert (tmp_path / "carracing.npz").read_bytes() == b"a recording"
 
 
-def test_bench_json_onto_an_existing_file_is_refused_before_the_benchmark(tmp_path):
+def test_bench_json_onto_an_existing_file_is_refused_before_the_benchmark(tmp_path, run,
+                                                                          assert_one_line_error):
     (tmp_path / "b.json").write_text("{}")
-    assert "--force" in one_line_error(run("bench", "train", "--dataset", "digits", "--json",
-                                           tmp_path / "b.json"))
+    assert "--force" in assert_one_line_error(run("bench", "train", "--dataset", "digits", "--json",
+                                                  tmp_path / "b.json"))
     assert (tmp_path / "b.json").read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_a_backprop_line_onto_a_search_and_a_search_onto_a_backprop_line_are_refused(
-        search_copy, tmp_path):
+        search_copy, tmp_path, run, assert_ok, assert_one_line_error):
     before = digest(search_copy)
-    line = one_line_error(run(*BACKPROP, "--max-steps", "2", "--out", search_copy))
+    line = assert_one_line_error(run(*BACKPROP, "--max-steps", "2", "--out", search_copy))
     assert "holds a search (state.npz)" in line
     assert digest(search_copy) == before
     line_out = tmp_path / "bp"
-    ok(run(*BACKPROP, "--max-steps", "2", "--out", line_out))
+    assert_ok(run(*BACKPROP, "--max-steps", "2", "--out", line_out))
     before = digest(line_out)
-    line = one_line_error(run(*SEARCH, "--max-steps", "2", "--out", line_out))
+    line = assert_one_line_error(run(*SEARCH, "--max-steps", "2", "--out", line_out))
     assert "holds a backprop line" in line
-    line = one_line_error(run(*SEARCH, "--chains", "2", "--max-steps", "2", "--out", line_out))
+    line = assert_one_line_error(run(*SEARCH, "--chains", "2", "--max-steps", "2", "--out",
+                                     line_out))
     assert "holds a backprop line" in line
     assert digest(line_out) == before
 
 
-def test_a_search_into_a_trained_run_and_a_train_into_a_search_are_refused(copy, search_copy):
-    before = digest(copy)
-    line = one_line_error(run("search", "--checkpoint", copy, "--neighbours", "10",
-                              "--max-steps", "2", "--out", copy))
+def test_a_search_into_a_trained_run_and_a_train_into_a_search_are_refused(
+        trained_copy, search_copy, run, assert_one_line_error):
+    before = digest(trained_copy)
+    line = assert_one_line_error(run("search", "--checkpoint", trained_copy, "--neighbours", "10",
+                                     "--max-steps", "2", "--out", trained_copy))
     assert "holds a trained run (model.npz)" in line
-    assert digest(copy) == before
+    assert digest(trained_copy) == before
     before = digest(search_copy)
     for extra in ([], ["--force"]):
-        assert "holds a search" in one_line_error(run("train", *TINY, "--out", search_copy,
-                                                      *extra))
-    assert "holds a search" in one_line_error(run(*SEARCH, "--chains", "2", "--max-steps", "2",
-                                                  "--out", search_copy))
+        assert "holds a search" in assert_one_line_error(run("train", *TINY, "--out", search_copy,
+                                                             *extra))
+    assert "holds a search" in assert_one_line_error(run(*SEARCH, "--chains", "2", "--max-steps",
+                                                         "2", "--out", search_copy))
     assert digest(search_copy) == before
 
 
@@ -684,23 +704,24 @@ def test_a_search_into_a_trained_run_and_a_train_into_a_search_are_refused(copy,
     (["train", *TINY, "--lr-binary", "0.1"], "--lr-binary has no effect with --epochs-binary 0"),
     (["train", *TINY, "--gain-grad-scale", "none"], "--gain-grad-scale has no effect"),
 ])
-def test_an_option_without_effect_is_refused(args, says, tmp_path):
-    assert says in one_line_error(run(*args, "--out", tmp_path / "o"))
+def test_an_option_without_effect_is_refused(args, says, tmp_path, run, assert_one_line_error):
+    assert says in assert_one_line_error(run(*args, "--out", tmp_path / "o"))
     assert not (tmp_path / "o").exists()
 
 
-def test_idle_options_of_ensemble_drive_bench_and_reproduce_are_refused(trained, tmp_path):
-    assert "--amount has no effect without --damage" in one_line_error(
+def test_idle_options_of_ensemble_drive_bench_and_reproduce_are_refused(trained, tmp_path, run,
+                                                                        assert_one_line_error):
+    assert "--amount has no effect without --damage" in assert_one_line_error(
         run("ensemble", trained, "--amount", "5"))
-    assert "--damage-seeds has no effect without --damage" in one_line_error(
+    assert "--damage-seeds has no effect without --damage" in assert_one_line_error(
         run("ensemble", trained, "--damage-seeds", "2"))
-    assert "--gif-every has no effect without --gif" in one_line_error(
+    assert "--gif-every has no effect without --gif" in assert_one_line_error(
         run("car", "drive", trained, "--gif-every", "3"))
-    assert "--confirm has no effect with --screen-images 0" in one_line_error(
+    assert "--confirm has no effect with --screen-images 0" in assert_one_line_error(
         run("bench", "search", "--dataset", "digits", "--screen-images", "0", "--confirm", "3"))
     for figure in ("fig8a", "fig2a", "ens-mnist80"):
-        line = one_line_error(run("reproduce", figure, "--quick", "--checkpoint", trained,
-                                  "--out", tmp_path / "r"))
+        line = assert_one_line_error(run("reproduce", figure, "--quick", "--checkpoint", trained,
+                                         "--out", tmp_path / "r"))
         assert "--checkpoint would have no effect" in line
     assert not (tmp_path / "r").exists()
 
@@ -711,8 +732,9 @@ def test_idle_options_of_ensemble_drive_bench_and_reproduce_are_refused(trained,
     ("swaps", "1e9", "not a whole number of swaps in 0..100000"),
     ("delete", "1.5", "a deleted fraction must be in [0, 1]"),
 ])
-def test_damage_amounts_mean_what_they_say(trained, kind, amount, says):
-    assert says in one_line_error(run("ensemble", trained, "--damage", kind, "--amount", amount))
+def test_damage_amounts_mean_what_they_say(trained, kind, amount, says, run, assert_one_line_error):
+    assert says in assert_one_line_error(run("ensemble", trained, "--damage", kind, "--amount",
+                                             amount))
 
 
 def test_whole_swaps_given_as_decimals_are_the_same_swaps(trained):
@@ -737,9 +759,9 @@ def test_whole_swaps_given_as_decimals_are_the_same_swaps(trained):
     ["car", "record", "--seed", "-1"],
     ["car", "expert", "--seed", "-5"],
 ])
-def test_a_negative_seed_is_a_one_line_error(args, tmp_path):
-    line = one_line_error(run(*args, "--out", tmp_path / "o") if args[0] in ("train", "search")
-                          else run(*args))
+def test_a_negative_seed_is_a_one_line_error(args, tmp_path, run, assert_one_line_error):
+    line = assert_one_line_error(run(*args, "--out", tmp_path / "o")
+                                 if args[0] in ("train", "search") else run(*args))
     assert "--seed" in line and "0<=x<=4294967295" in line
 
 
@@ -761,8 +783,9 @@ def full_disk(monkeypatch):
     monkeypatch.setattr(files.os, "fdopen", to_dev_full)
 
 
-def test_a_full_disk_during_train_and_eval_json_is_one_line_and_leaves_nothing(full_disk,
-                                                                              trained, tmp_path):
+@pytest.mark.slow
+def test_a_full_disk_during_train_and_eval_json_is_one_line_and_leaves_nothing(full_disk, trained,
+                                                                               tmp_path, run):
     line = ends_in_one_line_error(run("train", *TINY, "--out", tmp_path / "t"))
     assert "No space left on device" in line
     assert not [p for p in (tmp_path / "t").iterdir() if p.name != files.LOCK_FILE]
@@ -771,18 +794,19 @@ def test_a_full_disk_during_train_and_eval_json_is_one_line_and_leaves_nothing(f
     assert list(tmp_path.glob("*e.json*")) == []
 
 
-def test_gif_and_json_paths_are_checked_before_the_drive(trained, tmp_path, monkeypatch):
+def test_gif_and_json_paths_are_checked_before_the_drive(trained, tmp_path, monkeypatch, run,
+                                                         assert_one_line_error):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert "a file stands where" in one_line_error(run("car", "drive", trained, "--gif",
-                                                       blocker / "a.gif"))
-    assert "directory" in one_line_error(run("car", "drive", trained, "--gif", tmp_path))
+    assert "a file stands where" in assert_one_line_error(run("car", "drive", trained, "--gif",
+                                                              blocker / "a.gif"))
+    assert "directory" in assert_one_line_error(run("car", "drive", trained, "--gif", tmp_path))
     files.check_outputs({"--gif": tmp_path / "new" / "deeper" / "a.gif"})    # made when written
     real_access = os.access                                 # (as root, every folder is writable)
     monkeypatch.setattr(files.os, "access",
                         lambda path, mode: not mode & os.W_OK and real_access(path, mode))
-    assert "read-only" in one_line_error(run("car", "drive", trained, "--gif",
-                                             tmp_path / "a.gif"))
+    assert "read-only" in assert_one_line_error(run("car", "drive", trained, "--gif",
+                                                    tmp_path / "a.gif"))
 
 
 def cli_subprocess(args, env=None, cwd=None):
@@ -798,6 +822,7 @@ def assert_subprocess_one_line_error(proc) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["0", "abc", "-2", "", "1.5", "100000"])
 def test_a_bad_numba_num_threads_is_a_one_line_error(value):
     line = assert_subprocess_one_line_error(cli_subprocess(["--version"],
@@ -805,6 +830,7 @@ def test_a_bad_numba_num_threads_is_a_one_line_error(value):
     assert "NUMBA_NUM_THREADS" in line and "1..4096" in line
 
 
+@pytest.mark.slow
 def test_an_unwritable_numba_cache_dir_is_a_one_line_error(tmp_path):
     (tmp_path / "file").write_text("x")
     line = assert_subprocess_one_line_error(cli_subprocess(
@@ -812,6 +838,7 @@ def test_an_unwritable_numba_cache_dir_is_a_one_line_error(tmp_path):
     assert "NUMBA_CACHE_DIR" in line
 
 
+@pytest.mark.slow
 def test_a_read_only_install_still_runs(trained, tmp_path):
     """Numba can write its cache neither beside the package nor in the user's cache (a file
     stands in both places: as root, permissions alone would not stop it)."""
@@ -862,14 +889,15 @@ GOOD_SPLITS = {"train": [0, 1], "validation": [2], "test": [3]}
     ({"train": [0, 1.5], "validation": [2], "test": [3]}, "not a list of episode indices"),
     ({"train": [0, 1], "validation": [2]}, "no \"splits\" naming"),
 ])
-def test_a_recording_with_leakage_or_an_empty_split_is_refused(tmp_path, splits, says):
+def test_a_recording_with_leakage_or_an_empty_split_is_refused(tmp_path, splits, says, run,
+                                                               assert_one_line_error):
     folder = write_recording(tmp_path / "car", splits)
     with pytest.raises(data.MinisenseError, match=None) as e:
         data.load_dataset("carracing", folder)
     assert says in str(e.value)
-    assert says in one_line_error(run("search", "--init", "random", "--sparsity", "80",
-                                      "--dataset", "carracing", "--data-dir", folder,
-                                      "--max-steps", "1", "--out", tmp_path / "s"))
+    assert says in assert_one_line_error(run("search", "--init", "random", "--sparsity", "80",
+                                             "--dataset", "carracing", "--data-dir", folder,
+                                             "--max-steps", "1", "--out", tmp_path / "s"))
 
 
 def test_a_sound_made_up_recording_loads_split_by_episode(tmp_path):
@@ -877,12 +905,15 @@ def test_a_sound_made_up_recording_loads_split_by_episode(tmp_path):
     assert (len(car.train.labels), len(car.validation.labels), len(car.test.labels)) == (12, 6, 6)
 
 
-def test_swaps_in_a_dense_member_are_refused_naming_the_layer(tmp_path):
+@pytest.mark.slow
+def test_swaps_in_a_dense_member_are_refused_naming_the_layer(tmp_path, run, assert_ok,
+                                                              assert_one_line_error):
     dense = tmp_path / "dense"
-    ok(run("train", *TINY, "--sparsity", "0", "--epochs-prune", "0", "--out", dense))
-    line = one_line_error(run("ensemble", dense, "--damage", "swaps", "--amount", "1"))
+    assert_ok(run("train", *TINY, "--sparsity", "0", "--epochs-prune", "0", "--out", dense))
+    line = assert_one_line_error(run("ensemble", dense, "--damage", "swaps", "--amount", "1"))
     assert "layer layer1.0 has no zero weight" in line and "--damage delete" in line
-    ok(run("ensemble", dense, "--damage", "delete", "--amount", "0.1", "--damage-seeds", "1"))
+    assert_ok(run("ensemble", dense, "--damage", "delete", "--amount", "0.1", "--damage-seeds",
+                  "1"))
 
 
 # The fuzz test: each field of a state file, a checkpoint and a recording mutated in turn. Every
@@ -948,6 +979,7 @@ class Tally:
 FUZZ = {}
 
 
+@pytest.mark.slow
 def test_fuzz_every_field_of_a_state_file(searched, tmp_path, monkeypatch):
     tally = Tally()
     intact = pathlib.Path(shutil.copytree(searched, tmp_path / "intact"))
@@ -991,6 +1023,7 @@ def _family_of(weights):
     return {k: (int((w == -1).sum()), int((w == 0).sum())) for k, w in weights.items()}
 
 
+@pytest.mark.slow
 def test_fuzz_every_field_of_a_checkpoint(trained, tmp_path):
     tally = Tally()
     images = data.load_dataset("digits").test.images[:20]
@@ -1053,10 +1086,11 @@ def test_fuzz_every_field_of_a_recording(tmp_path):
     print(f"\nrecording fuzz: {tally.files} mutated files, {tally.counts}")
 
 
-def test_data_dir_with_digits_and_eval_json_onto_a_data_file_are_refused(trained, tmp_path):
-    assert "--data-dir has no effect with --dataset digits" in one_line_error(
+def test_data_dir_with_digits_and_eval_json_onto_a_data_file_are_refused(trained, tmp_path, run,
+                                                                         assert_one_line_error):
+    assert "--data-dir has no effect with --dataset digits" in assert_one_line_error(
         run("train", *TINY, "--data-dir", tmp_path, "--out", tmp_path / "t"))
-    assert "--data-dir has no effect" in one_line_error(
+    assert "--data-dir has no effect" in assert_one_line_error(
         run(*SEARCH, "--data-dir", tmp_path, "--out", tmp_path / "s"))
     folder = write_recording(tmp_path / "car", GOOD_SPLITS)
     car_net = random_network("car", 80, 0, data.load_dataset("carracing", folder).train.images)

@@ -1,5 +1,6 @@
 """The package's layering: no import cycle between its modules, and no module importing another of
-them inside a function (a hidden cycle); heavy optional third-party imports may stay lazy."""
+them inside a function (a hidden cycle); heavy optional third-party imports may stay lazy. The
+tests' own layering: no test module imports another, nor conftest.py."""
 
 import ast
 import pathlib
@@ -10,6 +11,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = ("minisense", "cli")
 SOURCES = sorted(p for package in PROJECT for p in (ROOT / package).rglob("*.py"))
 TESTS = sorted((ROOT / "tests").glob("*.py"))
+# What a module in tests/ may not import: a test module, or conftest.py (pytest loads it itself).
+# helpers.py, plain constants and no tests, may be imported.
+TEST_MODULES = {p.stem for p in TESTS if p.stem.startswith("test_") or p.stem == "conftest"}
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -89,3 +93,29 @@ def test_no_project_module_is_imported_inside_a_function(path):
               for top in tree.body if not isinstance(top, (ast.Import, ast.ImportFrom))
               for node in ast.walk(top) if project_imports(node, module_name(path))]
     assert not inside, f"{path.name} imports project modules below its top level: {inside}"
+
+
+def imported_modules(tree: ast.AST) -> set[str]:
+    """The top-level names of the modules every import statement in ``tree`` names, at any depth
+    (``from a.b import c`` names ``a``; ``from . import c``, with no module, names ``c``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+    return names
+
+
+def test_no_test_module_imports_another_test_module_or_conftest():
+    """What test modules share is a fixture in conftest.py (or a constant in helpers.py). An
+    import ties one file's tests to another's internals, and fails under pytest's importlib
+    import mode, where test modules cannot import each other by name."""
+    assert imported_modules(ast.parse("import test_cli\ndef f():\n    from conftest import x\n"
+                                      "from helpers import TINY")) == \
+        {"test_cli", "conftest", "helpers"}                     # the check sees them all
+    found = {path.name: sorted(imported_modules(ast.parse(path.read_text())) & TEST_MODULES
+                               - {path.stem})
+             for path in TESTS}
+    assert not {name: modules for name, modules in found.items() if modules}, \
+        "test modules import other test modules (share a fixture in conftest.py instead)"

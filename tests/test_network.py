@@ -7,16 +7,6 @@ from minisense.errors import MinisenseError
 from minisense.network import INPUT_SCALE, binarize, build_network, exact_logits
 
 
-def sparse_binary(architecture, seed, sparsity=0.8):
-    net = build_network(architecture, seed)
-    rng = np.random.default_rng(seed)
-    for layer in net.weighted.values():
-        layer.mask = (rng.random(layer.weight.shape) >= sparsity).astype(np.float32)
-        layer.weight *= layer.mask
-    binarize(net)
-    return net
-
-
 @pytest.mark.parametrize("architecture,shape,names,flat", [
     ("mnist", (28, 28), ["layer1.0", "layer2.0", "fc"], 1568),
     ("car", (32, 32), ["layer1.0", "layer2.0", "fc1", "fc2"], 576),
@@ -55,7 +45,7 @@ def test_binarize_gives_ternary_weights_integer_thresholds_and_keeps_zeros(archi
 
 
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_exact_integer_logits_match_the_float_forward(architecture):
+def test_exact_integer_logits_match_the_float_forward(architecture, sparse_binary):
     net = sparse_binary(architecture, 2)
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (64, *net.input_shape), dtype=np.uint8)
@@ -66,38 +56,8 @@ def test_exact_integer_logits_match_the_float_forward(architecture):
                                atol=1e-3 * np.abs(real).max())
 
 
-def integer_oracle(net, image):
-    """int64 arithmetic written out layer by layer with direct convolution sums, one image."""
-    w = net.ternary_weights()
-    h = image.astype(np.int64)[:, :, None]
-    limit = None
-    for m in net.modules:
-        kind = type(m).__name__
-        if kind == "Conv2d":
-            p, k = m.padding, m.kernel
-            hp = np.pad(h, ((p, p), (p, p), (0, 0)))
-            ho, wo = hp.shape[0] - k + 1, hp.shape[1] - k + 1
-            out = np.zeros((ho, wo, w[m.name].shape[0]), dtype=np.int64)
-            for a in range(ho):
-                for b in range(wo):
-                    patch = hp[a:a + k, b:b + k, :].transpose(2, 0, 1)
-                    out[a, b] = (w[m.name] * patch[None]).sum(axis=(1, 2, 3))
-            h, limit = out, net.thresholds.get(m.name)
-        elif kind == "MaxPool2d":
-            k = m.k
-            hh, ww = h.shape[0] // k, h.shape[1] // k
-            h = h[:hh * k, :ww * k].reshape(hh, k, ww, k, -1).max(axis=(1, 3))
-        elif kind == "HardTanh":
-            h = np.clip(h, -limit, limit)
-        elif kind == "Flatten":
-            h = h.transpose(2, 0, 1).ravel()
-        else:
-            h, limit = w[m.name].astype(np.int64) @ h, net.thresholds.get(m.name)
-    return h
-
-
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
-def test_exact_logits_equal_a_plain_integer_loop(architecture):
+def test_exact_logits_equal_a_plain_integer_loop(architecture, sparse_binary, integer_oracle):
     net = sparse_binary(architecture, 3)
     images = np.random.default_rng(3).integers(0, 256, (2, *net.input_shape), dtype=np.uint8)
     z = exact_logits(net, images)
@@ -105,7 +65,7 @@ def test_exact_logits_equal_a_plain_integer_loop(architecture):
         assert np.array_equal(row, integer_oracle(net, image))
 
 
-def test_exact_logits_stay_exact_when_sums_pass_2_to_the_24():
+def test_exact_logits_stay_exact_when_sums_pass_2_to_the_24(sparse_binary, integer_oracle):
     """With huge thresholds float32 would round; exact_logits must switch to float64."""
     net = sparse_binary("mnist", 4, sparsity=0.0)
     net.thresholds = {name: 10**6 for name in net.thresholds}
@@ -117,7 +77,7 @@ def test_exact_logits_stay_exact_when_sums_pass_2_to_the_24():
     assert np.array_equal(exact_logits(net, image[None])[0], expected)
 
 
-def test_family_counts_add_up_to_layer_sizes():
+def test_family_counts_add_up_to_layer_sizes(sparse_binary):
     net = sparse_binary("mnist", 5)
     for name, counts in net.family().items():
         assert sum(counts.values()) == net.weighted[name].weight.size

@@ -37,6 +37,7 @@ def tiny():
     return Dataset("tiny", split(200), split(60), split(60), 10, "test fixture")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prune_every", ["batch", "epoch"])
 @pytest.mark.parametrize("pruning", ["global", "layer"])
 @pytest.mark.parametrize("sparsity", [0, 50, 87, 95])
@@ -67,6 +68,7 @@ def test_gradual_pruning_reaches_k_over_n2_of_the_target_after_epoch_k(tiny):
         assert zeros == round(total * 0.9 * k / 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruning", ["global", "layer"])
 def test_pruning_every_batch_follows_the_same_schedule_to_the_exact_zeros(tiny, pruning):
     # 200 images at batch 50: 4 batches per epoch, so after batch i of epoch e the mask holds
@@ -117,6 +119,7 @@ def test_pruning_removes_the_lowest_magnitudes_and_masks_only_grow():
         assert np.all(layer.mask <= first[n])
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_bit_for_bit(tiny):
     config = PsirenConfig(sparsity=80, epochs=TINY_EPOCHS, batch_size=50, seed=7)
     a, _ = psiren(tiny, config)
@@ -132,6 +135,7 @@ def _same_network(a, b) -> bool:
             and a.thresholds == b.thresholds)
 
 
+@pytest.mark.slow
 def test_runs_sharing_step_1_equal_runs_that_train_it_bit_for_bit(tiny, tmp_path):
     """The sparsity sweep trains step 1 once per seed; every level must still get exactly the
     network it would get alone, whether it saved step 1 or read it back."""
@@ -156,6 +160,7 @@ def test_runs_sharing_step_1_equal_runs_that_train_it_bit_for_bit(tiny, tmp_path
         assert _same_network(net, psiren(tiny, config)[0])
 
 
+@pytest.mark.slow
 def test_lsq_scaling_keeps_step_4_gains_stable_on_a_dense_ternary_network(tiny):
     """At 0% sparsity every weight is kept, so a gain's gradient sums the most terms; unscaled,
     the gains run away (on MNIST: over 100-fold in 15 batches, loss 0.48 -> 24). LSQ's
@@ -172,6 +177,7 @@ def test_lsq_scaling_keeps_step_4_gains_stable_on_a_dense_ternary_network(tiny):
     assert max(step4_losses("none")) > 5                 # the failure the scaling removes
 
 
+@pytest.mark.slow
 def test_psiren_learns_the_tiny_task(tiny):
     config = PsirenConfig(sparsity=80, epochs={"dense": 4, "prune": 2, "sparse": 2, "binary": 4},
                           batch_size=20)
@@ -185,6 +191,7 @@ def test_sparsity_outside_0_100_is_a_one_line_error(tiny, sparsity):
         psiren(tiny, PsirenConfig(sparsity=sparsity))
 
 
+@pytest.mark.slow
 def test_binary_fine_tuning_stays_in_float32(tiny):
     """Step 4 learns the gains under a cosine rate; a NumPy float64 gain would quietly promote
     every later forward and backward pass to float64 (three times slower), so the gains must stay
@@ -242,6 +249,7 @@ def test_pruning_selection_is_the_stable_argsort_one_ties_and_all():
         assert np.array_equal(kept, oracle)
 
 
+@pytest.mark.slow
 def test_the_textbook_engine_runs_algorithm_1_and_follows_the_fast_one(tiny):
     """The same algorithm on either tier: the same zeros, ternary weights, and losses equal to
     float32 rounding (the tiers sum the same products in other orders)."""

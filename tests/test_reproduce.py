@@ -14,45 +14,18 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import PNG_MAGIC
 
 from minisense import checkpoint, data, experiments, reproduce, sweep
 from minisense.network import exact_logits
 from minisense.swaps import apply_swap
-from minisense_cli.main import main
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TWO_EPOCHS = {"dense": 1, "prune": 1, "sparse": 0, "binary": 0}
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env)
-
-
-def assert_one_line_error(result):
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     return tmp_path_factory.mktemp("reproduce")
-
-
-def quick(out, figure, *extra):
-    """Run one figure with --quick through the CLI; return its JSON after checking the files."""
-    result = run("reproduce", figure, "--quick", "--out", out, *extra)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    folder = out / figure
-    record = json.loads((folder / f"{figure}.json").read_text())
-    assert (folder / record["png"]).read_bytes()[:8] == PNG_MAGIC
-    assert record["summary"] in result.output and record["quick"] is True
-    assert record["command"].startswith(f"minisense reproduce {figure} --quick --seed 0")
-    assert record["seed"] == 0 and record["results"]
-    return record
 
 
 def digits_accuracy(net, split="test"):
@@ -62,7 +35,8 @@ def digits_accuracy(net, split="test"):
 
 # -- Figs. 2 and 12 ------------------------------------------------------------------------------
 
-def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out):
+@pytest.mark.slow
+def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out, quick):
     record = quick(out, "fig2a")
     r = record["results"]
     assert r["sparsity"] == [0, 90] and r["seeds"] == [0, 1]
@@ -83,7 +57,9 @@ def test_sparsity_figures_plot_the_test_accuracy_of_every_run_they_trained(out):
 
 # -- Figs. 3 and 9: first-neighbour histograms ---------------------------------------------------
 
-def test_histogram_figure_holds_each_neighbours_accuracy_as_a_full_forward_pass_gives_it(out):
+@pytest.mark.slow
+def test_histogram_figure_holds_each_neighbours_accuracy_as_a_full_forward_pass_gives_it(out,
+                                                                                         quick):
     record = quick(out, "fig3")
     net, _ = checkpoint.load(out / "psiren" / "digits-p90-quick")
     original = digits_accuracy(net)
@@ -105,7 +81,7 @@ def test_histogram_figure_holds_each_neighbours_accuracy_as_a_full_forward_pass_
     assert f"original test {100 * original:.2f}%" in record["summary"]
 
 
-def test_car_figures_without_a_recording_say_so_in_one_line(tmp_path):
+def test_car_figures_without_a_recording_say_so_in_one_line(tmp_path, run, assert_one_line_error):
     empty = {"MINISENSE_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
     for figure in ("fig2b", "fig8b", "fig9", "fig10"):
         line = assert_one_line_error(run("reproduce", figure, "--quick", "--out", tmp_path,
@@ -113,6 +89,7 @@ def test_car_figures_without_a_recording_say_so_in_one_line(tmp_path):
         assert figure in line and "car" in line and "minisense car record" in line
 
 
+@pytest.mark.slow
 def test_car_figures_run_their_generic_code_on_digits(out):
     """fig9: every layer of the network; fig10: the last layer; same code as the car will use."""
     r9 = reproduce.run("fig9", quick=True, out=out, dataset="digits")
@@ -129,9 +106,10 @@ def test_car_figures_run_their_generic_code_on_digits(out):
 
 # -- Figs. 4, 10, 11: maps -----------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("figure, methods", [("fig4", ["tsne"]), ("fig11", ["lle", "isomap"])])
 def test_map_figures_hold_coordinates_and_accuracy_of_the_original_and_each_neighbour(
-        out, figure, methods):
+        out, figure, methods, quick):
     r = quick(out, figure)["results"]
     assert r["point_0_is_the_original"] and list(r["layers"]) == ["layer1.0", "fc"]
     for d in r["layers"].values():
@@ -143,7 +121,9 @@ def test_map_figures_hold_coordinates_and_accuracy_of_the_original_and_each_neig
 
 # -- Fig. 5: the climb ---------------------------------------------------------------------------
 
-def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recomputed_exactly(out):
+@pytest.mark.slow
+def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recomputed_exactly(out,
+                                                                                            quick):
     r = quick(out, "fig5")["results"]
     moves = [s for s in r["steps"] if s["accepted"]]
     along = r["accuracy_along_path"]
@@ -168,7 +148,8 @@ def test_climb_figure_path_follows_accepted_moves_whose_test_accuracy_is_recompu
         assert digits_accuracy(net) == expected
 
 
-def test_short_climb_figure_starts_from_its_own_short_budget_network(out):
+@pytest.mark.slow
+def test_short_climb_figure_starts_from_its_own_short_budget_network(out, quick):
     r = quick(out, "fig5short")["results"]
     path = pathlib.Path(r["network"]["checkpoint"])
     assert path.name == "digits-p90-short-quick"
@@ -182,10 +163,11 @@ def test_short_climb_figure_starts_from_its_own_short_budget_network(out):
 
 # -- Figs. 6-8: SENSE from a random network ------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("figure, layers", [("fig6", None), ("fig7", {"fc"}),
                                             ("fig8a", None)])
 def test_search_figures_hold_sense_and_backprop_curves_from_the_same_network(out, figure,
-                                                                           layers):
+                                                                           layers, quick):
     r = quick(out, figure)["results"]
     steps, backprop = r["steps"], r["backprop"]
     assert steps[0]["step"] == 0 and len(steps) == r["search"]["steps"] + 1
@@ -200,6 +182,7 @@ def test_search_figures_hold_sense_and_backprop_curves_from_the_same_network(out
         assert [s["layer"] for s in steps[1:]] == ["layer1.0"] * 2 + ["layer2.0"] * 2 + ["fc"] * 2
 
 
+@pytest.mark.slow
 def test_a_killed_search_figure_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path):
     import contextlib
 
@@ -236,7 +219,7 @@ def test_a_killed_search_figure_resumes_and_ends_where_an_uninterrupted_one_does
     (["fig3", "--scheduler", "tcp://localhost:1"], ["--backend dask"]),
     (["fig3", "--jobs", "0"], ["--jobs"]),
 ])
-def test_bad_reproduce_input_is_one_line_error(tmp_path, args, words):
+def test_bad_reproduce_input_is_one_line_error(tmp_path, args, words, run, assert_one_line_error):
     line = assert_one_line_error(run("reproduce", *args, "--out", tmp_path))
     for word in words:
         assert word in line
@@ -244,6 +227,7 @@ def test_bad_reproduce_input_is_one_line_error(tmp_path, args, words):
 
 # -- Dask ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dask_backend_gives_the_joblib_results_for_the_same_seeds(out, tmp_path):
     """p-SIREN runs (float training) and first-neighbour chunks, on one process, on two joblib
     worker processes and on a local Dask cluster whose two threads share this process: the same

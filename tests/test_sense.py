@@ -7,18 +7,12 @@ import numpy as np
 import pytest
 
 from minisense import checkpoint, runs, sense
-from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import build_network, exact_logits
 from minisense.runs import random_network
 from minisense.sense import SenseConfig, layer_at
 from minisense.textbook import sense as textbook
 from minisense.textbook.delta import score_logits
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def small_config(**overrides):
@@ -61,6 +55,7 @@ def test_random_schedule_with_layer_weights_picks_layers_at_their_odds():
          for t in range(50)]
 
 
+@pytest.mark.slow
 def test_by_default_the_first_conv_layer_keeps_its_start_and_listed_layers_are_searched(
         digits, tmp_path):
     run = runs.start(small_config(max_steps=30), tmp_path / "r", "digits", sparsity=80)
@@ -72,6 +67,7 @@ def test_by_default_the_first_conv_layer_keeps_its_start_and_listed_layers_are_s
     assert run.layers == ["layer1.0", "layer2.0", "fc"]
 
 
+@pytest.mark.slow
 def test_fc_schedule_only_touches_fully_connected_layers(digits, tmp_path):
     run = runs.start(small_config(schedule="fc", max_steps=10), tmp_path / "r", "digits",
                       sparsity=80)
@@ -81,6 +77,7 @@ def test_fc_schedule_only_touches_fully_connected_layers(digits, tmp_path):
     assert np.array_equal(before["layer2.0"], run.fit.weights["layer2.0"])
 
 
+@pytest.mark.slow
 def test_search_climbs_keeps_families_and_its_evaluators_agree_with_a_full_forward(digits,
                                                                                  tmp_path):
     run = runs.start(small_config(max_steps=60), tmp_path / "r", "digits", sparsity=80)
@@ -100,6 +97,7 @@ def test_search_climbs_keeps_families_and_its_evaluators_agree_with_a_full_forwa
             "test_accuracy", "seconds"} <= set(lines[-1])
 
 
+@pytest.mark.slow
 def test_best_network_is_chosen_by_validation_accuracy(digits, tmp_path):
     run = runs.start(small_config(max_steps=60), tmp_path / "r", "digits", sparsity=80)
     run.run()
@@ -110,6 +108,7 @@ def test_best_network_is_chosen_by_validation_accuracy(digits, tmp_path):
     assert net.accuracy(digits.validation.images, digits.validation.labels) == best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", [
     dict(max_steps=50, fitness="accuracy", neighbours=15),
     dict(max_steps=50, neighbours=15, train_images=600, screen_images=128,      # screened
@@ -140,6 +139,7 @@ def test_resume_after_a_kill_reaches_exactly_the_uninterrupted_network(digits, t
     assert steps == list(range(51))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     (dict(neighbours=0), "neighbours K must be >= 1"),
     (dict(layers=["layer9"]), "layer 'layer9' of --layer is not in the mnist network"),
@@ -181,6 +181,7 @@ def test_random_init_sparsity_that_leaves_no_zero_is_refused(digits, tmp_path):
         runs.start(small_config(), tmp_path / "r", "digits", sparsity=99.99)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fitness", ["margin", "accuracy"])
 def test_unscreened_search_is_the_textbook_hill_climb_on_whole_forward_passes(digits, tmp_path,
                                                                              fitness):
@@ -206,6 +207,7 @@ RECORD_KEYS = ("step", "layer", "neighbours", "confirmed", "accepted", "fitness"
                "train_accuracy", "validation_accuracy", "test_accuracy")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fitness", ["margin", "accuracy"])
 def test_the_fast_and_the_textbook_engine_write_the_same_run_record_for_record(digits, tmp_path,
                                                                               fitness):
@@ -233,6 +235,7 @@ def test_the_fast_and_the_textbook_engine_write_the_same_run_record_for_record(d
     assert saved["textbook"] == {**saved["fast"], "engine": "textbook"}
 
 
+@pytest.mark.slow
 def test_a_search_in_memory_writes_nothing_and_gives_the_folder_run_s_records(digits, tmp_path,
                                                                              monkeypatch):
     cfg = small_config(max_steps=20, neighbours=10, train_images=200)
@@ -249,6 +252,7 @@ def test_a_search_in_memory_writes_nothing_and_gives_the_folder_run_s_records(di
         [[r[k] for k in RECORD_KEYS if k in r] for r in written]
 
 
+@pytest.mark.slow
 def test_screened_search_records_whole_set_fitness_and_keeps_the_family(digits, tmp_path):
     cfg = small_config(max_steps=40, neighbours=20, train_images=600, screen_images=128,
                        screen_by_layer={}, confirm=3, fitness="margin")
@@ -274,6 +278,7 @@ def test_screened_search_records_whole_set_fitness_and_keeps_the_family(digits, 
     assert hood["confirmed"].sum() == 3 and np.isnan(hood["fitness"][~hood["confirmed"]]).all()
 
 
+@pytest.mark.slow
 def test_staged_confirmation_moves_only_on_whole_set_gains_and_may_find_no_candidate(digits,
                                                                                     tmp_path):
     cfg = small_config(max_steps=80, neighbours=20, train_images=0, screen_images=128,
@@ -291,6 +296,7 @@ def test_staged_confirmation_moves_only_on_whole_set_gains_and_may_find_no_candi
     assert records[-1]["fitness"] == margin / (len(labels) * run.config.margin_clip)
 
 
+@pytest.mark.slow
 def test_a_layer_is_screened_on_its_own_slice_only_when_that_is_smaller_than_the_set(digits,
                                                                                      tmp_path):
     cfg = small_config(max_steps=1, train_images=600, screen_images=128, confirm=3,
@@ -307,6 +313,7 @@ def test_a_layer_is_screened_on_its_own_slice_only_when_that_is_smaller_than_the
     assert run.screen_size("layer2.0") == 0
 
 
+@pytest.mark.slow
 def test_unscreened_search_replays_the_committed_fig7_run_record_for_record(tmp_path):
     """The search without screening is the search that made reference_outputs/fig7: the same
     moves, fitness and accuracies at every one of its 90 steps (fc only, so it is quick)."""

@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 import pytest
-from test_fast_delta import stroke_images
+from helpers import LAYERS
 from threadpoolctl import threadpool_limits
 
 from minisense.errors import MinisenseError
@@ -20,35 +20,43 @@ SWAPS_PER_LAYER = 300            # textbook against fast
 FULL_FORWARD_SWAPS = 6           # textbook against the full forward pass (slow)
 IMAGES = 16
 MARGIN_CLIP = 20000            # the cases' margins run from -90000 to 40000: some clip
-LAYERS = {"mnist": ["layer1.0", "layer2.0", "fc"], "car": ["layer1.0", "layer2.0", "fc1", "fc2"]}
 BY_LAYER = [(a, name) for a in sorted(LAYERS) for name in LAYERS[a]]
 
 
-@functools.cache
-def make_case(architecture):
-    """A random 80%-sparse binary network (thresholds calibrated on the images, so part of every
-    hidden layer saturates), its images and labels; built once per architecture."""
-    rng = np.random.default_rng(len(architecture))
-    layout = build_network(architecture, 0)
-    images = stroke_images(layout.input_shape, IMAGES, rng, noise=40)
-    labels = rng.integers(0, layout.num_classes, IMAGES)
-    with threadpool_limits(1):
-        net = random_network(architecture, 80, 1, images)
-    return net, images, labels
+@pytest.fixture(scope="module")
+def make_case(stroke_images):
+    """make_case(architecture) -> (net, images, labels): a random 80%-sparse binary network
+    (thresholds calibrated on the images, so part of every hidden layer saturates), its images
+    and labels; built once per architecture."""
+    @functools.cache
+    def make(architecture):
+        rng = np.random.default_rng(len(architecture))
+        layout = build_network(architecture, 0)
+        images = stroke_images(layout.input_shape, IMAGES, rng, noise=40)
+        labels = rng.integers(0, layout.num_classes, IMAGES)
+        with threadpool_limits(1):
+            net = random_network(architecture, 80, 1, images)
+        return net, images, labels
+    return make
 
 
-def new_evaluators(architecture):
-    """(textbook, fast) DeltaEvaluators of the case's network: the two twins."""
-    net, images, labels = make_case(architecture)
-    with threadpool_limits(1):
-        return (ref.DeltaEvaluator(net, images, labels, MARGIN_CLIP),
-                fast.DeltaEvaluator(net, images, labels, MARGIN_CLIP))
+@pytest.fixture(scope="module")
+def new_evaluators(make_case):
+    """new_evaluators(architecture) -> (textbook, fast) DeltaEvaluators of the case's network:
+    the two twins."""
+    def make(architecture):
+        net, images, labels = make_case(architecture)
+        with threadpool_limits(1):
+            return (ref.DeltaEvaluator(net, images, labels, MARGIN_CLIP),
+                    fast.DeltaEvaluator(net, images, labels, MARGIN_CLIP))
+    return make
 
 
-@functools.cache
-def evaluators(architecture):
-    """The twins for the tests that do not move them (no ``accept``); built once."""
-    return new_evaluators(architecture)
+@pytest.fixture(scope="module")
+def evaluators(new_evaluators):
+    """evaluators(architecture) -> the twins for the tests that do not move them (no
+    ``accept``); built once."""
+    return functools.cache(new_evaluators)
 
 
 def swapped(net, layer, src, dst, neighbour=None, weights=None):
@@ -71,7 +79,8 @@ def assert_twins_agree(textbook, numba):
 
 
 @pytest.mark.parametrize("architecture", sorted(LAYERS))
-def test_the_evaluator_holds_the_current_network_s_exact_logits_like_its_fast_twin(architecture):
+def test_the_evaluator_holds_the_current_network_s_exact_logits_like_its_fast_twin(
+        architecture, make_case, evaluators):
     net, images, labels = make_case(architecture)
     textbook, numba = evaluators(architecture)
     assert_twins_agree(textbook, numba)
@@ -84,8 +93,10 @@ def test_the_evaluator_holds_the_current_network_s_exact_logits_like_its_fast_tw
     assert textbook.current_score() == ref.score_logits(full, labels, MARGIN_CLIP)
 
 
-@pytest.mark.parametrize("architecture,layer", BY_LAYER)
-def test_score_equals_the_fast_evaluator_on_random_swaps(architecture, layer):
+@pytest.mark.parametrize("architecture,layer", [   # the textbook's conv swaps take seconds
+    pytest.param(*case, marks=pytest.mark.slow) if case[1] == "layer1.0" else case
+    for case in BY_LAYER])
+def test_score_equals_the_fast_evaluator_on_random_swaps(architecture, layer, evaluators):
     """300 random swaps of one layer, scored by both twins: the same (correct, margin); the
     textbook's state does not change, and the swaps do move the scores."""
     textbook, numba = evaluators(architecture)
@@ -102,8 +113,8 @@ def test_score_equals_the_fast_evaluator_on_random_swaps(architecture, layer):
 
 
 @pytest.mark.parametrize("architecture,layer", BY_LAYER)
-def test_neighbour_logits_equal_the_fast_evaluator_and_the_full_forward_pass(architecture,
-                                                                             layer):
+def test_neighbour_logits_equal_the_fast_evaluator_and_the_full_forward_pass(architecture, layer,
+                                                                             make_case, evaluators):
     net, images, _ = make_case(architecture)
     textbook, numba = evaluators(architecture)
     neighbour, weights = build_network(net.architecture, 0), net.ternary_weights()
@@ -117,8 +128,9 @@ def test_neighbour_logits_equal_the_fast_evaluator_and_the_full_forward_pass(arc
             assert np.array_equal(logits, full), (a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", sorted(LAYERS))
-def test_after_a_sequence_of_accepts_the_twins_still_agree(architecture):
+def test_after_a_sequence_of_accepts_the_twins_still_agree(architecture, make_case, new_evaluators):
     """A short hill climb as SENSE makes it (Algorithm 2): score 20 swaps of each layer in turn,
     accept the best on both twins; after every move they hold the same network, logits and
     scores, and the textbook's network is the one its logits come from."""
@@ -142,7 +154,8 @@ def test_after_a_sequence_of_accepts_the_twins_still_agree(architecture):
 
 
 @pytest.mark.parametrize("architecture", sorted(LAYERS))
-def test_each_step_changes_exactly_the_listed_channels_of_the_full_forward(architecture):
+def test_each_step_changes_exactly_the_listed_channels_of_the_full_forward(architecture, make_case,
+                                                                           evaluators):
     """A layer1.0 swap, step by step: the changes of z1, H1, z2 and H2 the textbook computes
     are the full forward's differences, and every channel it leaves out is unchanged."""
     net, images, _ = make_case(architecture)
@@ -193,7 +206,7 @@ def test_score_logits_counts_a_tie_for_the_first_class_and_clips_each_margin():
     (lambda e, w: e.neighbour_logits("fc", w["z"], w["z"]), "holds a zero weight"),
     (lambda e, w: e.accept("fc", w["nz"], w["nz"]), "holds a nonzero weight"),
 ])
-def test_a_swap_that_is_not_a_bit_swap_is_the_fast_twin_s_one_line_error(call, message):
+def test_a_swap_that_is_not_a_bit_swap_is_the_fast_twin_s_one_line_error(call, message, evaluators):
     textbook, numba = evaluators("mnist")
     flat = textbook.weights["fc"].reshape(-1)
     where = {"nz": int(np.flatnonzero(flat)[0]), "z": int(np.flatnonzero(flat == 0)[0])}
@@ -213,7 +226,8 @@ def test_a_swap_that_is_not_a_bit_swap_is_the_fast_twin_s_one_line_error(call, m
     (lambda c, w: ref.neighbour_logits(c, "fc", w["nz"], 10 ** 6), "must move a nonzero"),
     (lambda c, w: ref.fc_after_fc_neighbour(c, w["nz"], w["z"]), "no fc layer after a fc"),
 ])
-def test_the_plain_functions_refuse_a_swap_that_is_not_a_bit_swap_in_one_line(call, message):
+def test_the_plain_functions_refuse_a_swap_that_is_not_a_bit_swap_in_one_line(call, message,
+                                                                              evaluators):
     cache = evaluators("mnist")[0].cached
     flat = cache.weights["fc"].reshape(-1)
     where = {"nz": int(np.flatnonzero(flat)[0]), "z": int(np.flatnonzero(flat == 0)[0])}
@@ -227,7 +241,8 @@ def test_the_plain_functions_refuse_a_swap_that_is_not_a_bit_swap_in_one_line(ca
     (lambda n, i, y, c: (n, i, y + 10, c), "labels must be"),
     (lambda n, i, y, c: (n, i, y, -1), "margin_clip must be"),
 ])
-def test_bad_images_labels_or_margin_clip_are_the_fast_twin_s_one_line_error(change, message):
+def test_bad_images_labels_or_margin_clip_are_the_fast_twin_s_one_line_error(change, message,
+                                                                             make_case):
     net, images, labels = make_case("mnist")
     errors = []
     for evaluator in (ref.DeltaEvaluator, fast.DeltaEvaluator):

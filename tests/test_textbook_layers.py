@@ -22,22 +22,6 @@ from minisense.textbook.layers import (
 )
 
 
-def direct_conv(x, weight, padding):
-    """The definition: y[n, a, b, o] = sum_{i, j, c} xpad[n, a+i, b+j, c] * weight[o, c, i, j]."""
-    n, h, w, c = x.shape
-    out, _, kh, kw = weight.shape
-    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
-    y = np.zeros((n, ho, wo, out))
-    for b in range(n):
-        for a in range(ho):
-            for bb in range(wo):
-                for o in range(out):
-                    y[b, a, bb, o] = sum(xp[b, a + i, bb + j, ch] * weight[o, ch, i, j]
-                                         for i in range(kh) for j in range(kw) for ch in range(c))
-    return y
-
-
 def direct_max_pool(x, k):
     """Window by window: the maximum, and the offset i*k + j of the first input that equals it."""
     n, h, w, c = x.shape
@@ -53,46 +37,13 @@ def direct_max_pool(x, k):
     return y, winners
 
 
-def numeric_grad(f, array, eps=1e-6):
-    """Central finite differences of the scalar f() with respect to every entry of array."""
-    g = np.zeros_like(array)
-    it = np.nditer(array, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = array[i]
-        array[i] = old + eps
-        plus = f()
-        array[i] = old - eps
-        minus = f()
-        array[i] = old
-        g[i] = (plus - minus) / (2 * eps)
-    return g
-
-
-def check_layer_grads(layer, x, rng, check_weight=True):
-    """Compare backward() with finite differences of the loss sum(y * r) for a random r."""
-    r = rng.normal(size=layer.forward(x).shape)
-
-    def loss():
-        return float((layer.forward(x) * r).sum())
-
-    layer.forward(x)
-    dx = layer.backward(r)
-    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
-    if check_weight:
-        layer.forward(x)
-        layer.backward(r)
-        np.testing.assert_allclose(layer.grad.copy(), numeric_grad(loss, layer.weight),
-                                   rtol=1e-5, atol=1e-7)
-
-
 # -- im2col / col2im ----------------------------------------------------------------------------
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 2), h=st.integers(3, 7), w=st.integers(3, 7), c=st.integers(1, 3),
        out=st.integers(1, 3), k=st.integers(1, 3), padding=st.integers(0, 2),
        seed=st.integers(0, 2**31 - 1))
-def test_im2col_convolution_equals_direct_loop(n, h, w, c, out, k, padding, seed):
+def test_im2col_convolution_equals_direct_loop(n, h, w, c, out, k, padding, seed, direct_conv):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, h, w, c))
     weight = rng.normal(size=(out, c, k, k))
@@ -155,7 +106,7 @@ def test_max_pool_routes_each_window_to_its_first_maximum():
 
 
 @pytest.mark.parametrize("k,h", [(2, 6), (3, 9), (2, 7)])
-def test_maxpool_gradient_matches_finite_differences(k, h):
+def test_maxpool_gradient_matches_finite_differences(k, h, check_layer_grads):
     rng = np.random.default_rng(k)
     x = rng.normal(size=(2, h, h, 3))           # distinct values: no ties
     check_layer_grads(MaxPool2d(k), x, rng, check_weight=False)
@@ -173,14 +124,14 @@ def make_linear(rng, padding=None):
 
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("gain", [1.0, 0.37])
-def test_conv2d_gradients_match_finite_differences(padding, gain):
+def test_conv2d_gradients_match_finite_differences(padding, gain, check_layer_grads):
     rng = np.random.default_rng(padding)
     layer, shape = make_conv(rng, padding)
     layer.gain = gain
     check_layer_grads(layer, rng.normal(size=shape), rng)
 
 
-def test_conv2d_forward_equals_direct_loop_times_gain():
+def test_conv2d_forward_equals_direct_loop_times_gain(direct_conv):
     rng = np.random.default_rng(12)
     layer, shape = make_conv(rng, 2)
     layer.gain = 0.8
@@ -199,7 +150,7 @@ def test_first_conv2d_returns_no_input_gradient():
 
 
 @pytest.mark.parametrize("gain", [1.0, 2.5])
-def test_linear_gradients_match_finite_differences(gain):
+def test_linear_gradients_match_finite_differences(gain, check_layer_grads):
     rng = np.random.default_rng(1)
     layer, shape = make_linear(rng)
     layer.gain = gain
@@ -208,7 +159,7 @@ def test_linear_gradients_match_finite_differences(gain):
 
 @pytest.mark.parametrize("make", [make_conv, make_linear])
 @pytest.mark.parametrize("ternary", [False, True])
-def test_learned_gain_gradient_matches_finite_differences(make, ternary):
+def test_learned_gain_gradient_matches_finite_differences(make, ternary, numeric_grad):
     rng = np.random.default_rng(7)
     layer, shape = make(rng)
     layer.mask = (rng.random(layer.weight.shape) < 0.6).astype(np.float64)
@@ -227,7 +178,7 @@ def test_learned_gain_gradient_matches_finite_differences(make, ternary):
 
 
 @pytest.mark.parametrize("make", [make_conv, make_linear])
-def test_ternary_latent_weight_gets_the_gradient_of_the_real_weight(make):
+def test_ternary_latent_weight_gets_the_gradient_of_the_real_weight(make, numeric_grad):
     """The straight-through estimator: the latent weight's grad is dloss/dq for the real weight
     q = gain * mask * sign(w), masked; the input gradient is the ternary layer's own."""
     rng = np.random.default_rng(3)
@@ -258,7 +209,7 @@ def test_ternary_latent_zero_counts_as_plus_one():
 
 # -- activation, flatten, loss ------------------------------------------------------------------
 
-def test_hardtanh_gradient_matches_finite_differences():
+def test_hardtanh_gradient_matches_finite_differences(check_layer_grads):
     rng = np.random.default_rng(3)
     x = rng.uniform(-2, 2, size=(4, 5))
     x[np.abs(np.abs(x) - 1) < 1e-3] = 0.5       # keep away from the kinks
@@ -266,7 +217,7 @@ def test_hardtanh_gradient_matches_finite_differences():
     assert HardTanh().forward(np.array([-3.0, -0.5, 0.2, 7.0])).tolist() == [-1, -0.5, 0.2, 1]
 
 
-def test_flatten_is_channel_major_and_invertible():
+def test_flatten_is_channel_major_and_invertible(check_layer_grads):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 3, 4, 5))
     y = Flatten().forward(x)
@@ -274,7 +225,7 @@ def test_flatten_is_channel_major_and_invertible():
     check_layer_grads(Flatten(), x, rng, check_weight=False)
 
 
-def test_softmax_cross_entropy_gradient_matches_finite_differences():
+def test_softmax_cross_entropy_gradient_matches_finite_differences(numeric_grad):
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(4, 10))
     labels = rng.integers(0, 10, size=4)
