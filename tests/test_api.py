@@ -17,11 +17,6 @@ SEARCH_KEYS = ("step", "layer", "neighbours", "confirmed", "accepted", "fitness"
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return ms.load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def start(digits):
     return ms.random_network("mnist", 80, seed=0, calibration_images=digits.train.images[:300])
 

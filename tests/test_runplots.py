@@ -11,11 +11,10 @@ import shutil
 import struct
 
 import pytest
-from click.testing import CliRunner
+from helpers import PNG_MAGIC
 
 from minisense import runlogs, runplots
 from minisense.errors import MinisenseError
-from minisense_cli.main import main
 
 REFERENCE = pathlib.Path(__file__).resolve().parent.parent / "reference_outputs"
 TRAIN = ["--dataset", "digits", "--sparsity", "80", "--seed", "0", "--epochs-dense", "1",
@@ -26,26 +25,10 @@ STEP = {"step": 0, "layer": None, "accepted": False, "train_accuracy": 0.1,
         "validation_accuracy": 0.1, "test_accuracy": 0.1, "seconds": 0.0}
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_ok(result):
-    assert result.exit_code == 0, result.output + repr(result.exception)
-
-
-def assert_one_line_error(result) -> str:
-    """Non-zero exit through click, one line 'Error: ...', no traceback."""
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
-
-
 def png_size(path) -> tuple[int, int]:
     """Width and height of a PNG file, from its IHDR chunk (and a check that it is one)."""
     data = pathlib.Path(path).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"
     assert data.endswith(b"IEND\xaeB`\x82")                   # whole, not cut short
     return struct.unpack(">II", data[16:24])
 
@@ -60,7 +43,7 @@ def search_folder(path) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, run, assert_ok):
     """One tiny run of each kind: train, search, search --chains, search --backprop."""
     root = tmp_path_factory.mktemp("runs")
     for args in (["train", *TRAIN, "--out", root / "train"],
@@ -75,7 +58,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["train", "search", "chains", "backprop"])
-def test_plot_writes_one_png_of_a_readable_size_into_the_run_folder(runs, kind):
+def test_plot_writes_one_png_of_a_readable_size_into_the_run_folder(runs, kind, run, assert_ok):
     result = run("plot", runs / kind)
     assert_ok(result)
     assert result.output == f"picture: {runs / kind / 'plot.png'}\n"
@@ -113,7 +96,9 @@ def test_the_series_drawn_are_the_records_the_runs_wrote(runs):
 
 
 @pytest.mark.slow
-def test_a_picture_is_replaced_only_with_force_and_out_may_name_another_file(runs, tmp_path):
+def test_a_picture_is_replaced_only_with_force_and_out_may_name_another_file(runs, tmp_path, run,
+                                                                             assert_ok,
+                                                                             assert_one_line_error):
     folder = pathlib.Path(shutil.copytree(runs / "search", tmp_path / "s"))
     (folder / "plot.png").write_bytes(b"mine")
     line = assert_one_line_error(run("plot", folder))
@@ -148,14 +133,16 @@ def test_an_existing_picture_is_kept_without_force(tmp_path):
     assert (folder / "plot.png").read_bytes() == b"mine"
 
 
-def test_a_folder_that_is_not_a_run_is_a_one_line_error_naming_it(tmp_path):
+def test_a_folder_that_is_not_a_run_is_a_one_line_error_naming_it(tmp_path, run,
+                                                                  assert_one_line_error):
     (tmp_path / "empty").mkdir()
     line = assert_one_line_error(run("plot", tmp_path / "empty"))
     assert f"{tmp_path / 'empty'} is not a run folder" in line and "--out folder" in line
     assert not (tmp_path / "empty" / "plot.png").exists()
 
 
-def test_a_corrupt_steps_log_is_a_one_line_error_and_nothing_is_written(tmp_path):
+def test_a_corrupt_steps_log_is_a_one_line_error_and_nothing_is_written(tmp_path, run,
+                                                                        assert_one_line_error):
     folder = search_folder(tmp_path / "s")
     with open(folder / "steps.jsonl", "a") as log:
         log.write("\x00\x01 garbage\n" + json.dumps({**STEP, "step": 2}) + "\n")
@@ -164,13 +151,13 @@ def test_a_corrupt_steps_log_is_a_one_line_error_and_nothing_is_written(tmp_path
     assert not (folder / "plot.png").exists()
 
 
-def test_an_empty_steps_log_is_a_one_line_error(tmp_path):
+def test_an_empty_steps_log_is_a_one_line_error(tmp_path, run, assert_one_line_error):
     folder = search_folder(tmp_path / "s")
     (folder / "steps.jsonl").write_text("")
     assert "holds no records" in assert_one_line_error(run("plot", folder))
 
 
-def test_out_must_be_a_png_file(tmp_path):
+def test_out_must_be_a_png_file(tmp_path, run, assert_one_line_error):
     folder = search_folder(tmp_path / "s")
     line = assert_one_line_error(run("plot", folder, "--out", tmp_path / "plot.pdf"))
     assert "does not end in .png" in line
