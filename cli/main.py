@@ -91,7 +91,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
 from minisense import chains as chains_  # noqa: E402
 from minisense.data import DATASETS, load_dataset  # noqa: E402
 from minisense.errors import MinisenseError  # noqa: E402
-from minisense.expert import LABELLINGS, ExpertConfig  # noqa: E402
+from minisense.expert import DEFAULT_EXPERT, EXPERTS, LABELLINGS, expert_config  # noqa: E402
 from minisense.network import ENGINES  # noqa: E402
 from minisense.psiren import PRUNING, PsirenConfig  # noqa: E402
 
@@ -816,27 +816,43 @@ def car_group():
 
 
 def _print_returns(name: str, r: dict) -> None:
-    click.echo(f"{name}: mean return {r['mean_return']:.1f} (min {r['min_return']:.1f}, max "
-               f"{r['max_return']:.1f}), laps finished {r['laps']} of {len(r['episodes'])}")
+    click.echo(f"{name}: mean return {r['mean_return']:.1f} +- {r['sem_return']:.1f} (standard "
+               f"error; min {r['min_return']:.1f}, max {r['max_return']:.1f}), laps finished "
+               f"{r['laps']} of {len(r['episodes'])}, {r['below_solved']} below "
+               f"{car.SOLVED_RETURN}")
+
+
+EXPERT_HELP = (f"The expert version (minisense/expert.py, EXPERTS); {DEFAULT_EXPERT} made the "
+               "committed recording.")
+LABELLING_HELP = ("How a step's 3-class label is chosen (minisense/expert.py)  [default: the "
+                  "expert version's]")
+
+
+def _expert_config(expert: str, labelling: str | None):
+    """The named version, with --labelling when given (then it is no longer that version)."""
+    return expert_config(expert) if labelling is None else expert_config(expert,
+                                                                         labelling=labelling)
 
 
 @car_group.command(name="expert")
 @click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=10, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Episodes run on seeds seed, seed+1, ...")
-@click.option("--labelling", type=click.Choice(LABELLINGS), default="angle", show_default=True,
-              help="How a step's 3-class label is chosen (minisense/expert.py).")
+@click.option("--expert", type=click.Choice(list(EXPERTS)), default=DEFAULT_EXPERT,
+              show_default=True, help=EXPERT_HELP)
+@click.option("--labelling", type=click.Choice(LABELLINGS), help=LABELLING_HELP)
 @click.option("--workers", type=JOBS, default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
 @click.option("--force", is_flag=True, help=FORCE_HELP)
-def car_expert(episodes, seed, labelling, workers, json_path, force):
+def car_expert(episodes, seed, expert, labelling, workers, json_path, force):
     """The pure-pursuit expert's returns, with continuous actions and with the 3 classes."""
     files.check_outputs({"--json": json_path}, (), force)
-    r = car.expert_returns(episodes, seed, ExpertConfig(labelling=labelling), workers, _progressbar)
+    config = _expert_config(expert, labelling)
+    r = car.expert_returns(episodes, seed, config, workers, _progressbar, expert=expert)
     for name in ("continuous", "three_class"):
         click.echo(f"{name:<12} " + " ".join(f"{e['return']:.0f}" for e in r[name]["episodes"]))
-    _print_returns("continuous expert", r["continuous"])
-    _print_returns(f"3-class expert ({labelling} labels)", r["three_class"])
+    _print_returns(f"continuous expert {expert}", r["continuous"])
+    _print_returns(f"3-class expert {expert} ({config.labelling} labels)", r["three_class"])
     if json_path is not None:
         files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
@@ -849,7 +865,9 @@ def car_expert(episodes, seed, labelling, workers, json_path, force):
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Folder for carracing.npz + carracing.json  [default: the user cache's "
                    "carracing folder, where --dataset carracing looks last]")
-@click.option("--labelling", type=click.Choice(LABELLINGS), default="angle", show_default=True)
+@click.option("--expert", type=click.Choice(list(EXPERTS)), default=DEFAULT_EXPERT,
+              show_default=True, help=EXPERT_HELP)
+@click.option("--labelling", type=click.Choice(LABELLINGS), help=LABELLING_HELP)
 @click.option("--workers", type=JOBS, default=2, show_default=True,
               help="Processes driving episodes at once.")
 @click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
@@ -858,17 +876,19 @@ def car_expert(episodes, seed, labelling, workers, json_path, force):
               show_default=True, help="Per-step probability of executing a random class for "
                                       "10 steps (labels stay the expert's).")
 @click.option("--force", is_flag=True, help="Replace a recording already in --out.")
-def car_record(episodes, seed, out, labelling, workers, max_steps, noise, force):
+def car_record(episodes, seed, out, expert, labelling, workers, max_steps, noise, force):
     """Record the expert's frames and 3-class labels (split train/validation/test by episode)."""
     out = out if out is not None else data.default_cache_dir() / "carracing"
-    meta = car.record(episodes, seed, out, ExpertConfig(labelling=labelling), workers, _progressbar,
-                      command=list(sys.argv), max_steps=max_steps, noise=noise, force=force)
+    meta = car.record(episodes, seed, out, _expert_config(expert, labelling), workers,
+                      _progressbar, command=list(sys.argv), max_steps=max_steps, noise=noise,
+                      force=force, expert=expert)
     counts = ", ".join(f"{c} {n}" for c, n in zip(meta["classes"], meta["class_counts"]))
     split = ", ".join(f"{n} {k}" for k, n in meta["split_frames"].items())
     click.echo(f"{meta['frames']} frames from {episodes} episodes in {meta['seconds']:.0f} s "
                f"({meta['frames'] / max(meta['seconds'], 1e-9):.0f} frames/s): {split}; "
                f"classes: {counts}")
-    click.echo(f"expert return: mean {meta['expert_mean_return']:.1f}, min "
+    click.echo(f"expert {meta['expert_name'] or expert + ' (changed)'} return: mean "
+               f"{meta['expert_mean_return']:.1f}, min "
                f"{meta['expert_min_return']:.1f}, laps finished {meta['expert_laps']} of "
                f"{episodes}")
     click.echo(f"dataset: {out / 'carracing.npz'} (metadata {out / 'carracing.json'})")
@@ -907,6 +927,27 @@ def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, worke
         r["gif"] = g
         click.echo(f"gif: {gif} ({g['gif_frames']} frames, seed {seed}, return "
                    f"{g['return']:.1f})")
+    if json_path is not None:
+        files.atomic_write_json(json_path, r)
+        click.echo(f"results: {json_path}")
+
+
+@car_group.command(name="compare")
+@click.argument("a_json", metavar="A.json", type=click.Path(exists=True, dir_okay=False,
+                                                             path_type=pathlib.Path))
+@click.argument("b_json", metavar="B.json", type=click.Path(exists=True, dir_okay=False,
+                                                             path_type=pathlib.Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+def car_compare(a_json, b_json, json_path, force):
+    """Two drivers on the same tracks (the --json of car expert or car drive; an expert's
+    3-class returns): the mean paired difference A - B and its standard error."""
+    files.check_outputs({"--json": json_path}, (a_json, b_json), force)
+    r = car.compare_files(a_json, b_json)
+    click.echo(f"A - B over {r['episodes']} tracks (seeds {r['seeds'][0]}-{r['seeds'][-1]}): "
+               f"{r['mean_difference']:+.1f} +- {r['sem_difference']:.1f} (standard error); "
+               f"A {r['mean_a']:.1f}, B {r['mean_b']:.1f}; A better on {r['a_better']}, B on "
+               f"{r['b_better']}")
     if json_path is not None:
         files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")

@@ -25,16 +25,25 @@ from dataclasses import asdict
 
 import numpy as np
 
-from minisense import __version__, ensemble, files
+from minisense import __version__, ensemble, files, runlogs
 from minisense.checkpoint import checkpoint_paths, load
 from minisense.data import FILE_STEM, FRAME_SIZE, preprocess, split_episodes
 from minisense.errors import MinisenseError
-from minisense.expert import ACTIONS, CLASSES, ExpertConfig, continuous_action, label
+from minisense.expert import (
+    ACTIONS,
+    CLASSES,
+    DEFAULT_EXPERT,
+    ExpertConfig,
+    continuous_action,
+    expert_config,
+    label,
+)
 from minisense.fast.shards import one_blas_thread
 from minisense.sense import MAX_SEED
 
 ENV_ID = "CarRacing-v3"
 MAX_STEPS = 1000
+SOLVED_RETURN = 900           # Gymnasium counts CarRacing solved at this mean over 100 episodes
 ZOOM_STEPS = 50
 
 
@@ -114,16 +123,29 @@ def _expert_episode(args) -> dict:
     return run_episode(seed, expert_policy(config, three_classes), render=False)
 
 
-def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = None,
-                   workers: int = 2, progress=_no_progress) -> dict:
-    """The expert's returns on seeds ``seed .. seed+episodes-1``, continuous and 3-class."""
-    config = config or ExpertConfig()
+def _expert(config: ExpertConfig | None, name: str | None) -> tuple[ExpertConfig, str | None]:
+    """The knobs to drive with and the version's name: ``config`` as given (named ``name`` when
+    it is that version's unchanged), else the version ``name`` (default DEFAULT_EXPERT)."""
+    if config is None:
+        name = name or DEFAULT_EXPERT
+        config = expert_config(name)
+    elif name is not None and config != expert_config(name):
+        name = None                        # knobs changed from the named version: no name
     config.validate()
+    return config, name
+
+
+def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = None,
+                   workers: int = 2, progress=_no_progress, expert: str | None = None) -> dict:
+    """The expert's returns on seeds ``seed .. seed+episodes-1``, continuous and 3-class.
+    ``expert`` names a version (``minisense.expert.EXPERTS``); ``config`` gives the knobs
+    directly (for trials of changed knobs)."""
+    config, name = _expert(config, expert)
     check_seed(seed)
     if episodes < 1:
         raise MinisenseError(f"episodes must be >= 1, got {episodes}")
     seeds = list(range(seed, seed + episodes))
-    result = {"expert": asdict(config), "seeds": seeds}
+    result = {"expert_name": name, "expert": asdict(config), "seeds": seeds}
     for name, three in (("continuous", False), ("three_class", True)):
         runs = _map(_expert_episode, [(s, config, three) for s in seeds], workers, progress,
                     f"expert {name.replace('_', '-')}")
@@ -132,11 +154,77 @@ def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = N
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean, min, max return and laps finished of ``run_episode`` results."""
+    """Mean, its standard error, min, max return, laps finished, the returns in seed order and
+    how many are below the 900 at which Gymnasium counts CarRacing solved, of ``run_episode``
+    results."""
     returns = np.array([r["return"] for r in runs])
-    return {"mean_return": float(returns.mean()), "min_return": float(returns.min()),
-            "max_return": float(returns.max()), "laps": int(sum(r["lap"] for r in runs)),
-            "episodes": runs}
+    return {"mean_return": float(returns.mean()), "sem_return": _sem(returns),
+            "min_return": float(returns.min()), "max_return": float(returns.max()),
+            "laps": int(sum(r["lap"] for r in runs)),
+            "below_solved": int((returns < SOLVED_RETURN).sum()),
+            "returns": returns.tolist(), "episodes": runs}
+
+
+def _sem(values) -> float:
+    """The standard error of the mean, s / sqrt(n) with the n-1 sample deviation s; 0 for one
+    value (there is no spread to estimate)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+# -- comparing two drivers ------------------------------------------------------------------------
+
+def paired(a_returns, b_returns) -> dict:
+    """Two drivers on the same tracks: the per-track differences d = a - b, their mean and its
+    standard error s_d / sqrt(n). Pairing removes the tracks' own spread (a long track is hard
+    for both), so the error is far smaller than either driver's own standard error.
+
+    a_returns, b_returns : sequences of n floats, track i's return for each driver.
+    """
+    a, b = np.asarray(a_returns, np.float64), np.asarray(b_returns, np.float64)
+    if a.ndim != 1 or a.shape != b.shape or len(a) == 0:
+        raise MinisenseError(f"paired returns need two equal, non-empty lists; got {a.size} and "
+                             f"{b.size}")
+    d = a - b
+    return {"episodes": len(d), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+            "mean_difference": float(d.mean()), "sem_difference": _sem(d),
+            "a_better": int((d > 0).sum()), "b_better": int((d < 0).sum()),
+            "differences": d.tolist()}
+
+
+def _returns_by_seed(result: dict, name: str) -> tuple[list[int], list[float]]:
+    """The seeds and 3-class returns of a ``car expert`` or ``car drive`` JSON result."""
+    try:
+        runs = result.get("three_class", result)["episodes"]
+        seeds, returns = [int(r["seed"]) for r in runs], [float(r["return"]) for r in runs]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        seeds = []
+    if not seeds:
+        raise MinisenseError(f"{name} holds no episodes with seeds and returns: give the --json "
+                             "of car expert or car drive")
+    return seeds, returns
+
+
+def compare(a: dict, b: dict, a_name: str = "A", b_name: str = "B") -> dict:
+    """``paired`` on two ``car expert`` / ``car drive`` results (their 3-class returns) that
+    drove the same seeds in the same order; a clear error if they did not."""
+    seeds_a, returns_a = _returns_by_seed(a, a_name)
+    seeds_b, returns_b = _returns_by_seed(b, b_name)
+    if seeds_a != seeds_b:
+        raise MinisenseError(f"{a_name} and {b_name} drove different tracks (seeds "
+                             f"{_seed_range(seeds_a)} and {_seed_range(seeds_b)}); a paired "
+                             "comparison needs the same seeds")
+    return {"seeds": seeds_a, "a": a_name, "b": b_name, **paired(returns_a, returns_b)}
+
+
+def compare_files(a_path, b_path) -> dict:
+    """``compare`` on two JSON files written by ``car expert --json`` or ``car drive --json``."""
+    a_path, b_path = pathlib.Path(a_path), pathlib.Path(b_path)
+    return compare(runlogs.read_json(a_path), runlogs.read_json(b_path), str(a_path), str(b_path))
+
+
+def _seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
 # -- recording demonstrations ---------------------------------------------------------------------
@@ -187,18 +275,19 @@ def check_seed(seed) -> None:
 
 def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, workers: int = 2,
            progress=_no_progress, command: list[str] | None = None,
-           max_steps: int = MAX_STEPS, noise: float = 0.0, force: bool = False) -> dict:
+           max_steps: int = MAX_STEPS, noise: float = 0.0, force: bool = False,
+           expert: str | None = None) -> dict:
     """Record the expert driving ``episodes`` episodes into ``out/carracing.npz`` + ``.json``;
     a recording already there is replaced only with ``force``.
 
     Episode i runs on CarRacing-v3 seed ``seed + i``, in ``workers`` processes, for at most
     ``max_steps`` steps (shorter only for tests); the result does not depend on ``workers``.
     With ``noise`` > 0 the executed actions are perturbed (``perturbed``), the labels are still
-    the expert's, and the recorded returns are those of the perturbed driver.
+    the expert's, and the recorded returns are those of the perturbed driver. ``expert`` names
+    the expert version (default ``DEFAULT_EXPERT``), ``config`` gives its knobs directly.
     Returns the metadata written to the JSON file.
     """
-    config = config or ExpertConfig()
-    config.validate()
+    config, name = _expert(config, expert)
     splits = split_episodes(episodes)
     if not 0 <= noise < 1:
         raise MinisenseError(f"noise must be a probability in [0, 1), got {noise}")
@@ -212,11 +301,11 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
         raise MinisenseError(f"{out} already holds a recording ({held[0].name}); pass --force to "
                              "replace it, or choose another --out")
     with files.folder_lock(out):            # writable, and one recorder at a time
-        return _record(episodes, seed, out, config, workers, progress, command, max_steps, noise,
-                       splits)
+        return _record(episodes, seed, out, config, name, workers, progress, command, max_steps,
+                       noise, splits)
 
 
-def _record(episodes, seed, out, config, workers, progress, command, max_steps, noise,
+def _record(episodes, seed, out, config, name, workers, progress, command, max_steps, noise,
             splits) -> dict:
     started = time.perf_counter()
     jobs = [(seed + i, config, max_steps, noise) for i in range(episodes)]
@@ -248,7 +337,7 @@ def _record(episodes, seed, out, config, workers, progress, command, max_steps, 
         "splits": splits, "split_frames": counts,
         "split_rule": "by episode: the last ceil(E/10) test, the ceil(E/10) before validation, "
                       "the rest train",
-        "expert": asdict(config), "noise": noise,
+        "expert_name": name, "expert": asdict(config), "noise": noise,
         "expert_mean_return": float(arrays["returns"].mean()),
         "expert_min_return": float(arrays["returns"].min()),
         "expert_laps": int(arrays["laps"].sum()),
