@@ -10,7 +10,6 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
-from test_cli import assert_ok, assert_one_line_error, run
 
 from minisense import car, expert
 from minisense.errors import MinisenseError
@@ -59,7 +58,7 @@ def test_unknown_expert_is_a_clear_error():
         expert_config("pursuit-v1", labelling="sideways")
 
 
-def test_unknown_expert_on_the_command_line_is_a_one_line_error():
+def test_unknown_expert_on_the_command_line_is_a_one_line_error(run, assert_one_line_error):
     line = assert_one_line_error(run("car", "expert", "--expert", "fast", "--episodes", 1))
     assert "fast" in line and "pursuit-v1" in line
     line = assert_one_line_error(run("car", "record", "--expert", "fast", "--episodes", 3))
@@ -160,7 +159,7 @@ def _drive_json(path, seeds, returns):
     return path
 
 
-def test_compare_pairs_an_expert_with_a_drive_on_the_same_seeds(tmp_path):
+def test_compare_pairs_an_expert_with_a_drive_on_the_same_seeds(tmp_path, run, assert_ok):
     a = _expert_json(tmp_path / "a.json", [1000, 1001, 1002], [3.0, 5.0, 10.0])
     b = _drive_json(tmp_path / "b.json", [1000, 1001, 1002], [1.0, 4.0, 6.0])
     r = car.compare_files(a, b)
@@ -172,7 +171,7 @@ def test_compare_pairs_an_expert_with_a_drive_on_the_same_seeds(tmp_path):
         math.sqrt(7 / 9))
 
 
-def test_compare_refuses_different_seeds_in_one_line(tmp_path):
+def test_compare_refuses_different_seeds_in_one_line(tmp_path, run, assert_one_line_error):
     a = _expert_json(tmp_path / "a.json", [1000, 1001], [900.0, 910.0])
     b = _drive_json(tmp_path / "b.json", [2000, 2001], [900.0, 910.0])
     with pytest.raises(MinisenseError, match="different tracks"):
@@ -181,7 +180,7 @@ def test_compare_refuses_different_seeds_in_one_line(tmp_path):
     assert "1000-1001" in line and "2000-2001" in line
 
 
-def test_compare_refuses_a_file_without_episodes_in_one_line(tmp_path):
+def test_compare_refuses_a_file_without_episodes_in_one_line(tmp_path, run, assert_one_line_error):
     a = _expert_json(tmp_path / "a.json", [1000], [900.0])
     (tmp_path / "other.json").write_text(json.dumps({"accuracy": 0.9}))
     (tmp_path / "broken.json").write_text("{not json")
