@@ -77,6 +77,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
     bench,
     car,
     checkpoint,
+    dagger,
     data,
     ensemble,
     evaluate,
@@ -951,6 +952,58 @@ def car_compare(a_json, b_json, json_path, force):
     if json_path is not None:
         files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
+
+
+@car_group.command(name="dagger")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              required=True, help="The expert's recording (car record --out) to start from.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path), required=True,
+              help="The run folder; run the same command again to continue a killed run.")
+@click.option("--rounds", type=click.IntRange(0, dagger.MAX_ROUNDS), default=5,
+              show_default=True)
+@click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=4, show_default=True,
+              help="Episodes the network drives per round (fresh training tracks).")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Every round's tracks, coin flips and training seed come from it.")
+@click.option("--beta0", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Chance per step that the expert's action is executed in round 0.")
+@click.option("--beta-decay", type=Finite(0, 1), default=0.5, show_default=True,
+              help="beta_r = beta0 * decay^r.")
+@click.option("--expert", type=click.Choice(list(EXPERTS)),
+              help="The expert that labels  [default: the recording's]")
+@click.option("--trainer", type=click.Choice(dagger.TRAINERS), default="psiren",
+              show_default=True, help="p-SIREN from scratch on the aggregate, or SENSE "
+                                      "continued from the last network.")
+@click.option("--checkpoint", "start", type=click.Path(path_type=pathlib.Path),
+              help="Start from this car network instead of training one on the recording.")
+@click.option("--sparsity", type=Finite(0, 100, max_open=True), default=90.0,
+              show_default=True)
+@click.option("--epochs-dense", type=EPOCHS, default=4, show_default=True)
+@click.option("--epochs-prune", type=EPOCHS, default=2, show_default=True)
+@click.option("--epochs-sparse", type=EPOCHS, default=2, show_default=True)
+@click.option("--epochs-binary", type=EPOCHS, default=3, show_default=True)
+@click.option("--sense-steps", type=POSITIVE, default=200, show_default=True,
+              help="With --trainer sense: steps per round's search.")
+@click.option("--sense-minutes", type=Finite(0, min_open=True), default=10.0, show_default=True,
+              help="With --trainer sense: time budget per round's search.")
+@click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
+              help="Cut each episode after this many steps (for quick trials).")
+@click.option("--workers", type=JOBS, default=1, show_default=True)
+def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert, trainer, start,
+               sparsity, epochs_dense, epochs_prune, epochs_sparse, epochs_binary, sense_steps,
+               sense_minutes, max_steps, workers):
+    """DAgger (Ross et al. 2011): the network drives, the expert labels the frames it visits,
+    they join the training episodes, and the network is trained again; a round a line in
+    OUT/rounds.jsonl, the aggregate recording in OUT/data."""
+    config = psiren.config_for("carracing", sparsity=sparsity, epochs={
+        "dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
+        "binary": epochs_binary})
+    settings = dagger.settings_for(data_dir, rounds, episodes, seed, beta0, beta_decay, expert,
+                                   trainer, config, sense_steps, sense_minutes * 60, max_steps,
+                                   start)
+    r = dagger.dagger(settings, out, workers, _progressbar, click.echo, list(sys.argv))
+    click.echo(f"{len(r['rounds'])} rounds; network: {r['checkpoint']}; aggregate recording: "
+               f"{r['data']}")
 
 
 # -- minisense plot -------------------------------------------------------------------------------

@@ -23,13 +23,14 @@ except ImportError:                 # Windows: run folders are not locked there
 from minisense.errors import MinisenseError
 
 LOCK_FILE = ".minisense.lock"
-# The file that marks each kind of run folder (train, search, search --backprop, search --chains).
+# The file that marks each kind of run folder (train, search, search --backprop, search --chains,
+# car dagger).
 RUN_MARKS = {"trained run": "model.npz", "search": "state.npz", "backprop line": "backprop.jsonl",
-             "family of chains": "family.json"}
+             "family of chains": "family.json", "DAgger run": "dagger.json"}
 # Files a run or a recording owns: never a place for another command's output.
 RUN_FILES = {"model.npz", "model.json", "metrics.json", "state.npz", "steps.jsonl", "config.json",
              "summary.json", "backprop.jsonl", "family.json", "carracing.npz", "carracing.json",
-             LOCK_FILE}
+             "dagger.json", "rounds.jsonl", LOCK_FILE}
 
 
 def _umask() -> int:
