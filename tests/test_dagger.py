@@ -1,0 +1,205 @@
+"""Tests for DAgger on the car (minisense.dagger, minisense car dagger).
+
+The gym tests share one tiny recording (3 episodes cut at 60 steps: 10 frames each) and run
+p-SIREN with one epoch per step; a round drives one episode of 60 steps. The error tests use a
+recording written by hand (random frames), no gym.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from minisense import car, checkpoint, dagger
+from minisense.data import load_dataset
+from minisense.expert import expert_config
+
+STEPS = 60
+EPOCHS = ["--epochs-dense", "1", "--epochs-prune", "1", "--epochs-sparse", "1",
+          "--epochs-binary", "1"]
+
+
+@pytest.fixture(autouse=True)
+def no_other_data(monkeypatch, tmp_path):
+    """Only --data-dir can hold a recording: no $MINISENSE_DATA, an empty cache."""
+    monkeypatch.delenv("MINISENSE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """A real recording: 3 episodes (seeds 7, 8, 9) of 60 steps, one process."""
+    out = tmp_path_factory.mktemp("dagger") / "rec"
+    car.record(3, 7, out, workers=1, max_steps=STEPS)
+    return out
+
+
+@pytest.fixture
+def fake_recording(tmp_path):
+    """write(expert_name=...) -> a folder holding a recording of random frames, 3 episodes."""
+    def write(**meta):
+        rng = np.random.default_rng(0)
+        arrays = {"frames": rng.integers(0, 256, (30, 32, 32)).astype(np.uint8),
+                  "labels": rng.integers(0, 3, 30).astype(np.uint8),
+                  "episode": np.repeat(np.arange(3, dtype=np.int32), 10),
+                  "step": np.tile(np.arange(50, 60, dtype=np.int32), 3),
+                  "seeds": np.arange(3, dtype=np.int64), "returns": np.zeros(3),
+                  "laps": np.zeros(3, bool)}
+        folder = tmp_path / "fake"
+        folder.mkdir(exist_ok=True)
+        dagger.write_recording(folder, arrays, {
+            "format": "minisense-carracing", "format_version": 1,
+            "splits": {"train": [0], "validation": [1], "test": [2]}, **meta})
+        return folder
+    return write
+
+
+def dagger_args(data, out, *extra):
+    return ["car", "dagger", "--data-dir", data, "--out", out, "--episodes", "1",
+            "--max-steps", STEPS, *EPOCHS, *extra]
+
+
+def weights(path):
+    with np.load(path) as f:
+        return {name: f[name] for name in f.files}
+
+
+# -- with the simulator ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_round_adds_the_expert_labels_of_the_states_visited(recording, tmp_path, run,
+                                                              assert_ok):
+    # beta = 1: the expert drives every step, so the states are those of its own episode on the
+    # round's track, and the recorder's frames and labels are the oracle.
+    out = tmp_path / "run"
+    assert_ok(run(*dagger_args(recording, out, "--rounds", 1, "--beta0", 1, "--beta-decay", 1)))
+    with np.load(out / "round-000" / "episodes.npz") as f:
+        added = {name: f[name] for name in f.files}
+    seed = dagger.track_seeds(0, 0, 1)[0]
+    oracle = car._record_episode((seed, expert_config("pursuit-v1"), STEPS, 0.0))
+    assert len(added["labels"]) == STEPS - car.ZOOM_STEPS
+    np.testing.assert_array_equal(added["frames"], oracle["frames"])
+    np.testing.assert_array_equal(added["labels"], oracle["labels"])
+    np.testing.assert_array_equal(added["step"], oracle["steps"])
+    record = json.loads((out / "rounds.jsonl").read_text().splitlines()[0])
+    assert record["frames_added"] == len(added["labels"]) and record["expert_steps"] == STEPS
+    assert record["seeds"] == [seed]
+    aggregate, original = load_dataset("carracing", out / "data"), load_dataset(
+        "carracing", recording)
+    np.testing.assert_array_equal(aggregate.train.images[-len(added["labels"]):],
+                                  added["frames"])
+    np.testing.assert_array_equal(aggregate.train.images[:len(original.train.labels)],
+                                  original.train.images)
+
+
+@pytest.mark.slow
+def test_validation_and_test_episodes_are_never_changed(recording, tmp_path, run, assert_ok):
+    before = {p.name: p.read_bytes() for p in recording.iterdir()}
+    out = tmp_path / "run"
+    assert_ok(run(*dagger_args(recording, out, "--rounds", 2)))
+    assert {p.name: p.read_bytes() for p in recording.iterdir()} == before
+    aggregate, original = load_dataset("carracing", out / "data"), load_dataset(
+        "carracing", recording)
+    for split in ("validation", "test"):
+        for field in ("images", "labels"):
+            a, b = getattr(getattr(aggregate, split), field), getattr(getattr(original, split),
+                                                                      field)
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [0, 1]
+    assert len(aggregate.train.labels) == len(original.train.labels) + sum(
+        r["frames_added"] for r in rounds) == rounds[-1]["train_frames"]
+    for key in ("train_accuracy", "validation_accuracy", "test_accuracy", "mean_return",
+                "sem_return", "seconds"):
+        assert all(key in r for r in rounds)
+    # every existing tool reads the aggregate: train on it
+    assert_ok(run("train", "--dataset", "carracing", "--data-dir", out / "data", "--epochs-dense",
+                  1, "--epochs-prune", 1, "--epochs-sparse", 0, "--epochs-binary", 0, "--out",
+                  tmp_path / "trained"))
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_network(recording, tmp_path, run, assert_ok,
+                                                  monkeypatch):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert_ok(run(*dagger_args(recording, whole, "--rounds", 2)))
+    train = dagger.train
+
+    def dies_in_round_1(data, settings, round_, previous=None):
+        if round_ == 1:
+            raise RuntimeError("killed")
+        return train(data, settings, round_, previous)
+
+    monkeypatch.setattr(dagger, "train", dies_in_round_1)
+    result = run(*dagger_args(recording, killed, "--rounds", 2))
+    assert isinstance(result.exception, RuntimeError)
+    assert len((killed / "rounds.jsonl").read_text().splitlines()) == 1
+    monkeypatch.setattr(dagger, "train", train)
+    assert_ok(run(*dagger_args(recording, killed, "--rounds", 2)))
+    for name in ("start", "round-000", "round-001"):
+        a, b = weights(whole / name / "model.npz"), weights(killed / name / "model.npz")
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert (whole / "data" / "carracing.npz").read_bytes() == \
+        (killed / "data" / "carracing.npz").read_bytes()
+    strip = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+             for line in (whole / "rounds.jsonl").read_text().splitlines()]
+    assert strip == [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                     for line in (killed / "rounds.jsonl").read_text().splitlines()]
+
+
+# -- settings and errors, no simulator ------------------------------------------------------------
+
+def test_the_expert_defaults_to_the_recordings(fake_recording):
+    assert dagger.settings_for(fake_recording(), 1)["expert_name"] == "pursuit-v1"
+    folder = fake_recording(expert_name="pursuit-v2")
+    assert dagger.settings_for(folder, 1)["expert_name"] == "pursuit-v2"
+    assert dagger.settings_for(folder, 1, expert="pursuit-v1")["expert_name"] == "pursuit-v1"
+
+
+def test_round_seeds_depend_on_the_seed_and_round_only():
+    assert dagger.track_seeds(0, 3, 4) == dagger.track_seeds(0, 3, 4)
+    assert dagger.track_seeds(0, 3, 4) != dagger.track_seeds(0, 4, 4)
+    assert dagger.track_seeds(0, 3, 4) != dagger.track_seeds(1, 3, 4)
+    assert min(dagger.track_seeds(5, 0, 100)) >= dagger.FIRST_TRACK_SEED
+    assert dagger.beta(0.5, 0.5, 2) == 0.125
+
+
+def test_a_folder_without_a_recording_is_one_line_error(tmp_path, run, assert_one_line_error):
+    (tmp_path / "empty").mkdir()
+    line = assert_one_line_error(run(*dagger_args(tmp_path / "empty", tmp_path / "run")))
+    assert "not a car-racing recording" in line
+
+
+def test_zero_rounds_is_one_line_error(fake_recording, tmp_path, run, assert_one_line_error):
+    line = assert_one_line_error(run(*dagger_args(fake_recording(), tmp_path / "run", "--rounds",
+                                                  0)))
+    assert "rounds must be" in line
+
+
+def test_an_mnist_checkpoint_is_one_line_error(fake_recording, trained, tmp_path, run,
+                                               assert_one_line_error):
+    line = assert_one_line_error(run(*dagger_args(fake_recording(), tmp_path / "run",
+                                                  "--checkpoint", trained)))
+    assert "car network is needed" in line
+
+
+def test_a_rerun_with_other_settings_is_one_line_error(fake_recording, tmp_path, run,
+                                                       assert_one_line_error):
+    folder, out = fake_recording(), tmp_path / "run"
+    out.mkdir()
+    (out / dagger.SETTINGS_FILE).write_text(json.dumps(dagger.settings_for(folder, 2, seed=1)))
+    line = assert_one_line_error(run(*dagger_args(folder, out, "--rounds", 2)))
+    assert "with other settings (" in line and "give its options again" in line
+
+
+def test_a_folder_of_another_run_is_refused(fake_recording, trained_copy, run,
+                                            assert_one_line_error):
+    line = assert_one_line_error(run(*dagger_args(fake_recording(), trained_copy)))
+    assert "trained run" in line
+
+
+def test_a_checkpoint_saved_mid_round_does_not_count_as_a_finished_round(tmp_path):
+    (tmp_path / dagger.ROUNDS_FILE).write_text('{"round": 0}\n{"round": 1')
+    assert dagger.read_rounds(tmp_path) == [{"round": 0}]
+    assert checkpoint.checkpoint_paths(dagger.model_path(tmp_path, 0))[0].parent.name == \
+        "round-000"
