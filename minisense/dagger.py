@@ -52,7 +52,9 @@ from minisense.data import FILE_STEM, SPLITS, load_dataset, preprocess
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, DEFAULT_EXPERT, expert_config, label
 from minisense.fast.shards import one_blas_thread
-from minisense.sense import MAX_SEED
+from minisense.psiren import PsirenConfig, config_for, psiren
+from minisense.runs import random_network, search
+from minisense.sense import MAX_SEED, SenseConfig
 
 TRAINERS = ("psiren", "sense")
 SETTINGS_FILE = "dagger.json"
@@ -228,11 +230,8 @@ def train(data, settings: dict, round_: int, previous=None):
     SENSE from ``previous`` (a random network of the run's sparsity at the start)."""
     seed = round_seed(settings["seed"], round_, TRAINING)
     if settings["trainer"] == "psiren":
-        from minisense.psiren import PsirenConfig, psiren
         config = PsirenConfig(**{**settings["psiren"], "seed": seed})
         return psiren(data, config, architecture="car")[0]
-    from minisense.runs import random_network, search
-    from minisense.sense import SenseConfig
     if previous is None:
         previous = random_network("car", settings["psiren"]["sparsity"], seed,
                                   data.train.images[:1000])
@@ -253,7 +252,6 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
                  max_steps: int = car.MAX_STEPS, start=None) -> dict:
     """The run's settings, checked (one-line errors); what ``dagger.json`` holds. ``expert``
     defaults to the recording's (its ``expert_name``; absent: pursuit-v1)."""
-    from minisense.psiren import config_for
     folder = recording_folder(data_dir)
     _, meta = read_recording(folder)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
