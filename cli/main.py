@@ -977,7 +977,8 @@ def car_compare(a_json, b_json, json_path, force):
 @click.option("--checkpoint", "start", type=click.Path(path_type=pathlib.Path),
               help="Start from this car network instead of training one on the recording.")
 @click.option("--sparsity", type=Finite(0, 100, max_open=True), default=90.0,
-              show_default=True)
+              show_default=True, help="p-SIREN's; with --trainer sense and no --checkpoint, "
+                                      "that of the random start.")
 @click.option("--epochs-dense", type=EPOCHS, default=4, show_default=True)
 @click.option("--epochs-prune", type=EPOCHS, default=2, show_default=True)
 @click.option("--epochs-sparse", type=EPOCHS, default=2, show_default=True)

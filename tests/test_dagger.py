@@ -13,6 +13,7 @@ import pytest
 from minisense import car, checkpoint, dagger
 from minisense.data import load_dataset
 from minisense.expert import expert_config
+from minisense.runs import random_network
 
 STEPS = 60
 EPOCHS = ["--epochs-dense", "1", "--epochs-prune", "1", "--epochs-sparse", "1",
@@ -145,6 +146,21 @@ def test_a_killed_run_resumes_to_the_same_network(recording, tmp_path, run, asse
              for line in (whole / "rounds.jsonl").read_text().splitlines()]
     assert strip == [{k: v for k, v in json.loads(line).items() if k != "seconds"}
                      for line in (killed / "rounds.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_sense_rounds_continue_from_the_last_network(recording, tmp_path, run, assert_ok):
+    # A search only swaps weights within a layer: a round's network of the start's family was
+    # searched from it, with no gradient and no new training.
+    start = tmp_path / "start"
+    net = random_network("car", 80, 0, load_dataset("carracing", recording).train.images)
+    checkpoint.save(net, start, {"dataset": "carracing"})
+    out = tmp_path / "run"
+    assert_ok(run(*dagger_args(recording, out, "--rounds", 2, "--trainer", "sense",
+                               "--sense-steps", 2, "--checkpoint", start)))
+    for name in ("start", "round-000", "round-001"):
+        assert checkpoint.load(out / name)[0].family() == net.family()
+    assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
 
 
 # -- settings and errors, no simulator ------------------------------------------------------------
