@@ -93,6 +93,13 @@ def trained_copy(trained, tmp_path):
 # -- data ----------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def no_other_data(monkeypatch, tmp_path):
+    """Only --data-dir can hold a recording: no $MINISENSE_DATA, an empty cache."""
+    monkeypatch.delenv("MINISENSE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def digits():
     """scikit-learn's digits as minisense loads them (train, validation, test)."""

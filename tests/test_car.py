@@ -20,11 +20,8 @@ from minisense.runs import random_network
 TINY_STEPS = 70
 
 
-@pytest.fixture(autouse=True)
-def no_other_data(monkeypatch, tmp_path):
-    """Only --data-dir can hold a recording: no $MINISENSE_DATA, an empty cache."""
-    monkeypatch.delenv("MINISENSE_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+# Only --data-dir can hold a recording here (the shared fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("no_other_data")
 
 
 @pytest.fixture(scope="module")
