@@ -425,6 +425,13 @@ def _sense_default(name: str):
               default=_sense_default("confirm_stages"), show_default=True,
               help="Confirm on the rest of the set in this many pieces, dropping before each a "
                    "neighbour worse than the current network on the images seen so far.")
+@click.option("--shift-pixels", type=click.IntRange(0, sense.MAX_SHIFT),
+              default=_sense_default("shift_pixels"), show_default=True,
+              help="Score fitness on copies of the training images each moved by up to this many "
+                   "pixels, drawn afresh every --redraw-steps steps, so the climb cannot fit the "
+                   "images pixel by pixel (0: the images as they are).")
+@click.option("--redraw-steps", type=POSITIVE, default=_sense_default("redraw_steps"),
+              show_default=True, help="Steps between fresh draws of the shifted fitness images.")
 @click.option("--seed", type=SEED, default=_sense_default("seed"), show_default=True)
 @click.option("--engine", type=click.Choice(list(ENGINES)), default=_sense_default("engine"),
               show_default=True,
@@ -505,7 +512,7 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
 # Options of SENSE itself: binary backprop (--backprop) uses none of them.
 SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats", "layers",
               "layer_weights", "train_images", "anneal", "anneal_half_life", "screen_images",
-              "confirm", "screen_by_layer", "confirm_stages")
+              "confirm", "screen_by_layer", "confirm_stages", "shift_pixels", "redraw_steps")
 
 
 def _given(*names) -> list[str]:
@@ -551,6 +558,8 @@ def _refuse_idle_search_options(backprop: bool, chains: int, anneal: float,
                                "screening would do nothing; give a smaller --confirm")
     if anneal == 0:
         _refuse_idle(_given("anneal_half_life"), "without --anneal T0 > 0")
+    if options["shift_pixels"] == 0:
+        _refuse_idle(_given("redraw_steps"), "without --shift-pixels > 0")
 
 
 def _cache_size(evaluator) -> str:

@@ -86,6 +86,7 @@ MAX_COUNT = 10 ** 9                      # steps, steps per layer, repeats, imag
 MAX_SEED = 2 ** 32 - 1
 MAX_MARGIN_CLIP = 2 ** 20                # a margin sum over 2**11 images of a block fits int32
 MAX_CONFIRM_STAGES = 64
+MAX_SHIFT = 8                            # pixels: a digit keeps most of itself in the frame
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class SenseConfig:
     confirm_stages: int = 1                # > 1: confirm in pieces, dropping early losers
     seed: int = 0
     engine: str = "fast"                   # fast (delta evaluation) or textbook (forward passes)
+    shift_pixels: int = 0                  # > 0: fitness images shifted up to this, drawn afresh
+    redraw_steps: int = 1000               # ... every this many steps (a stage)
 
     def resolve(self, net: Network) -> SenseConfig:
         """A copy with the fields left at None set to ``net``'s measured defaults
@@ -179,6 +182,8 @@ class SenseConfig:
         whole("confirm", None, MAX_NEIGHBOURS, none_ok=True)
         whole("confirm_stages", 1, MAX_CONFIRM_STAGES)
         whole("seed", 0, MAX_SEED)
+        whole("shift_pixels", 0, MAX_SHIFT)
+        whole("redraw_steps", 1, MAX_COUNT)
         for name in ("budget_seconds", "anneal_temperature", "anneal_half_life"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -284,6 +289,34 @@ def check_inputs(net, data, config) -> None:
         raise MinisenseError(f"config is a {type(config).__name__}, not a SenseConfig")
 
 
+def shifted(images: np.ndarray, pixels: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image moved by its own random (dy, dx) in [-pixels, pixels]^2, uncovered pixels 0
+    (the background of MNIST-style images). uint8 (n, h, w) -> uint8 (n, h, w)."""
+    n, h, w = images.shape
+    padded = np.zeros((n, h + 2 * pixels, w + 2 * pixels), images.dtype)
+    padded[:, pixels:pixels + h, pixels:pixels + w] = images
+    dy, dx = rng.integers(-pixels, pixels + 1, size=(2, n))
+    out = np.empty_like(images)
+    for a in range(-pixels, pixels + 1):            # one slice per shift, not per image
+        for b in range(-pixels, pixels + 1):
+            chosen = (dy == a) & (dx == b)
+            out[chosen] = padded[chosen, pixels - a:pixels - a + h, pixels - b:pixels - b + w]
+    return out
+
+
+def stage_images(data, config: SenseConfig, stage: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fitness images of ``stage`` (steps stage*R .. (stage+1)*R - 1, R = ``redraw_steps``):
+    :func:`fitness_set`, each image shifted afresh by up to ``shift_pixels`` (0: unshifted, every
+    stage the same). The shifts come from ``default_rng([seed, stage, 2])``, so a resumed run
+    scores the images an uninterrupted one does. Fresh copies every stage keep the climb from
+    fitting the training images pixel by pixel (the train/validation gap, results book)."""
+    images, labels = fitness_set(data, config.train_images)
+    if not config.shift_pixels:
+        return images, labels
+    rng = np.random.default_rng([config.seed, stage, 2])
+    return shifted(images, config.shift_pixels, rng), labels
+
+
 def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
     """The layer the schedule perturbs at ``step`` (0-based), or None when the schedule is over."""
     block = step // config.steps_per_layer
@@ -325,6 +358,9 @@ class Search:
                 net, data.train.images[:self.n_train]).std())))))
         self.config = config
         evaluator = EVALUATORS[config.engine]
+        self.stage = (start or {}).get("step", 0) // config.redraw_steps
+        if config.shift_pixels:
+            images, labels = stage_images(data, config, self.stage)
         self.fit = evaluator(net, images, labels, config.margin_clip)
         self.val = evaluator(net, data.validation.images, data.validation.labels, 1)
         self.test = evaluator(net, data.test.images, data.test.labels, 1)
@@ -398,6 +434,8 @@ class Search:
         layer = layer_at(cfg, self.layers, t)
         if layer is None:
             return None
+        if cfg.shift_pixels and t // cfg.redraw_steps != self.stage:
+            self.redraw(t // cfg.redraw_steps)
         rng = np.random.default_rng([cfg.seed, t])
         if self.screen_size(layer):
             hood, confirmed = self.screened_step(layer, rng, t)
@@ -426,6 +464,15 @@ class Search:
             self.state["best_step"] = t + 1
             self.best_weights = {k: v.copy() for k, v in self.fit.weights.items()}
         return record
+
+    def redraw(self, stage: int) -> None:
+        """Score the current network on ``stage``'s fitness images (:func:`stage_images`) from now
+        on: a new evaluator on them (the old one is released first: on MNIST it holds GBs)."""
+        net, engine = self.network(), self.config.engine
+        self.fit = None
+        self.fit = EVALUATORS[engine](net, *stage_images(self.data, self.config, stage),
+                                      self.config.margin_clip)
+        self.stage = stage
 
     # -- the climb ---------------------------------------------------------------------------
     def run(self, on_step=lambda record: None) -> dict:
