@@ -333,3 +333,86 @@ def test_unscreened_search_replays_the_committed_fig7_run_record_for_record(tmp_
     committed = [json.loads(x) for x in (folder / runs.LOG_FILE).read_text().splitlines()]
     assert len(ours) == len(committed) == 91
     assert [[r[k] for k in keys] for r in ours] == [[r[k] for k in keys] for r in committed]
+
+
+# -- shifted fitness images, drawn afresh every stage ----------------------------------------------
+
+def test_shifted_moves_each_image_within_its_range_and_fills_with_zeros():
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (200, 6, 5)).astype(np.uint8)        # no zero pixel: visible
+    out = sense.shifted(images, 2, np.random.default_rng(7))
+    dy, dx = np.random.default_rng(7).integers(-2, 3, size=(2, 200))
+    for i in range(200):                     # direct oracle: pixel by pixel
+        want = np.zeros((6, 5), np.uint8)
+        for r in range(6):
+            for c in range(5):
+                if 0 <= r - dy[i] < 6 and 0 <= c - dx[i] < 5:
+                    want[r, c] = images[i, r - dy[i], c - dx[i]]
+        assert np.array_equal(out[i], want), i
+    assert len({(a, b) for a, b in zip(dy, dx)}) == 25 and out.dtype == np.uint8
+
+
+def test_stage_images_depend_on_seed_and_stage_only_and_zero_shift_is_the_fitness_set(digits):
+    cfg = small_config(shift_pixels=1, train_images=300)
+    a, labels = sense.stage_images(digits, cfg, 3)
+    assert np.array_equal(a, sense.stage_images(digits, cfg, 3)[0])
+    assert not np.array_equal(a, sense.stage_images(digits, cfg, 4)[0])
+    plain, plain_labels = sense.fitness_set(digits, 300)
+    assert np.array_equal(labels, plain_labels) and not np.array_equal(a, plain)
+    off = dataclasses.replace(cfg, shift_pixels=0)
+    assert all(np.array_equal(x, y) for x, y in zip(sense.stage_images(digits, off, 5),
+                                                     (plain, plain_labels)))
+
+
+@pytest.mark.slow
+def test_with_shift_off_a_search_is_bit_for_bit_the_search_without_the_setting(digits, tmp_path):
+    records = []
+    for name, cfg in (("default", small_config(max_steps=30)),
+                      ("off", small_config(max_steps=30, shift_pixels=0, redraw_steps=7))):
+        run = runs.start(cfg, tmp_path / name, "digits", sparsity=80)
+        run.run()
+        records.append([[r.get(k) for k in RECORD_KEYS] for r in run.history])
+    assert records[0] == records[1]
+
+
+@pytest.mark.slow
+def test_shifted_stages_score_exactly_their_images_and_resume_across_a_redraw(digits, tmp_path):
+    cfg = small_config(max_steps=24, neighbours=10, train_images=200, shift_pixels=2,
+                       redraw_steps=8, screen_images=0)
+    whole = runs.start(cfg, tmp_path / "whole", "digits", sparsity=80)
+    seen = []
+
+    def check(record):                       # the record's fitness: a full forward pass on the
+        stage = (record["step"] - 1) // 8    # images of the stage the step belonged to
+        images, labels = sense.stage_images(digits, whole.config, stage)
+        correct, margin = score_logits(exact_logits(whole.network(), images), labels,
+                                       whole.config.margin_clip)
+        assert record["fitness"] == margin / (200 * whole.config.margin_clip)
+        assert record["train_accuracy"] == correct / 200
+        seen.append(stage)
+
+    whole.run(on_step=check)
+    assert seen == [0] * 8 + [1] * 8 + [2] * 8 and whole.stage == 2
+    part = runs.start(dataclasses.replace(cfg, max_steps=11), tmp_path / "part", "digits",
+                      sparsity=80)
+    part.run()
+    resumed = runs.resume(tmp_path / "part", max_steps=24)
+    assert resumed.stage == 1
+    resumed.run()
+    for name, w in whole.fit.weights.items():
+        assert np.array_equal(w, resumed.fit.weights[name])
+    assert [[r.get(k) for k in RECORD_KEYS] for r in whole.history[12:]] == \
+        [[r.get(k) for k in RECORD_KEYS] for r in resumed.history]
+
+
+@pytest.mark.slow
+def test_shifted_stages_take_the_same_moves_on_the_textbook_engine(tmp_path):
+    histories = {}
+    for engine in ("fast", "textbook"):
+        cfg = small_config(max_steps=6, neighbours=4, train_images=60, shift_pixels=1,
+                           redraw_steps=3, screen_images=0, layers=["fc"], engine=engine)
+        run = runs.start(cfg, tmp_path / engine, "digits", sparsity=80)
+        run.run()
+        histories[engine] = [[r.get(k) for k in RECORD_KEYS] for r in run.history]
+    assert any(r[4] for r in histories["fast"][4:])           # a move after the redraw
+    assert histories["fast"] == histories["textbook"]
