@@ -207,6 +207,9 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
     ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=inf"],
     ["--init", "random", "--sparsity", "100"],
     ["--init", "random"],
+    ["--init", "random", "--sparsity", "80", "--redraw-steps", "10"],     # idle without a shift
+    ["--init", "random", "--sparsity", "80", "--shift-pixels", "9"],
+    ["--init", "random", "--sparsity", "80", "--shift-pixels", "1", "--redraw-steps", "0"],
     [],
 ])
 def test_search_bad_input_is_a_one_line_error(tmp_path, args, run, assert_one_line_error):
