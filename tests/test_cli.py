@@ -207,7 +207,8 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
     ["--init", "random", "--sparsity", "80", "--layer-weight", "fc=inf"],
     ["--init", "random", "--sparsity", "100"],
     ["--init", "random"],
-    ["--init", "random", "--sparsity", "80", "--redraw-steps", "10"],     # idle without a shift
+    ["--init", "random", "--sparsity", "80", "--shift-pixels", "0", "--redraw-steps", "10"],
+    ["--dataset", "carracing", "--init", "random", "--sparsity", "80", "--redraw-steps", "10"],
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "9"],
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "1", "--redraw-steps", "0"],
     [],
