@@ -77,6 +77,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
     bench,
     car,
     checkpoint,
+    curves,
     dagger,
     data,
     ensemble,
@@ -1017,14 +1018,37 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
 # -- minisense plot -------------------------------------------------------------------------------
 
 @main.command(name="plot")
-@click.argument("run_folder", metavar="RUN", type=click.Path(path_type=pathlib.Path))
+@click.argument("run_folders", metavar="RUN...", nargs=-1, required=True,
+                type=click.Path(path_type=pathlib.Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path),
-              help="The PNG to write  [default: RUN/plot.png]")
+              help="The PNG to write  [default: RUN/plot.png; needed for several runs]")
+@click.option("--reach", "reach", multiple=True, metavar="PCT",
+              type=Finite(min=0, max=100, min_open=True),
+              help="Several runs: report when each first reaches this validation accuracy "
+                   "(repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing --out file.")
-def plot(run_folder, out, force):
+def plot(run_folders, out, reach, force):
     """A picture of a run (a train, search, search --chains or --backprop folder) as one PNG:
-    accuracy, loss and sparsity by epoch, or accuracy by step and second, moves accepted."""
-    click.echo(f"picture: {runplots.plot_run(run_folder, out, force)}")
+    accuracy, loss and sparsity by epoch, or accuracy by step and second, moves accepted.
+
+    Several runs (searches and p-SIREN trainings): their validation accuracy against seconds on
+    one picture, the plotted numbers in a JSON beside it (--out with .json)."""
+    if len(run_folders) == 1:
+        if reach:
+            raise click.UsageError("--reach compares several runs; give two or more RUNs, or "
+                                   "drop it")
+        click.echo(f"picture: {runplots.plot_run(run_folders[0], out, force)}")
+        return
+    if out is None:
+        raise click.UsageError("several RUNs are drawn on one picture: name it with --out F.png")
+    png, result = curves.compare_runs(run_folders, out, [r / 100 for r in reach], force)
+    for name, c in result["runs"].items():
+        first = "".join(f", first {level}% at {'never' if t is None else f'{t:,.0f} s'}"
+                        for level, t in c["first_reaches"].items())
+        click.echo(f"{name}: {c['setting'].split(':')[0]}, seed {c['seed']}, validation "
+                   f"{100 * c['best']['validation_accuracy']:.2f}%, test "
+                   f"{100 * c['best']['test_accuracy']:.2f}%{first}")
+    click.echo(f"picture: {png}, numbers: {png.with_suffix('.json')}")
 
 
 # -- minisense reproduce --------------------------------------------------------------------------
