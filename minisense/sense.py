@@ -476,11 +476,8 @@ class Search:
 
     def redraw(self, stage: int) -> None:
         """Score the current network on ``stage``'s fitness images (:func:`stage_images`) from now
-        on: a new evaluator on them (the old one is released first: on MNIST it holds GBs)."""
-        net, engine = self.network(), self.config.engine
-        self.fit = None
-        self.fit = EVALUATORS[engine](net, *stage_images(self.data, self.config, stage),
-                                      self.config.margin_clip)
+        on (the evaluator's ``set_images``: on MNIST the fast one reuses its gigabytes)."""
+        self.fit.set_images(*stage_images(self.data, self.config, stage))
         self.stage = stage
 
     # -- the climb ---------------------------------------------------------------------------

@@ -184,6 +184,34 @@ def test_after_hundreds_of_accepts_the_incremental_cache_equals_a_refresh(archit
 
 
 @pytest.mark.parametrize("architecture", ["mnist", "car"])
+def test_set_images_holds_what_a_new_evaluator_on_those_images_holds(architecture, make_case):
+    """A redraw in place (shifted fitness images): after moves on the first images, every cached
+    integer, the logits, the score and the neighbours' scores on the second images equal a new
+    evaluator's of the same network on them; other images are refused, nothing changed."""
+    net, images, labels = make_case(architecture, "random", count=LANES + 6, seed=3)
+    _, others, other_labels = make_case(architecture, "random", count=LANES + 6, seed=4)
+    evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        layer = LAYERS[architecture][rng.integers(len(LAYERS[architecture]))]
+        src, dst = random_swaps(evaluator.weights[layer], 1, rng)
+        evaluator.accept(layer, src[0], dst[0])
+    before = evaluator.current_score()
+    evaluator.set_images(others, other_labels)
+    fresh = DeltaEvaluator(evaluator.network(), others, other_labels, MARGIN_CLIP)
+    for name, a in fresh.cache().items():
+        assert np.array_equal(evaluator.cache()[name], a), name
+    assert np.array_equal(evaluator.logits(), exact_logits(evaluator.network(), others))
+    assert evaluator.current_score() == fresh.current_score() != before
+    for layer in LAYERS[architecture]:
+        src, dst = random_swaps(evaluator.weights[layer], 20, rng)
+        assert np.array_equal(evaluator.score(layer, src, dst), fresh.score(layer, src, dst))
+    with pytest.raises(MinisenseError, match="needs 70 images"):
+        evaluator.set_images(others[:5], other_labels[:5])
+    assert np.array_equal(evaluator.logits(), fresh.logits())
+
+
+@pytest.mark.parametrize("architecture", ["mnist", "car"])
 def test_accept_keeps_the_family_and_changes_exactly_two_positions(architecture, make_case):
     net, images, labels = make_case(architecture, "random", count=5)
     evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)

@@ -246,20 +246,8 @@ class DeltaEvaluator:
         self._off2 = p2
         blocks = -(-self.count // LANES)
 
-        def to_blocks(a):                   # (n, ...) -> (blocks, ..., LANES), padded with 0
-            padded = np.zeros((blocks * LANES,) + a.shape[1:], dtype=a.dtype)
-            padded[:len(a)] = a
-            return np.ascontiguousarray(np.moveaxis(padded.reshape(blocks, LANES, *a.shape[1:]),
-                                                    1, -1))
-
-        padded = np.pad(images, ((0, 0), (p1, p1), (p1, p1)))
-        phases = np.zeros((self.count, q1 * q1, hu, wu), np.int16)
-        for ry in range(q1):
-            for rx in range(q1):
-                part = padded[:, ry::q1, rx::q1][:, :hu, :wu]
-                phases[:, ry * q1 + rx, :part.shape[1], :part.shape[2]] = part
-        self._u = to_blocks(phases).reshape(blocks, q1 * q1, hu, wu * LANES)
-        self._labels = to_blocks(labels.astype(np.int32) + 1) - 1          # padding lanes: -1
+        self._phases = (p1, hu, wu)
+        self._u, self._labels = self._blocked_images(images, labels)
         self._z1 = np.zeros((blocks, c1, q1 * q1, hp1, wp1 * LANES), np.int16)
         self._h1 = np.zeros((blocks, c1, q2 * q2, hh, wh * LANES), np.int32)
         self._z2 = np.zeros((blocks, c2, q2 * q2, hp2, wp2 * LANES), np.int32)
@@ -272,6 +260,39 @@ class DeltaEvaluator:
         self._logits = np.zeros((blocks, self.num_classes, LANES), np.int32)
         self._columns = {name: fc_columns(self.weights[name]) for name in self.names[2:]}
         self._conv2_taps = conv_taps(self.weights[self.names[1]])
+        self.refresh()
+
+    def _blocked_images(self, images, labels) -> tuple[np.ndarray, np.ndarray]:
+        """The images as layer 1 reads them, (blocks, q1*q1, hu, wu*LANES) int16: padded by p1,
+        stored as q1*q1 phase planes of hu x wu; and the labels (blocks, LANES), padding -1."""
+        (p1, hu, wu), q1 = self._phases, self._q1
+        blocks = -(-len(images) // LANES)
+
+        def to_blocks(a):                   # (n, ...) -> (blocks, ..., LANES), padded with 0
+            padded = np.zeros((blocks * LANES,) + a.shape[1:], dtype=a.dtype)
+            padded[:len(a)] = a
+            return np.ascontiguousarray(np.moveaxis(padded.reshape(blocks, LANES, *a.shape[1:]),
+                                                    1, -1))
+
+        padded = np.pad(images, ((0, 0), (p1, p1), (p1, p1)))
+        phases = np.zeros((len(images), q1 * q1, hu, wu), np.int16)
+        for ry in range(q1):
+            for rx in range(q1):
+                part = padded[:, ry::q1, rx::q1][:, :hu, :wu]
+                phases[:, ry * q1 + rx, :part.shape[1], :part.shape[2]] = part
+        return (to_blocks(phases).reshape(blocks, q1 * q1, hu, wu * LANES),
+                to_blocks(labels.astype(np.int32) + 1) - 1)               # padding lanes: -1
+
+    def set_images(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Score on other images, as many as before (a redraw of shifted fitness images): the
+        cache is recomputed in place, exactly what a new evaluator on them would hold, without
+        allocating its gigabytes again."""
+        images, labels = check_scored_set(self._template, images, labels, self.margin_clip)
+        if len(images) != self.count:
+            raise MinisenseError(f"set_images needs {self.count} images, as before; got "
+                                 f"{len(images)}: make a new evaluator for another count")
+        self._u[...], self._labels[...] = self._blocked_images(images, labels)
+        self._label_list = labels.astype(np.int64)
         self.refresh()
 
     # -- the cache ---------------------------------------------------------------------------

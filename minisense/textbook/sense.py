@@ -53,6 +53,12 @@ class ForwardPasses:
         self.margin_clip = int(margin_clip)
         self._score = None
 
+    def set_images(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Score on other images from now on (a redraw of shifted fitness images)."""
+        images, labels = check_scored_set(self._template, images, labels, self.margin_clip)
+        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
+        self.count, self._score = len(images), None
+
     def network(self, weights: dict | None = None) -> Network:
         """The binary network of ``weights`` (default: the current ones)."""
         return self._template.with_ternary(self.weights if weights is None else weights,
