@@ -7,7 +7,7 @@
     minisense bench   speed benchmarks (training, delta evaluation)
     minisense car     the car-racing task: expert returns, recording demonstrations, driving
     minisense reproduce FIGURE   one of the paper's figures: PNG + JSON in <out>/<figure>/
-    minisense plot RUN  a picture of a train, search, --chains or --backprop folder (one PNG)
+    minisense plot RUN  a picture of a train, search, --chains, --backprop or car dagger folder
 
 Every command is one ``@main.command()`` function that parses its options, calls the library and
 prints; whatever it does is callable from Python too. Errors reach the user as ONE line
@@ -76,6 +76,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
     __version__,
     bench,
     car,
+    carplots,
     checkpoint,
     dagger,
     data,
@@ -939,16 +940,22 @@ def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, worke
 @click.argument("b_json", metavar="B.json", type=click.Path(exists=True, dir_okay=False,
                                                              path_type=pathlib.Path))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-@click.option("--force", is_flag=True, help=FORCE_HELP)
-def car_compare(a_json, b_json, json_path, force):
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              help="Also draw one point per track (B's return across, A's up) into this PNG.")
+@click.option("--force", is_flag=True, help="Replace an existing --json or --plot file (never "
+                                             "a file it reads, nor a run's).")
+def car_compare(a_json, b_json, json_path, plot_path, force):
     """Two drivers on the same tracks (the --json of car expert or car drive; an expert's
     3-class returns): the mean paired difference A - B and its standard error."""
-    files.check_outputs({"--json": json_path}, (a_json, b_json), force)
+    carplots.check_png(plot_path, "--plot")
+    files.check_outputs({"--json": json_path, "--plot": plot_path}, (a_json, b_json), force)
     r = car.compare_files(a_json, b_json)
     click.echo(f"A - B over {r['episodes']} tracks (seeds {r['seeds'][0]}-{r['seeds'][-1]}): "
                f"{r['mean_difference']:+.1f} +- {r['sem_difference']:.1f} (standard error); "
                f"A {r['mean_a']:.1f}, B {r['mean_b']:.1f}; A better on {r['a_better']}, B on "
                f"{r['b_better']}")
+    if plot_path is not None:
+        click.echo(f"picture: {carplots.plot_paired(r, plot_path)}")
     if json_path is not None:
         files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
@@ -1013,11 +1020,15 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
 @click.argument("run_folder", metavar="RUN", type=click.Path(path_type=pathlib.Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="The PNG to write  [default: RUN/plot.png]")
+@click.option("--expert", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+              help="A DAgger run only: the --json of car expert, drawn as the expert's mean "
+                   "return  [default: the recording's, when comparable]")
 @click.option("--force", is_flag=True, help="Replace an existing --out file.")
-def plot(run_folder, out, force):
-    """A picture of a run (a train, search, search --chains or --backprop folder) as one PNG:
-    accuracy, loss and sparsity by epoch, or accuracy by step and second, moves accepted."""
-    click.echo(f"picture: {runplots.plot_run(run_folder, out, force)}")
+def plot(run_folder, out, expert, force):
+    """A picture of a run (a train, search, search --chains, --backprop or car dagger folder) as
+    one PNG: accuracy, loss and sparsity by epoch, accuracy by step and second, moves accepted,
+    or a DAgger run's returns, frames and accuracies by round."""
+    click.echo(f"picture: {runplots.plot_run(run_folder, out, force, expert)}")
 
 
 # -- minisense reproduce --------------------------------------------------------------------------
