@@ -7,7 +7,7 @@
     minisense bench   speed benchmarks (training, delta evaluation)
     minisense car     the car-racing task: expert returns, recording demonstrations, driving
     minisense reproduce FIGURE   one of the paper's figures: PNG + JSON in <out>/<figure>/
-    minisense plot RUN  a picture of a train, search, --chains or --backprop folder (one PNG)
+    minisense plot RUN  a picture of a train, search, --chains, --backprop or car dagger folder
 
 Every command is one ``@main.command()`` function that parses its options, calls the library and
 prints; whatever it does is callable from Python too. Errors reach the user as ONE line
@@ -76,6 +76,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
     __version__,
     bench,
     car,
+    carplots,
     checkpoint,
     curves,
     dagger,
@@ -947,16 +948,22 @@ def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, worke
 @click.argument("b_json", metavar="B.json", type=click.Path(exists=True, dir_okay=False,
                                                              path_type=pathlib.Path))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
-@click.option("--force", is_flag=True, help=FORCE_HELP)
-def car_compare(a_json, b_json, json_path, force):
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              help="Also draw one point per track (B's return across, A's up) into this PNG.")
+@click.option("--force", is_flag=True, help="Replace an existing --json or --plot file (never "
+                                             "a file it reads, nor a run's).")
+def car_compare(a_json, b_json, json_path, plot_path, force):
     """Two drivers on the same tracks (the --json of car expert or car drive; an expert's
     3-class returns): the mean paired difference A - B and its standard error."""
-    files.check_outputs({"--json": json_path}, (a_json, b_json), force)
+    carplots.check_png(plot_path, "--plot")
+    files.check_outputs({"--json": json_path, "--plot": plot_path}, (a_json, b_json), force)
     r = car.compare_files(a_json, b_json)
     click.echo(f"A - B over {r['episodes']} tracks (seeds {r['seeds'][0]}-{r['seeds'][-1]}): "
                f"{r['mean_difference']:+.1f} +- {r['sem_difference']:.1f} (standard error); "
                f"A {r['mean_a']:.1f}, B {r['mean_b']:.1f}; A better on {r['a_better']}, B on "
                f"{r['b_better']}")
+    if plot_path is not None:
+        click.echo(f"picture: {carplots.plot_paired(r, plot_path)}")
     if json_path is not None:
         files.atomic_write_json(json_path, r)
         click.echo(f"results: {json_path}")
@@ -1026,10 +1033,14 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
               type=Finite(min=0, max=100, min_open=True),
               help="Several runs: report when each first reaches this validation accuracy "
                    "(repeatable).")
+@click.option("--expert", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+              help="A DAgger run only: the --json of car expert, drawn as the expert's mean "
+                   "return  [default: the recording's, when comparable]")
 @click.option("--force", is_flag=True, help="Replace an existing --out file.")
-def plot(run_folders, out, reach, force):
-    """A picture of a run (a train, search, search --chains or --backprop folder) as one PNG:
-    accuracy, loss and sparsity by epoch, or accuracy by step and second, moves accepted.
+def plot(run_folders, out, reach, expert, force):
+    """A picture of a run (a train, search, search --chains, --backprop or car dagger folder) as
+    one PNG: accuracy, loss and sparsity by epoch, accuracy by step and second, moves accepted,
+    or a DAgger run's returns, frames and accuracies by round.
 
     Several runs (searches and p-SIREN trainings): their validation accuracy against seconds on
     one picture, the plotted numbers in a JSON beside it (--out with .json)."""
@@ -1037,10 +1048,11 @@ def plot(run_folders, out, reach, force):
         if reach:
             raise click.UsageError("--reach compares several runs; give two or more RUNs, or "
                                    "drop it")
-        click.echo(f"picture: {runplots.plot_run(run_folders[0], out, force)}")
+        click.echo(f"picture: {runplots.plot_run(run_folders[0], out, force, expert)}")
         return
-    if out is None:
-        raise click.UsageError("several RUNs are drawn on one picture: name it with --out F.png")
+    if out is None or expert is not None:
+        raise click.UsageError("several RUNs are drawn on one picture: name it with --out F.png "
+                               "(and --expert is for one DAgger run)")
     png, result = curves.compare_runs(run_folders, out, [r / 100 for r in reach], force)
     for name, c in result["runs"].items():
         first = "".join(f", first {level}% at {'never' if t is None else f'{t:,.0f} s'}"

@@ -21,7 +21,7 @@ SENSE (Algorithm 2)
 Checkpoints, ensembles, pictures
     ``save_checkpoint(net, path)``, ``load_checkpoint(path)`` -> (network, metadata);
     ``evaluate_ensemble(nets, images, labels)``; ``plot_run(folder)`` draws a run folder (a
-    ``train`` or ``search`` one) as a PNG.
+    ``train``, ``search`` or ``car dagger`` one) as a PNG.
 
 Names are loaded on first use, so that ``import minisense`` stays light and the textbook tier
 (``minisense.textbook``) can be imported without the fast one.

@@ -207,14 +207,17 @@ def _returns_by_seed(result: dict, name: str) -> tuple[list[int], list[float]]:
 
 def compare(a: dict, b: dict, a_name: str = "A", b_name: str = "B") -> dict:
     """``paired`` on two ``car expert`` / ``car drive`` results (their 3-class returns) that
-    drove the same seeds in the same order; a clear error if they did not."""
+    drove the same seeds in the same order; a clear error if they did not. The result also
+    holds each driver's returns in seed order ("returns_a", "returns_b"), as a scatter of one
+    point per track needs (``minisense.carplots.draw_paired``)."""
     seeds_a, returns_a = _returns_by_seed(a, a_name)
     seeds_b, returns_b = _returns_by_seed(b, b_name)
     if seeds_a != seeds_b:
         raise MinisenseError(f"{a_name} and {b_name} drove different tracks (seeds "
                              f"{_seed_range(seeds_a)} and {_seed_range(seeds_b)}); a paired "
                              "comparison needs the same seeds")
-    return {"seeds": seeds_a, "a": a_name, "b": b_name, **paired(returns_a, returns_b)}
+    return {"seeds": seeds_a, "a": a_name, "b": b_name, "returns_a": returns_a,
+            "returns_b": returns_b, **paired(returns_a, returns_b)}
 
 
 def compare_files(a_path, b_path) -> dict:

@@ -1,5 +1,5 @@
 """What a run folder recorded, as arrays for its picture (``minisense.runplots``): the series
-read from the files ``minisense train`` and ``minisense search`` write, nothing recomputed.
+read from the files ``minisense train``, ``search`` and ``car dagger`` write, nothing recomputed.
 
 * A p-SIREN run (``metrics.json``): per epoch the loss and validation accuracy, per step of
   Algorithm 1 its epochs and finished accuracies. The history holds no sparsity per epoch, so
@@ -14,6 +14,12 @@ read from the files ``minisense train`` and ``minisense search`` write, nothing 
   those two are estimates.
 * A family of chains (``search --chains``: ``family.json``, ``chain-<i>/``): each member's.
 * A backprop line (``search --backprop``: ``backprop.jsonl``): its records.
+* A DAgger run (``car dagger``: ``dagger.json``, ``rounds.jsonl``, ``start/model.json``,
+  ``round-RRR/episodes.npz``, ``data/carracing.json``): per round the driving return (mean, its
+  standard error, each episode's), the frames added and the aggregate's training frames, and
+  the accuracies of the network trained; the start network's accuracies; the expert's mean
+  return on the recording's tracks, when that recording is comparable (see
+  :func:`dagger_series`).
 
 Every bad or missing file is a one-line ``MinisenseError`` naming it and the fix.
 """
@@ -25,6 +31,7 @@ import json
 import math
 import pathlib
 import re
+import zipfile
 
 import numpy as np
 
@@ -33,11 +40,17 @@ from minisense.chains import FAMILY_FILE
 from minisense.errors import MinisenseError
 from minisense.psiren import ADDED_OPTIONS, STEPS
 
-__all__ = ["backprop_series", "chains_series", "is_number", "psiren_series", "read_json",
-           "read_records", "run_kind", "search_series", "step_log"]
+__all__ = ["backprop_series", "chains_series", "dagger_series", "is_number", "psiren_series",
+           "read_json", "read_records", "run_kind", "search_series", "step_log"]
 
 THINNED = re.compile(r"steps-every(\d+)\.jsonl")
 SPLIT_FIELDS = ("train_accuracy", "validation_accuracy", "test_accuracy")
+# The files of a DAgger run, as minisense.dagger names them (importing it here would close a
+# cycle: dagger -> car -> runlogs; tests/test_carplots.py checks the names agree).
+DAGGER_FILE, ROUNDS_FILE = "dagger.json", "rounds.jsonl"
+# What every line of rounds.jsonl holds as a number (minisense.dagger._run writes them all).
+ROUND_FIELDS = ("round", "beta", "frames_added", "train_frames", "mean_return",
+                "sem_return") + SPLIT_FIELDS
 
 
 def step_log(folder) -> pathlib.Path | None:
@@ -58,13 +71,16 @@ def _chain_folders(folder: pathlib.Path) -> list[pathlib.Path]:
 
 def run_kind(folder) -> str:
     """What wrote ``folder``: "psiren" (``minisense train``), "search", "chains" (``search
-    --chains``) or "backprop" (``search --backprop``); a one-line error if none did."""
+    --chains``), "backprop" (``search --backprop``) or "dagger" (``car dagger``); a one-line
+    error if none did."""
     folder = pathlib.Path(folder)
     if not folder.exists():
         raise MinisenseError(f"{folder} does not exist; pass the folder of a run")
     if not folder.is_dir():
         raise MinisenseError(f"{folder} is a file, not a run folder; pass the folder that holds "
                              f"it ({folder.parent})")
+    if (folder / DAGGER_FILE).is_file():
+        return "dagger"
     if (folder / "metrics.json").is_file():
         return "psiren"
     if (folder / FAMILY_FILE).is_file() or _chain_folders(folder):
@@ -81,8 +97,8 @@ def run_kind(folder) -> str:
     hint = f" (its {inside[0]}/ is one)" if inside else ""
     raise MinisenseError(f"{folder} is not a run folder: it holds no metrics.json (minisense "
                          "train), config.json and steps.jsonl (minisense search), family.json "
-                         f"(search --chains) or backprop.jsonl (search --backprop); pass the "
-                         f"--out folder of one of them{hint}")
+                         "(search --chains), backprop.jsonl (search --backprop) or dagger.json "
+                         f"(car dagger); pass the --out folder of one of them{hint}")
 
 
 def read_json(path: pathlib.Path, required: bool = True) -> dict:
@@ -273,3 +289,74 @@ def chains_series(folder) -> dict:
         raise MinisenseError(f"{folder} holds {FAMILY_FILE} but no chain-<i>/ search folders; "
                              "restore them, or run the same search --chains command again")
     return {"members": members, "family": read_json(folder / FAMILY_FILE, required=False)}
+
+
+def _episode_returns(path: pathlib.Path) -> list[float] | None:
+    """The per-episode returns a round's ``episodes.npz`` holds (None without the file)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            returns = np.asarray(f["returns"], dtype=np.float64)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+        raise MinisenseError(f"{path} is unreadable ({type(e).__name__}); restore it from the "
+                             "run") from None
+    return returns.tolist()
+
+
+def _recorded_expert(meta: dict, settings: dict) -> dict | None:
+    """The expert's mean return on the recording's tracks, from the aggregate's metadata, when
+    it measures the driver of the rounds' labels: the same expert version, no noise in its
+    actions, episodes cut at the same step; else None (``--expert`` can give one)."""
+    joined = meta.get("dagger")                    # the aggregate: its first episodes recorded
+    episodes = joined.get("recorded_episodes") if isinstance(joined, dict) else \
+        meta.get("episodes")
+    if not (is_number(meta.get("expert_mean_return")) and meta.get("noise") == 0
+            and meta.get("expert_name") == settings.get("expert_name")
+            and meta.get("max_steps") == settings.get("max_steps") and is_number(episodes)
+            and is_number(meta.get("seed"))):
+        return None
+    return {"mean_return": float(meta["expert_mean_return"]), "sem_return": None,
+            "expert_name": meta["expert_name"], "episodes": int(episodes),
+            "seeds": [int(meta["seed"]), int(meta["seed"]) + int(episodes) - 1],
+            "source": "the recording"}
+
+
+def dagger_series(folder) -> dict:
+    """What the DAgger picture draws, from a ``car dagger`` run folder.
+
+    In the notation of ``minisense.dagger``: pi_0 is the start, round r drives pi_r (mixed with
+    the expert at beta_r) and trains pi_{r+1}. For the n finished rounds (rounds.jsonl) it
+    returns "round" (n,) int, "beta" (n,), "mean_return" (n,), "sem_return" (n,) and
+    "episode_returns" (a list per round, None where episodes.npz is gone): the driving of pi_r;
+    "frames_added" (n,) int (frames round r collected), "train_frames" (n,) int (the aggregate's
+    training frames pi_{r+1} was trained on), the three accuracies (n,) (fractions) of pi_{r+1};
+    "start": pi_0's accuracies (start/model.json; None if missing) and "start_train_frames" (the
+    recording's, round 0's aggregate less what round 0 added); "expert": the expert's mean
+    return on the recording's tracks (``_recorded_expert``; None if not comparable); "settings"
+    (dagger.json), "records" (rounds.jsonl as read).
+    """
+    folder = pathlib.Path(folder)
+    settings = read_json(folder / DAGGER_FILE)
+    path = folder / ROUNDS_FILE
+    if not path.is_file():
+        raise MinisenseError(f"{folder} holds no {ROUNDS_FILE}: the DAgger run has finished no "
+                             "round yet; plot it once it has")
+    records = read_records(path, ROUND_FIELDS)
+    if [r["round"] for r in records] != list(range(len(records))):
+        raise MinisenseError(f"{path} numbers its rounds {[r['round'] for r in records]}, not 0, "
+                             "1, ...; restore it from the run")
+    series = {"settings": settings, "records": records,
+              "round": np.arange(len(records)),
+              "episode_returns": [_episode_returns(folder / f"round-{r:03d}" / "episodes.npz")
+                                  for r in range(len(records))]}
+    for key in ROUND_FIELDS[1:]:
+        dtype = np.int64 if key in ("frames_added", "train_frames") else np.float64
+        series[key] = np.array([r[key] for r in records], dtype=dtype)
+    series["start_train_frames"] = int(series["train_frames"][0] - series["frames_added"][0])
+    start = read_json(folder / "start" / "model.json", required=False).get("dagger")
+    series["start"] = {k: float(start[k]) for k in SPLIT_FIELDS} if isinstance(start, dict) \
+        and all(is_number(start.get(k)) for k in SPLIT_FIELDS) else None
+    meta = read_json(folder / "data" / "carracing.json", required=False)
+    series["expert"] = _recorded_expert(meta, settings)
+    return series

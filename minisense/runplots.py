@@ -13,6 +13,8 @@
 * A family of chains (``search --chains``): one line per member, validation accuracy against
   seconds and test accuracy against steps, each member's best by validation starred.
 * A backprop line (``search --backprop``): accuracy against batches and seconds.
+* A DAgger run (``car dagger``): returns, frames and accuracies round by round, drawn by
+  ``minisense.carplots.draw_dagger``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from minisense import files, plots, runlogs, runs  # noqa: E402
+from minisense import carplots, files, plots, runlogs, runs  # noqa: E402
+from minisense.car import MAX_STEPS  # noqa: E402
+from minisense.carplots import draw_dagger  # noqa: E402
 from minisense.errors import MinisenseError  # noqa: E402
 from minisense.psiren import ADDED_OPTIONS, STEPS  # noqa: E402
 from minisense.runlogs import is_number  # noqa: E402
 
-__all__ = ["PLOT_FILE", "draw_backprop", "draw_chains", "draw_psiren", "draw_search", "plot_run"]
+__all__ = ["PLOT_FILE", "draw_backprop", "draw_chains", "draw_dagger", "draw_psiren",
+           "draw_search", "plot_run"]
 
 PLOT_FILE = "plot.png"
 SPLIT_COLOURS = {"train": "0.5", "validation": "tab:blue", "test": "red"}   # as plots.climb_map
@@ -330,20 +335,45 @@ def _backprop_title(folder: pathlib.Path, b: dict) -> str:
         f"{_pct(last['validation_accuracy'])}, test {_pct(last['test_accuracy'])}"
 
 
+def _dagger_title(folder: pathlib.Path, s: dict) -> str:
+    settings, n = s["settings"], len(s["round"])
+    trainer = {"psiren": "p-SIREN (Algorithm 1) from scratch each round",
+               "sense": "SENSE (Algorithm 2) continued each round"}.get(
+        settings.get("trainer"), f"trainer {settings.get('trainer', '?')}")
+    beta0, decay = settings.get("beta0"), settings.get("beta_decay")
+    beta = "beta ?" if not (is_number(beta0) and is_number(decay)) else \
+        "$\\beta = 0$ (the network drives)" if beta0 == 0 else \
+        f"$\\beta_r = {beta0:g} \\times {decay:g}^r$ (chance the expert's action is taken)"
+    cut = settings.get("max_steps")
+    cut = f", episodes cut at {cut} steps" if is_number(cut) and cut < MAX_STEPS else ""
+    episodes = settings.get("episodes", "?")
+    return f"{_name(folder)}: DAgger (Ross et al. 2011) on CarRacing-v3, {trainer}\n" \
+        f"seed {settings.get('seed', '?')}, {episodes} episode{'' if episodes == 1 else 's'} a " \
+        f"round, {beta}, expert {settings.get('expert_name', '?')}{cut}\n{n} of " \
+        f"{settings.get('rounds', '?')} rounds finished; last network: validation " \
+        f"{_pct(s['validation_accuracy'][-1])}, test {_pct(s['test_accuracy'][-1])}"
+
+
 # -- the picture ---------------------------------------------------------------------------------
 
-def plot_run(folder, out=None, force: bool = False) -> pathlib.Path:
+def plot_run(folder, out=None, force: bool = False, expert=None) -> pathlib.Path:
     """Draw the run in ``folder`` (``runlogs.run_kind``) into one PNG, ``out`` (default
     ``folder/plot.png``), written atomically; an existing file is replaced only with ``force``.
-    Returns the PNG's path."""
+    ``expert``: for a DAgger run, a ``car expert --json`` file whose mean return is drawn as the
+    expert's line (instead of the recording's). Returns the PNG's path."""
     folder = pathlib.Path(folder)
     kind = runlogs.run_kind(folder)
+    if expert is not None and kind != "dagger":
+        raise MinisenseError(f"--expert draws the expert's line of a DAgger run; {folder} is a "
+                             f"{kind} folder, not one (no dagger.json): drop --expert")
     out = pathlib.Path(out) if out is not None else folder / PLOT_FILE
-    if out.suffix.lower() != ".png":
-        raise MinisenseError(f"--out {out} does not end in .png; the picture is a PNG: give a "
-                             "file name ending in .png")
-    files.check_outputs({"--out": out}, (), force)
-    if kind == "psiren":
+    carplots.check_png(out, "--out")
+    files.check_outputs({"--out": out}, () if expert is None else (expert,), force)
+    if kind == "dagger":
+        s = runlogs.dagger_series(folder)
+        line = carplots.expert_line(expert) if expert is not None else None
+        fig = draw_dagger(s, _dagger_title(folder, s), line)
+    elif kind == "psiren":
         s = runlogs.psiren_series(folder)
         fig = draw_psiren(s, _psiren_title(folder, s["meta"]))
     elif kind == "search":
