@@ -84,6 +84,7 @@ from minisense import (  # noqa: E402  (after the environment check: these impor
     ensemble,
     evaluate,
     files,
+    plots,
     psiren,
     reproduce,
     runplots,
@@ -431,7 +432,7 @@ def _sense_default(name: str):
               default=_sense_default("shift_pixels"),
               help="Score fitness on copies of the training images each moved by up to this many "
                    "pixels, drawn afresh every --redraw-steps steps, so the climb cannot fit the "
-                   "images pixel by pixel (0: the images as they are). [default: 2; the car: 0]")
+                   "images pixel by pixel (0: the images as they are). [default: 0]")
 @click.option("--redraw-steps", type=POSITIVE, default=_sense_default("redraw_steps"),
               help="Steps between fresh draws of the shifted fitness images. [default: 1000]")
 @click.option("--seed", type=SEED, default=_sense_default("seed"), show_default=True)
@@ -955,7 +956,7 @@ def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, worke
 def car_compare(a_json, b_json, json_path, plot_path, force):
     """Two drivers on the same tracks (the --json of car expert or car drive; an expert's
     3-class returns): the mean paired difference A - B and its standard error."""
-    carplots.check_png(plot_path, "--plot")
+    plots.check_png(plot_path, "--plot")
     files.check_outputs({"--json": json_path, "--plot": plot_path}, (a_json, b_json), force)
     r = car.compare_files(a_json, b_json)
     click.echo(f"A - B over {r['episodes']} tracks (seeds {r['seeds'][0]}-{r['seeds'][-1]}): "

@@ -14,7 +14,6 @@ Nothing here computes a result: the numbers are those the run or the comparison 
 
 from __future__ import annotations
 
-import io
 import pathlib
 
 import matplotlib
@@ -25,30 +24,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from minisense import files, plots, runlogs  # noqa: E402
+from minisense import plots, runlogs  # noqa: E402
 from minisense.car import MAX_STEPS, SOLVED_RETURN  # noqa: E402
 from minisense.errors import MinisenseError  # noqa: E402
 from minisense.runlogs import is_number  # noqa: E402
 
-__all__ = ["check_png", "draw_dagger", "draw_paired", "expert_line", "plot_paired"]
+__all__ = ["draw_dagger", "draw_paired", "expert_line", "plot_paired"]
 
-SPLIT_COLOURS = {"train": "0.5", "validation": "tab:blue", "test": "red"}   # as runplots'
 MAX_SEED_LABELS = 15           # tracks below 900 named by their seed only when this few
-
-
-def check_png(path, option: str) -> None:
-    """A one-line error unless ``path`` (given as ``option``) names a PNG file."""
-    if path is not None and pathlib.Path(path).suffix.lower() != ".png":
-        raise MinisenseError(f"{option} {path} does not end in .png; the picture is a PNG: give "
-                             "a file name ending in .png")
-
-
-def _save(fig, out) -> pathlib.Path:
-    """``fig`` as the PNG ``out``, written atomically (a whole picture or none)."""
-    buffer = io.BytesIO()
-    plots._save(fig, buffer)
-    files.atomic_write_bytes(out, buffer.getvalue())
-    return pathlib.Path(out)
 
 
 def _seeds(seeds: list[int]) -> str:
@@ -128,7 +111,7 @@ def draw_dagger(s: dict, title: str, expert: dict | None = None):
         y = 100 * s[f"{split}_accuracy"]
         start = [] if s["start"] is None else [100 * s["start"][f"{split}_accuracy"]]
         xs = x if start else x[1:]
-        accuracy.plot(xs, np.concatenate([start, y]), "o-", color=SPLIT_COLOURS[split],
+        accuracy.plot(xs, np.concatenate([start, y]), "o-", color=plots.SPLIT_COLOURS[split],
                       markersize=4, linewidth=1,
                       label="train (the aggregate)" if split == "train" else split)
     accuracy.set_ylabel("frame accuracy of $\\pi_i$ (%)")
@@ -190,5 +173,5 @@ def draw_paired(r: dict):
 def plot_paired(r: dict, out) -> pathlib.Path:
     """``draw_paired`` of ``r`` into the PNG ``out``, written atomically (the caller checks
     ``out`` first, ``files.check_outputs`` and ``check_png``, before any work)."""
-    check_png(out, "--plot")
-    return _save(draw_paired(r), out)
+    plots.check_png(out, "--plot")
+    return plots.save_png(draw_paired(r), out)

@@ -12,7 +12,6 @@ same setting share a colour.
 
 from __future__ import annotations
 
-import io
 import pathlib
 import textwrap
 
@@ -125,9 +124,7 @@ def compare_runs(folders, out, reach=(), force: bool = False) -> tuple[pathlib.P
     existing files replaced only with ``force``). ``reach``: validation levels (fractions) whose
     first-reach seconds each run reports. Returns the PNG's path and the JSON's content."""
     out = pathlib.Path(out)
-    if out.suffix.lower() != ".png":
-        raise MinisenseError(f"--out {out} does not end in .png; the picture is a PNG: give a "
-                             "file name ending in .png")
+    plots.check_png(out, "--out")
     table = out.with_suffix(".json")
     files.check_outputs({"--out": out, "--out (its .json)": table}, (), force)
     curves = {}
@@ -143,9 +140,7 @@ def compare_runs(folders, out, reach=(), force: bool = False) -> tuple[pathlib.P
     datasets = ", ".join(sorted({str(c["dataset"]) for c in curves.values()}))
     fig = draw(curves, list(reach), f"{datasets}: validation accuracy against seconds, "
                f"{len(curves)} runs")
-    buffer = io.BytesIO()
-    plots._save(fig, buffer)
-    files.atomic_write_bytes(out, buffer.getvalue())
+    plots.save_png(fig, out)
     result = {"runs": curves, "reach": [100 * level for level in reach]}
     files.atomic_write_json(table, result)
     return out, result

@@ -7,6 +7,9 @@ saves it as PNG. Nothing here computes a result.
 
 from __future__ import annotations
 
+import io
+import pathlib
+
 import matplotlib
 
 matplotlib.use("Agg")          # before pyplot: files only, works without a display
@@ -14,15 +17,34 @@ matplotlib.use("Agg")          # before pyplot: files only, works without a disp
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from minisense import files  # noqa: E402
+from minisense.errors import MinisenseError  # noqa: E402
+
 # The paper's colours for the layers a SENSE step perturbs (Figs. 6-7); car layers added.
 LAYER_COLOURS = {"layer1.0": "tab:red", "layer2.0": "tab:green", "fc": "tab:blue",
                  "fc1": "tab:blue", "fc2": "tab:purple"}
 DPI = 120
+SPLIT_COLOURS = {"train": "0.5", "validation": "tab:blue", "test": "red"}   # as climb_map's
 
 
 def _save(fig, path) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
     plt.close(fig)
+
+
+def check_png(path, option: str) -> None:
+    """A one-line error unless ``path`` (given as ``option``) names a PNG file."""
+    if path is not None and pathlib.Path(path).suffix.lower() != ".png":
+        raise MinisenseError(f"{option} {path} does not end in .png; the picture is a PNG: give "
+                             "a file name ending in .png")
+
+
+def save_png(fig, out) -> pathlib.Path:
+    """``fig`` as the PNG ``out``, written atomically (a whole picture or none)."""
+    buffer = io.BytesIO()
+    _save(fig, buffer)
+    files.atomic_write_bytes(out, buffer.getvalue())
+    return pathlib.Path(out)
 
 
 def sparsity_curve(path, title: str, sparsity: list[float], accuracy: list[list[float]],

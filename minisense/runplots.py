@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import io
 import pathlib
 
 import matplotlib
@@ -41,7 +40,6 @@ __all__ = ["PLOT_FILE", "draw_backprop", "draw_chains", "draw_dagger", "draw_psi
            "draw_search", "plot_run"]
 
 PLOT_FILE = "plot.png"
-SPLIT_COLOURS = {"train": "0.5", "validation": "tab:blue", "test": "red"}   # as plots.climb_map
 STEP_COLOURS = {"dense": "tab:gray", "prune": "tab:orange", "sparse": "tab:green",
                 "binary": "tab:purple"}
 
@@ -52,7 +50,7 @@ def _pct(x: float) -> str:
 
 def _accuracy_lines(ax, x, s: dict) -> None:
     for split in ("train", "validation", "test"):
-        ax.plot(x, 100 * s[f"{split}_accuracy"], color=SPLIT_COLOURS[split], linewidth=1,
+        ax.plot(x, 100 * s[f"{split}_accuracy"], color=plots.SPLIT_COLOURS[split], linewidth=1,
                 marker="." if len(x) <= 60 else None,
                 label="train (fitness images)" if split == "train" else split)
 
@@ -124,11 +122,11 @@ def draw_psiren(s: dict, title: str):
                               axes[0].yaxis.set_minor_formatter):
             set_formatter(FuncFormatter(_loss_tick))
     axes[0].set_ylabel("training loss (epoch mean)")
-    axes[1].plot(s["epoch"], 100 * s["validation_accuracy"], "o-", color=SPLIT_COLOURS[
+    axes[1].plot(s["epoch"], 100 * s["validation_accuracy"], "o-", color=plots.SPLIT_COLOURS[
         "validation"], markersize=3, label="validation, each epoch")
     done = [d for d in s["steps"].values() if is_number(d.get("test_accuracy"))]
     axes[1].plot([d["end"] for d in done], [100 * d["test_accuracy"] for d in done], "s",
-                 color=SPLIT_COLOURS["test"], label="test, at each step's end")
+                 color=plots.SPLIT_COLOURS["test"], label="test, at each step's end")
     axes[1].set_ylabel("accuracy (%)")
     axes[1].legend(fontsize=8, loc="best")
     sp = s["sparsity"]
@@ -241,7 +239,7 @@ def draw_backprop(records: list[dict], title: str):
         x = [r[key] for r in records]
         for split in ("validation", "test"):
             ax.plot(x, [100 * r[f"{split}_accuracy"] for r in records], ".-",
-                    color=SPLIT_COLOURS[split], label=split)
+                    color=plots.SPLIT_COLOURS[split], label=split)
         ax.set_xlabel("SGD batches" if key == "batches" else "seconds of training")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
@@ -367,7 +365,7 @@ def plot_run(folder, out=None, force: bool = False, expert=None) -> pathlib.Path
         raise MinisenseError(f"--expert draws the expert's line of a DAgger run; {folder} is a "
                              f"{kind} folder, not one (no dagger.json): drop --expert")
     out = pathlib.Path(out) if out is not None else folder / PLOT_FILE
-    carplots.check_png(out, "--out")
+    plots.check_png(out, "--out")
     files.check_outputs({"--out": out}, () if expert is None else (expert,), force)
     if kind == "dagger":
         s = runlogs.dagger_series(folder)
@@ -385,7 +383,4 @@ def plot_run(folder, out=None, force: bool = False, expert=None) -> pathlib.Path
     else:
         b = runlogs.backprop_series(folder)
         fig = draw_backprop(b["records"], _backprop_title(folder, b))
-    buffer = io.BytesIO()
-    plots._save(fig, buffer)
-    files.atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return plots.save_png(fig, out)
