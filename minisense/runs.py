@@ -119,7 +119,7 @@ def check_options(config: SenseConfig, dataset: str | None = None,
     if config.redraw_steps is not None and not (
             NETWORK_DEFAULTS[architecture]["shift_pixels"] if shift is None else shift):
         raise MinisenseError("--redraw-steps draws shifted fitness images afresh, but this search "
-                             "shifts none (--shift-pixels 0, the car's default): drop it or give "
+                             "shifts none (--shift-pixels 0, the default): drop it or give "
                              "--shift-pixels N > 0")
     net = build_network(architecture, 0)
     searched = config.search_layers(net)
