@@ -105,6 +105,14 @@ def random_swaps(weights, count, rng):
     return (rng.choice(np.flatnonzero(flat), count), rng.choice(np.flatnonzero(flat == 0), count))
 
 
+def accept_random_swaps(evaluator, architecture, count, rng):
+    """Move ``evaluator`` by ``count`` random bit swaps, each in a random layer."""
+    for _ in range(count):
+        layer = LAYERS[architecture][rng.integers(len(LAYERS[architecture]))]
+        src, dst = random_swaps(evaluator.weights[layer], 1, rng)
+        evaluator.accept(layer, src[0], dst[0])
+
+
 def swapped(net, layer, src, dst):
     weights = net.ternary_weights()
     apply_swap(weights[layer], src, dst)
@@ -170,11 +178,7 @@ def test_score_equals_scoring_the_neighbour_logits_with_ties_and_clipped_margins
 def test_after_hundreds_of_accepts_the_incremental_cache_equals_a_refresh(architecture, make_case):
     net, images, labels = make_case(architecture, "saturating", count=LANES + 6, seed=2)
     evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)
-    rng = np.random.default_rng(2)
-    for _ in range(300):
-        layer = LAYERS[architecture][rng.integers(len(LAYERS[architecture]))]
-        src, dst = random_swaps(evaluator.weights[layer], 1, rng)
-        evaluator.accept(layer, src[0], dst[0])
+    accept_random_swaps(evaluator, architecture, 300, np.random.default_rng(2))
     incremental = {name: a.copy() for name, a in evaluator.cache().items()}
     logits = evaluator.logits()
     evaluator.refresh()
@@ -192,10 +196,7 @@ def test_set_images_holds_what_a_new_evaluator_on_those_images_holds(architectur
     _, others, other_labels = make_case(architecture, "random", count=LANES + 6, seed=4)
     evaluator = DeltaEvaluator(net, images, labels, MARGIN_CLIP)
     rng = np.random.default_rng(3)
-    for _ in range(40):
-        layer = LAYERS[architecture][rng.integers(len(LAYERS[architecture]))]
-        src, dst = random_swaps(evaluator.weights[layer], 1, rng)
-        evaluator.accept(layer, src[0], dst[0])
+    accept_random_swaps(evaluator, architecture, 40, rng)
     before = evaluator.current_score()
     evaluator.set_images(others, other_labels)
     fresh = DeltaEvaluator(evaluator.network(), others, other_labels, MARGIN_CLIP)
