@@ -77,7 +77,7 @@ EVALUATORS = {"fast": DeltaEvaluator, "textbook": ForwardPasses}
 # cheap on the whole set, where a slice loses many of fc1's improving ones; fc2 soon has none, so
 # it is chosen less often; and confirming 10 keeps layer2.0's best neighbour where 5 often did not.
 # Shifted fitness images are off: on MNIST they gain a little per step late in a climb but cost
-# more in redraws than they gain in an hour (the results book, "SENSE at backprop's level").
+# more in redraws than they gain in an hour (the results book, "SENSE from random for an hour").
 NETWORK_DEFAULTS = {
     "mnist": {"screen_by_layer": {"layer1.0": 640}, "layer_weights": {}, "confirm": 5,
               "shift_pixels": 0, "redraw_steps": 1000},
