@@ -54,7 +54,7 @@ def expert_line(path) -> dict:
                              "the --json of car expert")
     return {"mean_return": float(three["mean_return"]), "sem_return": float(three["sem_return"]),
             "expert_name": result.get("expert_name"), "episodes": len(seeds),
-            "seeds": [seeds[0], seeds[-1]], "source": str(path)}
+            "seeds": [seeds[0], seeds[-1]], "source": pathlib.Path(path).name}
 
 
 def _network_tick(x: float, _) -> str:
