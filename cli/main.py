@@ -429,10 +429,10 @@ def _sense_default(name: str):
               help="Confirm on the rest of the set in this many pieces, dropping before each a "
                    "neighbour worse than the current network on the images seen so far.")
 @click.option("--shift-pixels", type=click.IntRange(0, sense.MAX_SHIFT),
-              default=_sense_default("shift_pixels"),
+              default=_sense_default("shift_pixels"), show_default=True,
               help="Score fitness on copies of the training images each moved by up to this many "
                    "pixels, drawn afresh every --redraw-steps steps, so the climb cannot fit the "
-                   "images pixel by pixel (0: the images as they are). [default: 0]")
+                   "images pixel by pixel (0: the images as they are).")
 @click.option("--redraw-steps", type=POSITIVE, default=_sense_default("redraw_steps"),
               help="Steps between fresh draws of the shifted fitness images. [default: 1000]")
 @click.option("--seed", type=SEED, default=_sense_default("seed"), show_default=True)

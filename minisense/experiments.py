@@ -247,12 +247,10 @@ def maps(fig, dataset, options, folder, out, quick, data_dir, checkpoint_path, s
 
 def sense_config(options: dict, seed: int, **fixed) -> sense.SenseConfig:
     """The figure's SENSE settings: every option that names a ``SenseConfig`` field, the rest
-    at their defaults but for the paper's unshifted fitness images; no time limit, so the search
-    stops by step count, reproducibly."""
+    at their defaults; no time limit, so the search stops by step count, reproducibly."""
     names = {f.name for f in fields(sense.SenseConfig)}
     given = {k: v for k, v in options.items() if k in names}
-    return sense.SenseConfig(**{"shift_pixels": 0, **given, "budget_seconds": NO_TIME_LIMIT,
-                                "seed": seed, **fixed})
+    return sense.SenseConfig(**{**given, "budget_seconds": NO_TIME_LIMIT, "seed": seed, **fixed})
 
 
 def thin(steps: list[dict], best_step: int, most: int = MOST_STEPS) -> tuple[list[dict], int]:

@@ -26,7 +26,7 @@ from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import Network, binary_network, build_network, exact_logits, family
 from minisense.psiren import binary_backprop
-from minisense.sense import MAX_COUNT, NETWORK_DEFAULTS, Search, SenseConfig
+from minisense.sense import MAX_COUNT, Search, SenseConfig
 from minisense.swaps import random_ternary
 
 STATE_FILE = "state.npz"
@@ -115,9 +115,7 @@ def check_options(config: SenseConfig, dataset: str | None = None,
         raise MinisenseError(f"--layer-weight sets the random schedule's odds; the "
                              f"{config.schedule} schedule ignores them: drop it or use "
                              "--schedule random")
-    shift = config.shift_pixels
-    if config.redraw_steps is not None and not (
-            NETWORK_DEFAULTS[architecture]["shift_pixels"] if shift is None else shift):
+    if config.redraw_steps is not None and not config.shift_pixels:
         raise MinisenseError("--redraw-steps draws shifted fitness images afresh, but this search "
                              "shifts none (--shift-pixels 0, the default): drop it or give "
                              "--shift-pixels N > 0")

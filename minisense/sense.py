@@ -30,8 +30,8 @@ may have its own slice in ``screen_by_layer``), and only the ``confirm`` best of
 network on the images seen so far). Slice plus rest is exactly the whole-set score, so a move is
 still accepted only when its whole-set fitness beats the current network's, and every recorded
 fitness is a whole-set one; with ``screen_images`` = 0 every neighbour is scored on the whole
-set, the plain Algorithm 2. Per-layer slices, schedule odds, M and the shift left at None are
-each network's measured ones (``NETWORK_DEFAULTS``).
+set, the plain Algorithm 2. Per-layer slices, schedule odds and M left at None are each
+network's measured ones (``NETWORK_DEFAULTS``).
 
 Shifted fitness, beyond the paper: with ``shift_pixels`` > 0 the fitness images are copies of
 the training images each moved by up to that many pixels, drawn afresh every ``redraw_steps``
@@ -76,14 +76,10 @@ EVALUATORS = {"fast": DeltaEvaluator, "textbook": ForwardPasses}
 # images' outputs, so a smaller slice ranks its neighbours. On the car, fc1 and fc2 neighbours are
 # cheap on the whole set, where a slice loses many of fc1's improving ones; fc2 soon has none, so
 # it is chosen less often; and confirming 10 keeps layer2.0's best neighbour where 5 often did not.
-# Shifted fitness images are off: on MNIST they gain a little per step late in a climb but cost
-# more in redraws than they gain in an hour (the results book, "SENSE from random for an hour").
 NETWORK_DEFAULTS = {
-    "mnist": {"screen_by_layer": {"layer1.0": 640}, "layer_weights": {}, "confirm": 5,
-              "shift_pixels": 0, "redraw_steps": 1000},
+    "mnist": {"screen_by_layer": {"layer1.0": 640}, "layer_weights": {}, "confirm": 5},
     "car": {"screen_by_layer": {"layer1.0": 640, "fc1": 0, "fc2": 0},
-            "layer_weights": {"fc2": 0.25}, "confirm": 10, "shift_pixels": 0,
-            "redraw_steps": 1000},
+            "layer_weights": {"fc2": 0.25}, "confirm": 10},
 }
 # The screening slice S an engine takes when screen_images is None: the textbook engine is the
 # plain Algorithm 2 and never screens.
@@ -96,6 +92,10 @@ MAX_SEED = 2 ** 32 - 1
 MAX_MARGIN_CLIP = 2 ** 20                # a margin sum over 2**11 images of a block fits int32
 MAX_CONFIRM_STAGES = 64
 MAX_SHIFT = 8                            # pixels: a digit keeps most of itself in the frame
+# Shifted fitness images are off by default: on MNIST they gain a little per step late in a
+# climb but cost more in redraws than they gain in an hour (the results book, "SENSE from random
+# for an hour").
+REDRAW_STEPS = 1000                      # redraw_steps left at None
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ class SenseConfig:
     confirm_stages: int = 1                # > 1: confirm in pieces, dropping early losers
     seed: int = 0
     engine: str = "fast"                   # fast (delta evaluation) or textbook (forward passes)
-    shift_pixels: int | None = None        # > 0: fitness images shifted up to this, drawn afresh
-    redraw_steps: int | None = None        # ... every this many steps (a stage; None: measured)
+    shift_pixels: int = 0                  # > 0: fitness images shifted up to this, drawn afresh
+    redraw_steps: int | None = None        # ... every this many steps (None: REDRAW_STEPS)
 
     def resolve(self, net: Network) -> SenseConfig:
         """A copy with the fields left at None set to ``net``'s measured defaults
@@ -137,6 +137,8 @@ class SenseConfig:
                   if getattr(self, name) is None}
         if self.screen_images is None:
             filled["screen_images"] = ENGINE_SCREEN_IMAGES[self.engine]
+        if self.redraw_steps is None:
+            filled["redraw_steps"] = REDRAW_STEPS
         resolved = replace(self, **filled)
         resolved.validate(net)
         return resolved
@@ -151,7 +153,7 @@ class SenseConfig:
         if self.fitness not in FITNESSES:
             raise MinisenseError(f"unknown fitness {self.fitness!r}; choose accuracy or margin")
         if None in (self.screen_images, self.confirm, self.layer_weights, self.screen_by_layer,
-                    self.shift_pixels, self.redraw_steps):
+                    self.redraw_steps):
             raise MinisenseError("validate a resolved config: SenseConfig.resolve(net) fills "
                                  "the settings left at None")
         if self.neighbours < 1:
@@ -191,7 +193,7 @@ class SenseConfig:
         whole("confirm", None, MAX_NEIGHBOURS, none_ok=True)
         whole("confirm_stages", 1, MAX_CONFIRM_STAGES)
         whole("seed", 0, MAX_SEED)
-        whole("shift_pixels", 0, MAX_SHIFT, none_ok=True)
+        whole("shift_pixels", 0, MAX_SHIFT)
         whole("redraw_steps", 1, MAX_COUNT, none_ok=True)
         for name in ("budget_seconds", "anneal_temperature", "anneal_half_life"):
             value = getattr(self, name)
