@@ -124,6 +124,21 @@ class Finite(click.FloatRange):
         return number
 
 
+class Sparsity(Finite):
+    """p, the percent of weights that are zero (Algorithm 1's p), in the range given. A value
+    strictly between 0 and 1 is refused: it is almost surely a fraction meant as a percent
+    (0.8 for 80%), and taken as written it would give a nearly dense network."""
+
+    name = "percent"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if 0 < number < 1:
+            self.fail(f"{number:g} would be {number:g}% zeros (a nearly dense network); sparsity "
+                      f"is a percent: for {100 * number:g}% give {100 * number:g}", param, ctx)
+        return number
+
+
 # -- errors: one line, no traceback ---------------------------------------------------------------
 
 def _one_line(message: str) -> str:
@@ -203,7 +218,7 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
               help="Static-task dataset; digits needs no download.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Folder holding the IDX files (else $MINISENSE_DATA, then the cache).")
-@click.option("--sparsity", type=Finite(0, 100, max_open=True), default=DEFAULTS.sparsity,
+@click.option("--sparsity", type=Sparsity(0, 100, max_open=True), default=DEFAULTS.sparsity,
               show_default=True, help="p: percent of weights that are zero, in [0, 100).")
 @click.option("--seed", type=SEED, default=DEFAULTS.seed, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path),
@@ -375,7 +390,7 @@ def _sense_default(name: str):
               help="Start from this p-SIREN checkpoint (Algorithm 2 'with backprop').")
 @click.option("--init", type=click.Choice(["random"]),
               help="Start from a random sparse ternary network ('without backprop').")
-@click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True),
+@click.option("--sparsity", type=Sparsity(0, 100, min_open=True, max_open=True),
               help="With --init random: percent of zeros per layer.")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="[default: the checkpoint's dataset, else digits]")
@@ -713,7 +728,7 @@ def bench_train(dataset, data_dir, batches, repeats, epoch_images, json_path, fo
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--images", type=POSITIVE, default=10_000, show_default=True,
               help="N evaluation images: the first N fitness images of a search.")
-@click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True), default=80.0,
+@click.option("--sparsity", type=Sparsity(0, 100, min_open=True, max_open=True), default=80.0,
               show_default=True,
               help="Sparsity of the random network.")
 @click.option("--checkpoint", "checkpoints", multiple=True,
@@ -781,7 +796,7 @@ def bench_search(dataset, data_dir, images, sparsity, checkpoints, seconds_per_l
 @bench_group.command(name="screening")
 @click.option("--checkpoint", "from_checkpoint", type=click.Path(path_type=pathlib.Path),
               help="The network to climb from (else a random one, --sparsity).")
-@click.option("--sparsity", type=Finite(0, 100, min_open=True, max_open=True),
+@click.option("--sparsity", type=Sparsity(0, 100, min_open=True, max_open=True),
               help="Without --checkpoint: a random network of this sparsity.")
 @click.option("--dataset", type=click.Choice(DATASETS),
               help="[default: the checkpoint's dataset, else digits]")
@@ -990,9 +1005,13 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
 @click.option("--trainer", type=click.Choice(dagger.TRAINERS), default="psiren",
               show_default=True, help="p-SIREN from scratch on the aggregate, or SENSE "
                                       "continued from the last network.")
-@click.option("--checkpoint", "start", type=click.Path(path_type=pathlib.Path),
-              help="Start from this car network instead of training one on the recording.")
-@click.option("--sparsity", type=Finite(0, 100, max_open=True), default=90.0,
+@click.option("--checkpoint", "start", type=click.Path(path_type=pathlib.Path), multiple=True,
+              help="Start from this car network instead of training one on the recording; "
+                   "repeated: an ensemble's members.")
+@click.option("--members", type=click.IntRange(1, dagger.MAX_MEMBERS), default=None,
+              help="An ensemble of this many networks drives (summed logits) and each is "
+                   "trained again every round  [default: one per --checkpoint, else 1]")
+@click.option("--sparsity", type=Sparsity(0, 100, max_open=True), default=90.0,
               show_default=True, help="p-SIREN's; with --trainer sense and no --checkpoint, "
                                       "that of the random start.")
 @click.option("--epochs-dense", type=EPOCHS, default=4, show_default=True)
@@ -1007,8 +1026,8 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
               help="Cut each episode after this many steps (for quick trials).")
 @click.option("--workers", type=JOBS, default=1, show_default=True)
 def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert, trainer, start,
-               sparsity, epochs_dense, epochs_prune, epochs_sparse, epochs_binary, sense_steps,
-               sense_minutes, max_steps, workers):
+               members, sparsity, epochs_dense, epochs_prune, epochs_sparse, epochs_binary,
+               sense_steps, sense_minutes, max_steps, workers):
     """DAgger (Ross et al. 2011): the network drives, the expert labels the frames it visits,
     they join the training episodes, and the network is trained again; a round a line in
     OUT/rounds.jsonl, the aggregate recording in OUT/data."""
@@ -1017,7 +1036,7 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
         "binary": epochs_binary})
     settings = dagger.settings_for(data_dir, rounds, episodes, seed, beta0, beta_decay, expert,
                                    trainer, config, sense_steps, sense_minutes * 60, max_steps,
-                                   start)
+                                   list(start) or None, members)
     r = dagger.dagger(settings, out, workers, _progressbar, click.echo, list(sys.argv))
     click.echo(f"{len(r['rounds'])} rounds; network: {r['checkpoint']}; aggregate recording: "
                f"{r['data']}")

@@ -17,12 +17,17 @@ network's; the label is always the expert's (``beta0`` = 0, the default, is pure
 network driving). Training is p-SIREN from scratch on the aggregate (Algorithm 1, the default),
 or SENSE continued from the last network (Algorithm 2: no gradient anywhere).
 
+An ensemble (``members`` > 1, the paper's future work: a family ensemble, ``minisense.ensemble``)
+drives as one network, by summed logits; every member is trained again on the same aggregate,
+each from its own seed (p-SIREN) or from its own last network (SENSE).
+
 The run folder ``out``:
 
     dagger.json            the settings (a rerun with other settings is refused)
     start/                 the network before round 0 (model.npz + model.json)
     round-RRR/episodes.npz the frames round r collected (as a recording's arrays)
-    round-RRR/model.npz    the network after round r (+ model.json)
+    round-RRR/model.npz    the network after round r (+ model.json); an ensemble's members
+                           in round-RRR/member-K/ (and start/member-K/), K = 0, 1, ...
     rounds.jsonl           one line per finished round
     data/carracing.npz     the aggregate recording (+ carracing.json): the input recording's
                            episodes, then each round's as training episodes; ``--dataset
@@ -44,10 +49,11 @@ import pathlib
 import time
 import zipfile
 from dataclasses import asdict
+from os import PathLike
 
 import numpy as np
 
-from minisense import car, checkpoint, files
+from minisense import car, checkpoint, ensemble, files
 from minisense.data import FILE_STEM, SPLITS, load_dataset, preprocess
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, DEFAULT_EXPERT, expert_config, label
@@ -57,6 +63,9 @@ from minisense.runs import random_network, search
 from minisense.sense import MAX_SEED, SenseConfig
 
 TRAINERS = ("psiren", "sense")
+MAX_MEMBERS = 64
+# Settings added after runs were made with the ones before: what an older dagger.json meant.
+LATER_SETTINGS = {"members": 1}
 SETTINGS_FILE = "dagger.json"
 ROUNDS_FILE = "rounds.jsonl"
 # DAgger's tracks are drawn from here up: recordings use seeds 0, 1, ... and car drive 1000, ...
@@ -66,10 +75,12 @@ MAX_ROUNDS = 1000
 TRACKS, COINS, TRAINING = 0, 1, 2
 
 
-def round_seed(seed: int, round_: int, purpose: int) -> int:
-    """A seed in 0..2^32-2 for one purpose of one round (``round_`` -1: the start), from the
-    run's ``seed`` alone: the same round gets the same seeds in a resumed run."""
-    return int(np.random.default_rng([seed, round_ + 1, purpose]).integers(MAX_SEED))
+def round_seed(seed: int, round_: int, purpose: int, member: int = 0) -> int:
+    """A seed in 0..2^32-2 for one purpose of one round (``round_`` -1: the start) and one
+    ensemble member, from the run's ``seed`` alone: the same round gets the same seeds in a
+    resumed run. Member 0's is that of a single network."""
+    key = [seed, round_ + 1, purpose] + ([member] if member else [])
+    return int(np.random.default_rng(key).integers(MAX_SEED))
 
 
 def track_seeds(seed: int, round_: int, episodes: int) -> list[int]:
@@ -88,8 +99,8 @@ def beta(beta0: float, decay: float, round_: int) -> float:
 
 def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: dict):
     """A ``car.run_episode`` policy: the expert labels every step; with probability ``beta_r``
-    its action is executed, else the network's. ``counts`` tallies the steps the expert drove
-    and those where the network agreed with it."""
+    its action is executed, else the network's (``net``: a network or an ensemble's list).
+    ``counts`` tallies the steps the expert drove and those where the network agreed with it."""
     network = car.network_policy(net)
 
     def policy(env, observation):
@@ -105,8 +116,8 @@ def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: d
 
 def _episode(args) -> dict:
     """One DAgger episode (a worker's job): frames from step ZOOM_STEPS on, as ``car.record``."""
-    model, track, coin_seed, beta_r, config, max_steps = args
-    net = checkpoint.load(model, architecture="car")[0]
+    models, track, coin_seed, beta_r, config, max_steps = args
+    net = [checkpoint.load(m, architecture="car")[0] for m in models]
     frames, labels, steps = [], [], []
     counts = {"agree": 0, "expert": 0}
 
@@ -124,14 +135,16 @@ def _episode(args) -> dict:
             "labels": np.array(labels, np.uint8), "frame_steps": np.array(steps, np.int32)}
 
 
-def collect(model, settings: dict, round_: int, workers: int = 1, progress=car._no_progress):
-    """Round ``round_``'s episodes driven by the checkpoint ``model`` (mixed with the expert by
-    beta_r). Returns the arrays of a recording of those episodes (episode indices from 0) and
-    the runs (return, steps, lap, steps the expert drove, steps the network agreed)."""
+def collect(models, settings: dict, round_: int, workers: int = 1, progress=car._no_progress):
+    """Round ``round_``'s episodes driven by the checkpoints ``models`` (one network or an
+    ensemble's members; mixed with the expert by beta_r). Returns the arrays of a recording
+    of those episodes (episode indices from 0) and the runs (return, steps, lap, steps the
+    expert drove, steps the network agreed)."""
     config = expert_config(settings["expert_name"])
     b = beta(settings["beta0"], settings["beta_decay"], round_)
     seeds = track_seeds(settings["seed"], round_, settings["episodes"])
-    jobs = [(str(model), s, [round_seed(settings["seed"], round_, COINS), i], b, config,
+    paths = [str(m) for m in models]
+    jobs = [(paths, s, [round_seed(settings["seed"], round_, COINS), i], b, config,
              settings["max_steps"]) for i, s in enumerate(seeds)]
     runs = car._map(_episode, jobs, workers, progress, f"round {round_}")
     arrays = {
@@ -225,10 +238,11 @@ def _read_arrays(path) -> dict:
 
 # -- training -------------------------------------------------------------------------------------
 
-def train(data, settings: dict, round_: int, previous=None):
-    """The network of round ``round_`` (-1: the start) on ``data``: p-SIREN from scratch, or
-    SENSE from ``previous`` (a random network of the run's sparsity at the start)."""
-    seed = round_seed(settings["seed"], round_, TRAINING)
+def train(data, settings: dict, round_: int, previous=None, member: int = 0):
+    """The network of round ``round_`` (-1: the start) on ``data``, of ensemble member
+    ``member``: p-SIREN from scratch, or SENSE from ``previous`` (a random network of the run's
+    sparsity at the start)."""
+    seed = round_seed(settings["seed"], round_, TRAINING, member)
     if settings["trainer"] == "psiren":
         config = PsirenConfig(**{**settings["psiren"], "seed": seed})
         return psiren(data, config, architecture="car")[0]
@@ -238,10 +252,18 @@ def train(data, settings: dict, round_: int, previous=None):
     return search(previous, data, SenseConfig(**{**settings["sense"], "seed": seed}))[0]
 
 
-def accuracies(net, data) -> dict:
-    """Exact integer frame accuracy on each split."""
-    return {f"{name}_accuracy": net.accuracy(getattr(data, name).images,
-                                             getattr(data, name).labels) for name in SPLITS}
+def accuracies(nets: list, data) -> dict:
+    """Exact integer frame accuracy on each split: of the network, or of the ensemble (summed
+    logits, as it drives) with each member's in ``member_accuracies``."""
+    if len(nets) == 1:
+        return {f"{name}_accuracy": nets[0].accuracy(getattr(data, name).images,
+                                                     getattr(data, name).labels)
+                for name in SPLITS}
+    scores = {name: ensemble.evaluate(nets, getattr(data, name).images,
+                                      getattr(data, name).labels) for name in SPLITS}
+    return {**{f"{name}_accuracy": s["sum"] for name, s in scores.items()},
+            "member_accuracies": [{f"{name}_accuracy": s["members"][k]
+                                   for name, s in scores.items()} for k in range(len(nets))]}
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -249,9 +271,11 @@ def accuracies(net, data) -> dict:
 def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0: float = 0.0,
                  beta_decay: float = 0.5, expert: str | None = None, trainer: str = "psiren",
                  psiren_config=None, sense_steps: int = 200, sense_seconds: float = 600.0,
-                 max_steps: int = car.MAX_STEPS, start=None) -> dict:
+                 max_steps: int = car.MAX_STEPS, start=None, members: int | None = None) -> dict:
     """The run's settings, checked (one-line errors); what ``dagger.json`` holds. ``expert``
-    defaults to the recording's (its ``expert_name``; absent: pursuit-v1)."""
+    defaults to the recording's (its ``expert_name``; absent: pursuit-v1). ``start``: a
+    checkpoint, or a list of them (an ensemble's members); ``members``: the ensemble's size
+    (default: as many as ``start`` names, else 1)."""
     folder = recording_folder(data_dir)
     _, meta = read_recording(folder)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
@@ -271,24 +295,35 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
     expert_config(expert)                                        # a known version
     config = psiren_config or config_for("carracing")
     config.validate()
-    if start is not None:
-        checkpoint.load(start, architecture="car")               # a car network, or an error
-        start = str(checkpoint.checkpoint_paths(start)[0].resolve())
+    starts = [] if start is None else [start] if isinstance(start, (str, PathLike)) \
+        else list(start)
+    members = members or len(starts) or 1
+    if isinstance(members, bool) or not isinstance(members, int) or \
+            not 1 <= members <= MAX_MEMBERS:
+        raise MinisenseError(f"an ensemble has 1..{MAX_MEMBERS} members, got {members}")
+    if starts and len(starts) != members:
+        raise MinisenseError(f"{len(starts)} start checkpoints for {members} members: give one "
+                             "--checkpoint per member, or none")
+    for path in starts:
+        checkpoint.load(path, architecture="car")                # a car network, or an error
+    starts = [str(checkpoint.checkpoint_paths(p)[0].resolve()) for p in starts]
+    start = None if not starts else starts[0] if members == 1 else starts
     digest = hashlib.sha256((folder / f"{FILE_STEM}.npz").read_bytes()).hexdigest()
     return {"recording": str(folder.resolve()), "recording_sha256": digest, "rounds": rounds,
             "episodes": episodes, "seed": seed, "beta0": float(beta0),
             "beta_decay": float(beta_decay), "expert_name": expert, "trainer": trainer,
             "psiren": {k: v for k, v in asdict(config).items() if k != "seed"},
             "sense": {"max_steps": sense_steps, "budget_seconds": float(sense_seconds)},
-            "max_steps": max_steps, "start": start}
+            "max_steps": max_steps, "start": start, "members": members}
 
 
 def _check_same(saved: dict, settings: dict, out) -> None:
     """A rerun continues the run only with its settings (more rounds allowed)."""
     for key in sorted(set(saved) | set(settings)):
-        if key not in ("rounds", "command") and saved.get(key) != settings.get(key):
+        before = saved.get(key, LATER_SETTINGS.get(key))
+        if key not in ("rounds", "command") and before != settings.get(key):
             raise MinisenseError(f"{out} holds a DAgger run with other settings ({key}: "
-                                 f"{saved.get(key)!r}, here {settings.get(key)!r}); give its "
+                                 f"{before!r}, here {settings.get(key)!r}); give its "
                                  "options again to continue it, or choose another --out")
 
 
@@ -313,6 +348,19 @@ def model_path(out, round_: int) -> pathlib.Path:
     return pathlib.Path(out) / ("start" if round_ < 0 else f"round-{round_:03d}") / "model.npz"
 
 
+def model_paths(out, round_: int, members: int) -> list[pathlib.Path]:
+    """The checkpoints of round ``round_``: the network's, or each ensemble member's (in
+    ``member-K/``, which ``car drive`` and ``ensemble`` read as one ensemble)."""
+    path = model_path(out, round_)
+    if members == 1:
+        return [path]
+    return [path.parent / f"member-{k}" / path.name for k in range(members)]
+
+
+def _members(settings: dict) -> int:
+    return settings.get("members", LATER_SETTINGS["members"])
+
+
 def dagger(settings: dict, out, workers: int = 1, progress=car._no_progress,
            log=lambda line: None, command: list[str] | None = None) -> dict:
     """Run (or continue) DAgger in the folder ``out`` with ``settings`` (:func:`settings_for`).
@@ -331,29 +379,32 @@ def _run(settings, out, workers, progress, log) -> dict:
     arrays, meta = read_recording(settings["recording"])
     done = read_rounds(out)
     collected = [_read_arrays(out / f"round-{r:03d}" / "episodes.npz") for r in range(len(done))]
-    net = _start(settings, out, log)
+    members = _members(settings)
+    nets = _start(settings, out, log)
     if done:
-        net = checkpoint.load(model_path(out, len(done) - 1), architecture="car")[0]
+        nets = [checkpoint.load(p, architecture="car")[0]
+                for p in model_paths(out, len(done) - 1, members)]
     for r in range(len(done), settings["rounds"]):
         started = time.perf_counter()
         folder = out / f"round-{r:03d}"
-        added, runs = collect(model_path(out, r - 1), settings, r, workers, progress)
+        added, runs = collect(model_paths(out, r - 1, members), settings, r, workers, progress)
         _write_arrays(folder / "episodes.npz", added)
         collected.append(added)
         write_recording(out / "data", *aggregate(arrays, meta, collected))
         data = load_dataset("carracing", out / "data")
-        net = train(data, settings, r, net)
+        nets = [train(data, settings, r, net, k) for k, net in enumerate(nets)]
         returns = np.array([run["return"] for run in runs])
         steps = sum(run["steps"] for run in runs)
         record = {"round": r, "beta": beta(settings["beta0"], settings["beta_decay"], r),
                   "frames_added": int(len(added["labels"])),
-                  "train_frames": int(len(data.train.labels)), **accuracies(net, data),
+                  "train_frames": int(len(data.train.labels)), **accuracies(nets, data),
                   "mean_return": float(returns.mean()), "sem_return": car._sem(returns),
                   "laps": int(sum(run["lap"] for run in runs)),
                   "network_agreement": sum(run["agree"] for run in runs) / max(steps, 1),
                   "expert_steps": int(sum(run["expert"] for run in runs)),
                   "seeds": added["seeds"].tolist(), "seconds": time.perf_counter() - started}
-        checkpoint.save(net, folder, {"dataset": "carracing", "dagger": record}, force=True)
+        for net, path in zip(nets, model_paths(out, r, members)):
+            checkpoint.save(net, path, {"dataset": "carracing", "dagger": record}, force=True)
         done.append(record)
         files.atomic_write_bytes(out / ROUNDS_FILE,
                                  "".join(json.dumps(d) + "\n" for d in done).encode())
@@ -361,29 +412,34 @@ def _run(settings, out, workers, progress, log) -> dict:
             f"{record['mean_return']:.1f} +- {record['sem_return']:.1f}, accuracy train "
             f"{record['train_accuracy']:.4f} validation {record['validation_accuracy']:.4f} "
             f"test {record['test_accuracy']:.4f}, {record['seconds']:.0f} s")
+    last = model_path(out, len(done) - 1)
     summary = {"rounds": done, "final": done[-1] if done else None,
-               "checkpoint": str(model_path(out, len(done) - 1)), "data": str(out / "data")}
+               "checkpoint": str(last if members == 1 else last.parent), "data": str(out / "data")}
     files.atomic_write_json(out / "summary.json", summary)
     return summary
 
 
-def _start(settings, out, log):
-    """The network before round 0: the start checkpoint, or trained on the recording (kept in
-    ``out/start``; one that does not load, a save cut short, is trained again)."""
-    path = model_path(out, -1)
-    if path.parent.joinpath("model.json").is_file():
+def _start(settings, out, log) -> list:
+    """The networks before round 0 (one, or an ensemble's members): the start checkpoints, or
+    trained on the recording (kept in ``out/start``; one that does not load, a save cut short,
+    is trained again)."""
+    paths = model_paths(out, -1, _members(settings))
+    if all(p.with_suffix(".json").is_file() for p in paths):
         try:
-            return checkpoint.load(path, architecture="car")[0]
+            return [checkpoint.load(p, architecture="car")[0] for p in paths]
         except MinisenseError:
             pass
     started = time.perf_counter()
     data = load_dataset("carracing", settings["recording"])
-    if settings["start"] is not None:
-        net = checkpoint.load(settings["start"], architecture="car")[0]
+    starts = settings["start"]
+    if starts is not None:
+        starts = [starts] if isinstance(starts, str) else starts
+        nets = [checkpoint.load(s, architecture="car")[0] for s in starts]
     else:
-        net = train(data, settings, -1)
-    record = {"round": -1, **accuracies(net, data), "seconds": time.perf_counter() - started}
-    checkpoint.save(net, path.parent, {"dataset": "carracing", "dagger": record}, force=True)
+        nets = [train(data, settings, -1, member=k) for k in range(len(paths))]
+    record = {"round": -1, **accuracies(nets, data), "seconds": time.perf_counter() - started}
+    for net, path in zip(nets, paths):
+        checkpoint.save(net, path, {"dataset": "carracing", "dagger": record}, force=True)
     log(f"start: accuracy train {record['train_accuracy']:.4f} validation "
         f"{record['validation_accuracy']:.4f} test {record['test_accuracy']:.4f}")
-    return net
+    return nets

@@ -66,17 +66,27 @@ def check_damage(nets: list[Network], kind: str, amounts, seeds: int, names=None
                                      "weight to swap; use members with nonzero weights")
 
 
+def _numbered(folders, prefix: str) -> list[pathlib.Path]:
+    """``prefix<i>`` folders in the order of i."""
+    def number(p):
+        return int(p.name[len(prefix):]) if p.name[len(prefix):].isdigit() else 0
+    return sorted(folders, key=number)
+
+
 def member_paths(paths) -> list[pathlib.Path]:
     """The checkpoints that ``paths`` name: a checkpoint (a run folder or its .npz/.json), a
-    search folder (its ``best/``), or a chains folder (every ``chain-<i>/best``)."""
+    search folder (its ``best/``), a chains folder (every ``chain-<i>/best``), or an ensemble's
+    folder of a DAgger round (every ``member-<i>``)."""
     found = []
     for path in map(pathlib.Path, paths):
-        chains = sorted(path.glob("chain-*/best"), key=lambda p: int(p.parent.name[6:])
-                        if p.parent.name[6:].isdigit() else 0)
+        chains = _numbered([p.parent for p in path.glob("chain-*/best")], "chain-")
+        members = _numbered([p.parent for p in path.glob("member-*/model.npz")], "member-")
         if (path / runs.STATE_FILE).exists():
             found.append(path / "best")
         elif chains:
-            found += chains
+            found += [c / "best" for c in chains]
+        elif members:
+            found += members
         else:
             found.append(path)
     if not found:

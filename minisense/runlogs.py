@@ -331,7 +331,8 @@ def dagger_series(folder) -> dict:
     "episode_returns" (a list per round, None where episodes.npz is gone): the driving of pi_r;
     "frames_added" (n,) int (frames round r collected), "train_frames" (n,) int (the aggregate's
     training frames pi_{r+1} was trained on), the three accuracies (n,) (fractions) of pi_{r+1};
-    "start": pi_0's accuracies (start/model.json; None if missing) and "start_train_frames" (the
+    "start": pi_0's accuracies (start/model.json, an ensemble's start/member-0/model.json;
+    None if missing) and "start_train_frames" (the
     recording's, round 0's aggregate less what round 0 added); "expert": the expert's mean
     return on the recording's tracks (``_recorded_expert``; None if not comparable); "settings"
     (dagger.json), "records" (rounds.jsonl as read).
@@ -354,7 +355,11 @@ def dagger_series(folder) -> dict:
         dtype = np.int64 if key in ("frames_added", "train_frames") else np.float64
         series[key] = np.array([r[key] for r in records], dtype=dtype)
     series["start_train_frames"] = int(series["train_frames"][0] - series["frames_added"][0])
-    start = read_json(folder / "start" / "model.json", required=False).get("dagger")
+    # An ensemble's members each hold the start's record (the ensemble's accuracies).
+    start_json = next((p for p in (folder / "start" / "model.json",
+                                   folder / "start" / "member-0" / "model.json") if p.is_file()),
+                      folder / "start" / "model.json")
+    start = read_json(start_json, required=False).get("dagger")
     series["start"] = {k: float(start[k]) for k in SPLIT_FIELDS} if isinstance(start, dict) \
         and all(is_number(start.get(k)) for k in SPLIT_FIELDS) else None
     meta = read_json(folder / "data" / "carracing.json", required=False)

@@ -289,3 +289,18 @@ def test_bench_screening_counts_steps_where_the_slice_keeps_the_best_neighbour(t
 def test_bench_screening_of_an_unknown_layer_is_a_one_line_error(run, assert_one_line_error):
     assert_one_line_error(run("bench", "screening", "--sparsity", "80", "--dataset", "digits",
                               "--layer", "fc7"))
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--dataset", "digits"],
+    ["search", "--init", "random", "--dataset", "digits", "--max-steps", "1"],
+    ["bench", "search", "--dataset", "digits"],
+    ["bench", "screening", "--dataset", "digits"],
+    ["car", "dagger", "--data-dir", ".", "--out", "x"],
+])
+def test_a_sparsity_below_one_percent_is_taken_for_a_fraction(command, run,
+                                                              assert_one_line_error):
+    # 0.8 meant as 80%: taken as written it searches a nearly dense network, an hour's run
+    # that looks right and answers another question
+    line = assert_one_line_error(run(*command, "--sparsity", "0.8"))
+    assert "0.8% zeros" in line and "give 80" in line

@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from minisense import car, checkpoint, dagger
+from minisense import car, checkpoint, dagger, ensemble
 from minisense.data import load_dataset
+from minisense.errors import MinisenseError
 from minisense.expert import expert_config
 from minisense.runs import random_network
 
@@ -123,10 +124,10 @@ def test_a_killed_run_resumes_to_the_same_network(recording, tmp_path, run, asse
     assert_ok(run(*dagger_args(recording, whole, "--rounds", 2)))
     train = dagger.train
 
-    def dies_in_round_1(data, settings, round_, previous=None):
+    def dies_in_round_1(data, settings, round_, previous=None, member=0):
         if round_ == 1:
             raise RuntimeError("killed")
-        return train(data, settings, round_, previous)
+        return train(data, settings, round_, previous, member)
 
     monkeypatch.setattr(dagger, "train", dies_in_round_1)
     result = run(*dagger_args(recording, killed, "--rounds", 2))
@@ -158,6 +159,74 @@ def test_sense_rounds_continue_from_the_last_network(recording, tmp_path, run, a
     for name in ("start", "round-000", "round-001"):
         assert checkpoint.load(out / name)[0].family() == net.family()
     assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
+
+
+def random_starts(recording, tmp_path, seeds):
+    """Random 80% car networks saved as checkpoints (one per seed): an ensemble's start."""
+    images = load_dataset("carracing", recording).train.images
+    paths = []
+    for seed in seeds:
+        checkpoint.save(random_network("car", 80, seed, images), tmp_path / f"start{seed}",
+                        {"dataset": "carracing"})
+        paths.append(tmp_path / f"start{seed}")
+    return paths
+
+
+@pytest.mark.slow
+def test_an_ensemble_drives_as_one_and_each_member_is_searched_again(recording, tmp_path, run,
+                                                                      assert_ok):
+    starts = random_starts(recording, tmp_path, [0, 1])
+    out = tmp_path / "run"
+    assert_ok(run(*dagger_args(recording, out, "--rounds", 1, "--trainer", "sense",
+                               "--sense-steps", 2, "--checkpoint", starts[0], "--checkpoint",
+                               starts[1])))
+    # the frames were collected by the two start networks driving together: the return of
+    # round 0's episode is that of car drive with the two (summed logits), an independent path
+    with np.load(out / "round-000" / "episodes.npz") as f:
+        seed, collected = int(f["seeds"][0]), float(f["returns"][0])
+    drove = car.drive(starts, episodes=1, seed=seed, max_steps=STEPS, workers=1)
+    assert collected == drove["episodes"][0]["return"]
+    members = [checkpoint.load(out / "round-000" / f"member-{k}")[0] for k in (0, 1)]
+    for member, start in zip(members, starts):          # a search keeps each start's family
+        assert member.family() == checkpoint.load(start)[0].family()
+    assert not (out / "round-000" / "model.npz").exists()
+    # the record's accuracies are the ensemble's (summed logits), each member's beside them
+    record = json.loads((out / "rounds.jsonl").read_text())
+    data = load_dataset("carracing", out / "data")
+    scores = ensemble.evaluate(members, data.test.images, data.test.labels)
+    assert record["test_accuracy"] == scores["sum"]
+    assert [m["test_accuracy"] for m in record["member_accuracies"]] == scores["members"]
+    # the round folder is the ensemble for every tool that reads members
+    assert ensemble.member_paths([out / "round-000"]) == [out / "round-000" / "member-0",
+                                                          out / "round-000" / "member-1"]
+    assert json.loads((out / "summary.json").read_text())["checkpoint"] == str(out / "round-000")
+
+
+@pytest.mark.slow
+def test_a_killed_ensemble_run_resumes_to_the_same_members(recording, tmp_path, run, assert_ok,
+                                                           monkeypatch):
+    args = ["--rounds", 2, "--trainer", "sense", "--sense-steps", 2, "--members", 2]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert_ok(run(*dagger_args(recording, whole, *args)))
+    train = dagger.train
+
+    def dies_in_round_1(data, settings, round_, previous=None, member=0):
+        if round_ == 1 and member == 1:
+            raise RuntimeError("killed")
+        return train(data, settings, round_, previous, member)
+
+    monkeypatch.setattr(dagger, "train", dies_in_round_1)
+    assert isinstance(run(*dagger_args(recording, killed, *args)).exception, RuntimeError)
+    monkeypatch.setattr(dagger, "train", train)
+    assert_ok(run(*dagger_args(recording, killed, *args)))
+    for name in ("start", "round-000", "round-001"):
+        for k in (0, 1):
+            a = weights(whole / name / f"member-{k}" / "model.npz")
+            b = weights(killed / name / f"member-{k}" / "model.npz")
+            assert a.keys() == b.keys() and all(np.array_equal(a[key], b[key]) for key in a)
+    # the members differ: each has its own seed
+    a, b = (weights(whole / "start" / f"member-{k}" / "model.npz") for k in (0, 1))
+    assert any(not np.array_equal(a[key], b[key]) for key in a)
 
 
 # -- settings and errors, no simulator ------------------------------------------------------------
@@ -216,3 +285,35 @@ def test_a_checkpoint_saved_mid_round_does_not_count_as_a_finished_round(tmp_pat
     assert dagger.read_rounds(tmp_path) == [{"round": 0}]
     assert checkpoint.checkpoint_paths(dagger.model_path(tmp_path, 0))[0].parent.name == \
         "round-000"
+
+
+def test_a_start_checkpoint_per_member_or_none(fake_recording, tmp_path, run,
+                                               assert_one_line_error):
+    folder = fake_recording()
+    net = random_network("car", 80, 0, load_dataset("carracing", folder).train.images)
+    checkpoint.save(net, tmp_path / "start", {"dataset": "carracing"})
+    line = assert_one_line_error(run(*dagger_args(folder, tmp_path / "run", "--checkpoint",
+                                                  tmp_path / "start", "--members", 2)))
+    assert "1 start checkpoints for 2 members" in line
+    settings = dagger.settings_for(folder, 1, start=[tmp_path / "start"] * 3)
+    assert settings["members"] == 3 and len(settings["start"]) == 3
+    assert dagger.settings_for(folder, 1, start=tmp_path / "start")["start"] == str(
+        (tmp_path / "start" / "model.npz").resolve())
+
+
+def test_a_run_from_before_ensembles_continues(fake_recording, tmp_path):
+    # dagger.json written before the members setting existed meant one network
+    folder = fake_recording()
+    saved = dagger.settings_for(folder, 2)
+    del saved["members"]
+    dagger._check_same(saved, dagger.settings_for(folder, 3), tmp_path)
+    with pytest.raises(MinisenseError, match="members: 1"):
+        dagger._check_same(saved, dagger.settings_for(folder, 3, members=2), tmp_path)
+
+
+def test_member_folders_are_read_in_the_order_of_their_numbers(tmp_path):
+    for k in (0, 2, 10, 1):
+        (tmp_path / f"member-{k}").mkdir()
+        (tmp_path / f"member-{k}" / "model.npz").write_bytes(b"")
+    assert [p.name for p in ensemble.member_paths([tmp_path])] == [
+        "member-0", "member-1", "member-2", "member-10"]
