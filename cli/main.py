@@ -501,7 +501,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
                                   backprop_lr)
         run = runs.start(config, out, dataset, from_checkpoint, sparsity, data_dir)
     first, base = run.accuracies(), run.majority_baseline()
-    click.echo(f"start: validation "
+    # The sparsity first: a search of another sparsity than meant looks right otherwise.
+    click.echo(f"start: {checkpoint.sparsity_percent(run.template):.2f}% zeros, validation "
                f"{_with_baseline(first['validation_accuracy'], base['validation'])}, test "
                f"{_with_baseline(first['test_accuracy'], base['test'])}, fitness on "
                f"{run.n_train} training images ({run.config.fitness}); {run.config.engine} "

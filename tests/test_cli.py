@@ -304,3 +304,10 @@ def test_a_sparsity_below_one_percent_is_taken_for_a_fraction(command, run,
     # that looks right and answers another question
     line = assert_one_line_error(run(*command, "--sparsity", "0.8"))
     assert "0.8% zeros" in line and "give 80" in line
+
+
+def test_a_search_says_its_sparsity_first(tmp_path, run, assert_ok):
+    result = run("search", "--init", "random", "--sparsity", 70, "--dataset", "digits",
+                 "--max-steps", 1, "--out", tmp_path / "s")
+    assert_ok(result)
+    assert result.output.startswith("start: 70.00% zeros, validation ")
