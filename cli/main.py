@@ -1076,7 +1076,8 @@ def plot(run_folders, out, reach, expert, force):
                                "(and --expert is for one DAgger run)")
     png, result = curves.compare_runs(run_folders, out, [r / 100 for r in reach], force)
     for name, c in result["runs"].items():
-        first = "".join(f", first {level}% at {'never' if t is None else f'{t:,.0f} s'}"
+        first = "".join(f", {level}% never reached" if t is None else
+                        f", first {level}% at {t:,.0f} s"
                         for level, t in c["first_reaches"].items())
         click.echo(f"{name}: {c['setting'].split(':')[0]}, seed {c['seed']}, validation "
                    f"{100 * c['best']['validation_accuracy']:.2f}%, test "

@@ -79,7 +79,7 @@ def test_plot_of_several_runs_writes_the_png_and_its_numbers(tmp_path, run, asse
     # runs of different settings are told apart (the shift is part of the setting)
     settings = {r["setting"] for r in numbers["runs"].values()}
     assert len(settings) == 3 and any("shifted up to 2 pixels" in s for s in settings)
-    assert "first 50% at 2 s" in result.output and "never" in result.output
+    assert "first 50% at 2 s" in result.output and "75% never reached" in result.output
 
 
 def test_the_same_runs_give_the_same_numbers(tmp_path, run, assert_ok):
