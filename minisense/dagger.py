@@ -241,15 +241,32 @@ def _read_arrays(path) -> dict:
 def train(data, settings: dict, round_: int, previous=None, member: int = 0):
     """The network of round ``round_`` (-1: the start) on ``data``, of ensemble member
     ``member``: p-SIREN from scratch, or SENSE from ``previous`` (a random network of the run's
-    sparsity at the start)."""
+    sparsity at the start). Returns it and, for SENSE, the steps its search took (None for
+    p-SIREN): fewer than ``sense_steps`` means the time budget ended the search, and a rerun of
+    that round may reach another network."""
     seed = round_seed(settings["seed"], round_, TRAINING, member)
     if settings["trainer"] == "psiren":
         config = PsirenConfig(**{**settings["psiren"], "seed": seed})
-        return psiren(data, config, architecture="car")[0]
+        return psiren(data, config, architecture="car")[0], None
     if previous is None:
         previous = random_network("car", settings["psiren"]["sparsity"], seed,
                                   data.train.images[:1000])
-    return search(previous, data, SenseConfig(**{**settings["sense"], "seed": seed}))[0]
+    net, history = search(previous, data, SenseConfig(**{**settings["sense"], "seed": seed}))
+    return net, int(history[-1]["step"])
+
+
+def _search_steps(trained: list, settings: dict, log) -> dict:
+    """The round record's ``search_steps`` (one per member, SENSE only), and a log line when a
+    time budget, not ``sense_steps``, ended a search (load then decides where it stopped)."""
+    if settings["trainer"] != "sense":
+        return {}
+    steps = [s for _, s in trained]
+    short = [k for k, s in enumerate(steps) if s < settings["sense"]["max_steps"]]
+    if short:
+        log(f"note: the time budget ended the search of member(s) {short} after {steps} steps, "
+            f"before --sense-steps {settings['sense']['max_steps']}; a rerun of this round may "
+            "reach another network (raise --sense-minutes to avoid it)")
+    return {"search_steps": steps}
 
 
 def accuracies(nets: list, data) -> dict:
@@ -392,7 +409,8 @@ def _run(settings, out, workers, progress, log) -> dict:
         collected.append(added)
         write_recording(out / "data", *aggregate(arrays, meta, collected))
         data = load_dataset("carracing", out / "data")
-        nets = [train(data, settings, r, net, k) for k, net in enumerate(nets)]
+        trained = [train(data, settings, r, net, k) for k, net in enumerate(nets)]
+        nets = [net for net, _ in trained]
         returns = np.array([run["return"] for run in runs])
         steps = sum(run["steps"] for run in runs)
         record = {"round": r, "beta": beta(settings["beta0"], settings["beta_decay"], r),
@@ -402,7 +420,8 @@ def _run(settings, out, workers, progress, log) -> dict:
                   "laps": int(sum(run["lap"] for run in runs)),
                   "network_agreement": sum(run["agree"] for run in runs) / max(steps, 1),
                   "expert_steps": int(sum(run["expert"] for run in runs)),
-                  "seeds": added["seeds"].tolist(), "seconds": time.perf_counter() - started}
+                  "seeds": added["seeds"].tolist(), **_search_steps(trained, settings, log),
+                  "seconds": time.perf_counter() - started}
         for net, path in zip(nets, model_paths(out, r, members)):
             checkpoint.save(net, path, {"dataset": "carracing", "dagger": record}, force=True)
         done.append(record)
@@ -431,13 +450,16 @@ def _start(settings, out, log) -> list:
             pass
     started = time.perf_counter()
     data = load_dataset("carracing", settings["recording"])
-    starts = settings["start"]
+    starts, steps = settings["start"], {}
     if starts is not None:
         starts = [starts] if isinstance(starts, str) else starts
         nets = [checkpoint.load(s, architecture="car")[0] for s in starts]
     else:
-        nets = [train(data, settings, -1, member=k) for k in range(len(paths))]
-    record = {"round": -1, **accuracies(nets, data), "seconds": time.perf_counter() - started}
+        trained = [train(data, settings, -1, member=k) for k in range(len(paths))]
+        nets = [net for net, _ in trained]
+        steps = _search_steps(trained, settings, log)
+    record = {"round": -1, **accuracies(nets, data), **steps,
+              "seconds": time.perf_counter() - started}
     for net, path in zip(nets, paths):
         checkpoint.save(net, path, {"dataset": "carracing", "dagger": record}, force=True)
     log(f"start: accuracy train {record['train_accuracy']:.4f} validation "

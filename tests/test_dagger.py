@@ -158,7 +158,24 @@ def test_sense_rounds_continue_from_the_last_network(recording, tmp_path, run, a
                                "--sense-steps", 2, "--checkpoint", start)))
     for name in ("start", "round-000", "round-001"):
         assert checkpoint.load(out / name)[0].family() == net.family()
-    assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
+    rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert [r["search_steps"] for r in rounds] == [[2], [2]]    # each ended by --sense-steps
+
+
+@pytest.mark.slow
+def test_a_search_ended_by_its_time_budget_is_recorded_and_said(recording, tmp_path, run,
+                                                                  assert_ok):
+    # A budget far below one step: the search stops before its first step, which the round's
+    # record (search_steps) and the log both say, since a rerun under other load may differ.
+    start = tmp_path / "start"
+    checkpoint.save(random_network("car", 80, 0, load_dataset("carracing", recording)
+                                   .train.images), start, {"dataset": "carracing"})
+    out = tmp_path / "run"
+    result = run(*dagger_args(recording, out, "--rounds", 1, "--trainer", "sense",
+                              "--sense-steps", 5, "--sense-minutes", 1e-9, "--checkpoint", start))
+    assert_ok(result)
+    assert json.loads((out / "rounds.jsonl").read_text())["search_steps"] == [0]
+    assert "the time budget ended the search" in result.output
 
 
 def random_starts(recording, tmp_path, seeds):
