@@ -71,9 +71,15 @@ def psiren_curve(folder) -> dict:
                      "test_accuracy": accuracy.get("test")}}
 
 
+# Accuracies are counts over a split, and a level comes from a percent (98.4 / 100 is
+# 0.9840000000000001): an accuracy this close below a level reaches it.
+REACH_TOLERANCE = 1e-9
+
+
 def first_reach(curve: dict, level: float) -> float | None:
     """The seconds at which ``curve`` first reaches validation ``level`` (a fraction), or None.
     A p-SIREN run counts only from its ternary network (the end of step 4)."""
+    level = level - REACH_TOLERANCE
     if curve["kind"] == "psiren":
         b = curve["best"]
         ok = runlogs.is_number(b["validation_accuracy"]) and b["validation_accuracy"] >= level

@@ -55,6 +55,15 @@ def test_a_search_is_drawn_as_its_best_validation_so_far_at_its_recorded_seconds
     assert curves.first_reach(c, 0.71) is None
 
 
+def test_a_level_given_in_percent_is_reached_by_an_accuracy_equal_to_it():
+    # 98.4 / 100 is 0.9840000000000001 in floating point, above an accuracy of 9,840 / 10,000
+    c = {"kind": "search", "seconds": [0.0, 5.0, 9.0],
+         "validation_accuracy": [0.5, 9840 / 10000, 0.99]}
+    assert 98.4 / 100 > 9840 / 10000
+    assert curves.first_reach(c, 98.4 / 100) == 5.0
+    assert curves.first_reach(c, 0.9841) == 9.0
+
+
 def test_p_siren_seconds_add_up_over_its_steps_and_it_reaches_only_at_its_end(tmp_path):
     c = curves.psiren_curve(psiren_folder(tmp_path / "p"))
     # dense: 10, 20 (step ends at 21); prune 31 (ends 32); sparse 42 (43); binary 53 (54)
