@@ -15,6 +15,8 @@ those states and asks the expert what to do there:
 ``beta_r`` is per step: with that probability the expert's action is executed, otherwise the
 network's; the label is always the expert's (``beta0`` = 0, the default, is pure DAgger with the
 network driving). Training is p-SIREN from scratch on the aggregate (Algorithm 1, the default),
+p-SIREN's step 4 continued from the last network (``psiren-step4``: Algorithm 1 once for the
+start, then each round straight-through fine-tuning of the last ternary network, its mask fixed),
 or SENSE continued from the last network (Algorithm 2: no gradient anywhere).
 
 An ensemble (``members`` > 1, the paper's future work: a family ensemble, ``minisense.ensemble``)
@@ -58,11 +60,11 @@ from minisense.data import FILE_STEM, SPLITS, load_dataset, preprocess
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, DEFAULT_EXPERT, expert_config, label
 from minisense.fast.shards import one_blas_thread
-from minisense.psiren import PsirenConfig, config_for, psiren
+from minisense.psiren import PsirenConfig, config_for, continue_binary, psiren
 from minisense.runs import random_network, search
 from minisense.sense import MAX_SEED, SenseConfig
 
-TRAINERS = ("psiren", "sense")
+TRAINERS = ("psiren", "psiren-step4", "sense")
 MAX_MEMBERS = 64
 # Settings added after runs were made with the ones before: what an older dagger.json meant.
 LATER_SETTINGS = {"members": 1}
@@ -240,14 +242,18 @@ def _read_arrays(path) -> dict:
 
 def train(data, settings: dict, round_: int, previous=None, member: int = 0):
     """The network of round ``round_`` (-1: the start) on ``data``, of ensemble member
-    ``member``: p-SIREN from scratch, or SENSE from ``previous`` (a random network of the run's
+    ``member``: p-SIREN from scratch; p-SIREN's step 4 continued from ``previous`` (``psiren-step4``;
+    from scratch at the start); or SENSE from ``previous`` (a random network of the run's
     sparsity at the start). Returns it and, for SENSE, the steps its search took (None for
     p-SIREN): fewer than ``sense_steps`` means the time budget ended the search, and a rerun of
     that round may reach another network."""
     seed = round_seed(settings["seed"], round_, TRAINING, member)
-    if settings["trainer"] == "psiren":
+    if settings["trainer"] != "sense":
         config = PsirenConfig(**{**settings["psiren"], "seed": seed})
-        return psiren(data, config, architecture="car")[0], None
+        if settings["trainer"] == "psiren" or previous is None:
+            return psiren(data, config, architecture="car")[0], None
+        continue_binary(previous, data, config, np.random.default_rng(seed))
+        return previous, None
     if previous is None:
         previous = random_network("car", settings["psiren"]["sparsity"], seed,
                                   data.train.images[:1000])

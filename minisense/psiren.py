@@ -19,6 +19,7 @@ from minisense.data import DATASETS, architecture_for, load_dataset, majority_ba
 from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, check_engine
 from minisense.textbook.layers import SGD
+from minisense.textbook.network import fix_thresholds
 from minisense.textbook.psiren import (
     GAIN_GRAD_SCALES,
     PRUNE_EVERY,
@@ -28,11 +29,13 @@ from minisense.textbook.psiren import (
     _no_progress,
     dense_step,
     sgd_step,
+    train_step,
 )
 from minisense.textbook.psiren import psiren as algorithm1
 
 __all__ = ["GAIN_GRAD_SCALES", "PRUNE_EVERY", "PRUNING", "STEPS", "PsirenConfig", "config_for",
-           "dense_step", "psiren", "same_config", "train", "binary_backprop"]
+           "dense_step", "psiren", "same_config", "train", "binary_backprop",
+           "continue_binary"]
 
 # Learning rates by dataset where the defaults do not suit. On the car, lr 0.05 learns nothing
 # in step 1 (validation stays at the majority class). lr_binary 0.002 is the rate the car's
@@ -148,8 +151,7 @@ def binary_backprop(net: Network, dataset, budget_seconds: float, lr: float = 0.
     Algorithm 1 (``sgd_step``). Every ``evaluate_every`` batches, a record of batches, seconds and
     exact validation and test accuracy.
     """
-    for layer in net.weighted.values():
-        layer.weight = (layer.gain * layer.effective_weight()).astype(np.float32)
+    _latent_from_real(net)
     optimizer = SGD(list(net.weighted.values()), lr, momentum=0.9)
     rng = np.random.default_rng(seed)
     train, records, batches, seconds = dataset.train, [], 0, 0.0
@@ -179,3 +181,26 @@ def binary_backprop(net: Network, dataset, budget_seconds: float, lr: float = 0.
                         return records
             seconds += time.perf_counter() - started
     return records
+
+
+def continue_binary(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator,
+                    progress=_no_progress, log=lambda line: None) -> list[dict]:
+    """Algorithm 1's step 4 again, from a binary network already trained: the latent weights
+    start at the real weights g_l * sign(w), the mask fixed, and ``config.epochs["binary"]``
+    epochs follow as in step 4 (rate ``lr_binary`` cosine-decayed, gains learned when
+    ``learn_gains``, thresholds rounded after every epoch). DAgger's ``psiren-step4`` trainer
+    fine-tunes each round's network this way on the grown aggregate, instead of running all of
+    Algorithm 1 from scratch. Returns step 4's history; ``net`` is changed in place."""
+    config.validate()
+    _latent_from_real(net)
+    for layer in net.weighted.values():
+        layer.learn_gain = config.learn_gains
+    return train_step(net, dataset, config, rng, "binary", config.lr_binary, progress, log,
+                      after_epoch=lambda: fix_thresholds(net))
+
+
+def _latent_from_real(net: Network) -> None:
+    """Latent weights of a binary network for straight-through fine-tuning: its real weights
+    g_l * sign(w), so a sign flips once a gradient step crosses zero at the gain's scale."""
+    for layer in net.weighted.values():
+        layer.weight = (layer.gain * layer.effective_weight()).astype(np.float32)

@@ -163,6 +163,24 @@ def test_sense_rounds_continue_from_the_last_network(recording, tmp_path, run, a
 
 
 @pytest.mark.slow
+def test_psiren_step4_rounds_fine_tune_the_last_network_with_its_mask_fixed(recording, tmp_path,
+                                                                           run, assert_ok):
+    # Step 4 moves signs and gains, never zeros: every round's network has the zero positions of
+    # the p-SIREN network it started from, and each round is the last one fine-tuned (it differs
+    # from the one before in a weight or a threshold).
+    out = tmp_path / "run"
+    assert_ok(run(*dagger_args(recording, out, "--rounds", 2, "--trainer", "psiren-step4",
+                               "--epochs-binary", 10)))
+    nets = [checkpoint.load(out / name)[0] for name in ("start", "round-000", "round-001")]
+    for before, after in zip(nets, nets[1:]):
+        a, b = before.ternary_weights(), after.ternary_weights()
+        assert all(np.array_equal(a[k] == 0, b[k] == 0) for k in a)
+        assert any(not np.array_equal(a[k], b[k]) for k in a) or \
+            before.thresholds != after.thresholds
+    assert json.loads((out / "dagger.json").read_text())["trainer"] == "psiren-step4"
+
+
+@pytest.mark.slow
 def test_a_search_ended_by_its_time_budget_is_recorded_and_said(recording, tmp_path, run,
                                                                   assert_ok):
     # A budget far below one step: the search stops before its first step, which the round's

@@ -14,9 +14,11 @@ from minisense.psiren import (
     DATASET_RATES,
     PsirenConfig,
     config_for,
+    continue_binary,
     psiren,
     same_config,
 )
+from minisense.runs import random_network
 from minisense.textbook.psiren import _cosine, prune, target_zeros
 
 TINY_EPOCHS = {"dense": 1, "prune": 3, "sparse": 1, "binary": 1}
@@ -264,3 +266,30 @@ def test_the_textbook_engine_runs_algorithm_1_and_follows_the_fast_one(tiny):
     # all agree (here, in fact, all of them).
     for name, w in fast.ternary_weights().items():
         assert (w == plain.ternary_weights()[name]).mean() > 0.999, name
+
+
+def test_continuing_step_4_with_no_epochs_leaves_the_network_bit_for_bit(tiny):
+    """The latent weights start at the real ones, g_l * sign(w): the network itself must not
+    move before the first gradient step (integer logits, thresholds, last gain)."""
+    net = random_network("mnist", 80, 0, tiny.train.images)
+    before = (net.exact_logits(tiny.test.images), dict(net.thresholds), net.last_gain)
+    config = PsirenConfig(sparsity=80, epochs={**TINY_EPOCHS, "binary": 0}, batch_size=50)
+    continue_binary(net, tiny, config, np.random.default_rng(0))
+    np.testing.assert_array_equal(net.exact_logits(tiny.test.images), before[0])
+    assert (dict(net.thresholds), net.last_gain) == before[1:]
+
+
+def test_continuing_step_4_learns_with_the_mask_fixed(tiny):
+    """From a random 80% ternary network, step 4 alone learns the tiny task (chance 0.1) and
+    never moves a zero: the family's zero positions stay where they were, the rest +-1."""
+    net = random_network("mnist", 80, 0, tiny.train.images)
+    zeros = {name: w == 0 for name, w in net.ternary_weights().items()}
+    config = PsirenConfig(sparsity=80, epochs={**TINY_EPOCHS, "binary": 6}, batch_size=20,
+                          lr_binary=0.01)
+    history = continue_binary(net, tiny, config, np.random.default_rng(0))
+    assert [r["epoch"] for r in history if "epoch" in r] == [1, 2, 3, 4, 5, 6]
+    assert net.accuracy(tiny.test.images, tiny.test.labels) > 0.5
+    for name, w in net.ternary_weights().items():
+        np.testing.assert_array_equal(w == 0, zeros[name])
+        assert set(np.unique(w)) <= {-1, 0, 1}
+    assert all(isinstance(t, int) and t >= 1 for t in net.thresholds.values())
