@@ -242,11 +242,11 @@ def _read_arrays(path) -> dict:
 
 def train(data, settings: dict, round_: int, previous=None, member: int = 0):
     """The network of round ``round_`` (-1: the start) on ``data``, of ensemble member
-    ``member``: p-SIREN from scratch; p-SIREN's step 4 continued from ``previous`` (``psiren-step4``;
-    from scratch at the start); or SENSE from ``previous`` (a random network of the run's
-    sparsity at the start). Returns it and, for SENSE, the steps its search took (None for
-    p-SIREN): fewer than ``sense_steps`` means the time budget ended the search, and a rerun of
-    that round may reach another network."""
+    ``member``: p-SIREN from scratch; p-SIREN's step 4 continued from ``previous``
+    (``psiren-step4``; from scratch at the start); or SENSE from ``previous`` (a random network
+    of the run's sparsity at the start). Returns it and, for SENSE, the steps its search took
+    (None for p-SIREN): fewer than ``sense_steps`` means the time budget ended the search, and a
+    rerun of that round may reach another network."""
     seed = round_seed(settings["seed"], round_, TRAINING, member)
     if settings["trainer"] != "sense":
         config = PsirenConfig(**{**settings["psiren"], "seed": seed})
