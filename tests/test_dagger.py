@@ -118,10 +118,14 @@ def test_validation_and_test_episodes_are_never_changed(recording, tmp_path, run
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("trainer", [[], ["--trainer", "psiren-step4", "--epochs-binary", "3"]],
+                         ids=["psiren", "psiren-step4"])
 def test_a_killed_run_resumes_to_the_same_network(recording, tmp_path, run, assert_ok,
-                                                  monkeypatch):
+                                                  monkeypatch, trainer):
+    # psiren-step4 continues the last round's network: the resumed round 1 starts from round 0's
+    # saved checkpoint, where the whole run started it from the network still in memory.
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert_ok(run(*dagger_args(recording, whole, "--rounds", 2)))
+    assert_ok(run(*dagger_args(recording, whole, "--rounds", 2, *trainer)))
     train = dagger.train
 
     def dies_in_round_1(data, settings, round_, previous=None, member=0):
@@ -130,14 +134,17 @@ def test_a_killed_run_resumes_to_the_same_network(recording, tmp_path, run, asse
         return train(data, settings, round_, previous, member)
 
     monkeypatch.setattr(dagger, "train", dies_in_round_1)
-    result = run(*dagger_args(recording, killed, "--rounds", 2))
+    result = run(*dagger_args(recording, killed, "--rounds", 2, *trainer))
     assert isinstance(result.exception, RuntimeError)
     assert len((killed / "rounds.jsonl").read_text().splitlines()) == 1
     monkeypatch.setattr(dagger, "train", train)
-    assert_ok(run(*dagger_args(recording, killed, "--rounds", 2)))
+    assert_ok(run(*dagger_args(recording, killed, "--rounds", 2, *trainer)))
     for name in ("start", "round-000", "round-001"):
         a, b = weights(whole / name / "model.npz"), weights(killed / name / "model.npz")
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        # the integer thresholds and the scales too: on this tiny task step 4 moves only those
+        a, b = (checkpoint.read_meta(folder / name / "model.json") for folder in (whole, killed))
+        assert all(a[key] == b[key] for key in ("thresholds", "last_gain", "logit_scale"))
     assert (whole / "data" / "carracing.npz").read_bytes() == \
         (killed / "data" / "carracing.npz").read_bytes()
     strip = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
