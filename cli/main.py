@@ -448,8 +448,13 @@ def _sense_default(name: str):
               help="Score fitness on copies of the training images each moved by up to this many "
                    "pixels, drawn afresh every --redraw-steps steps, so the climb cannot fit the "
                    "images pixel by pixel (0: the images as they are).")
+@click.option("--mirror", is_flag=True, default=_sense_default("mirror"),
+              help="The car: score fitness on frames of which a random half, drawn afresh every "
+                   "--redraw-steps steps, are mirrored left to right with left and right "
+                   "swapped in their labels.")
 @click.option("--redraw-steps", type=POSITIVE, default=_sense_default("redraw_steps"),
-              help="Steps between fresh draws of the shifted fitness images. [default: 1000]")
+              help="Steps between fresh draws of the shifted or mirrored fitness images. "
+                   "[default: 1000]")
 @click.option("--seed", type=SEED, default=_sense_default("seed"), show_default=True)
 @click.option("--engine", type=click.Choice(list(ENGINES)), default=_sense_default("engine"),
               show_default=True,
@@ -531,7 +536,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
 # Options of SENSE itself: binary backprop (--backprop) uses none of them.
 SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats", "layers",
               "layer_weights", "train_images", "anneal", "anneal_half_life", "screen_images",
-              "confirm", "screen_by_layer", "confirm_stages", "shift_pixels", "redraw_steps")
+              "confirm", "screen_by_layer", "confirm_stages", "shift_pixels", "redraw_steps",
+              "mirror")
 
 
 def _given(*names) -> list[str]:

@@ -433,6 +433,10 @@ def _load_digits() -> Dataset:
 FRAME_SIZE = 32
 GREY = np.array([0.299, 0.587, 0.114])      # ITU-R 601 luma weights of R, G, B
 FILE_STEM = "carracing"
+# The class of a frame's left-right mirror image, by class (left <-> right): the car sits at the
+# frame's centre column, so a mirrored frame is the mirrored track, driven the mirrored way
+# (SENSE's ``mirror`` fitness). Digits and clothes have no such classes.
+MIRRORED_CLASSES = {"carracing": (2, 1, 0)}
 
 
 def preprocess(frames: np.ndarray) -> np.ndarray:

@@ -282,8 +282,9 @@ def _search_setting(s: dict) -> str:
         f"{c.get('confirm') or '?'} confirmed" if c.get("screen_images") else "unscreened"
     odds = ", ".join(f"{layer} {w:g}" for layer, w in (c.get("layer_weights") or {}).items())
     anneal = f", annealing T0 {c['anneal_temperature']:g}" if c.get("anneal_temperature") else ""
-    shift = f" shifted up to {c['shift_pixels']} pixels (redrawn every {c['redraw_steps']:,} " \
-        "steps)" if c.get("shift_pixels") else ""
+    drawn = [f"shifted up to {c['shift_pixels']} pixels"] if c.get("shift_pixels") else []
+    drawn += ["half mirrored"] if c.get("mirror") else []
+    shift = f" {' and '.join(drawn)} (redrawn every {c['redraw_steps']:,} steps)" if drawn else ""
     return f"K = {c.get('neighbours', '?')} neighbours a step, {c.get('fitness', '?')} fitness " \
         f"on {images} training images{shift}, {screen}{f', odds {odds}' if odds else ''}{anneal}"
 

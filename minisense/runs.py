@@ -22,7 +22,7 @@ from dataclasses import asdict, fields, replace
 import numpy as np
 
 from minisense import checkpoint, files
-from minisense.data import architecture_for, load_dataset
+from minisense.data import MIRRORED_CLASSES, architecture_for, load_dataset
 from minisense.errors import MinisenseError
 from minisense.network import Network, binary_network, build_network, exact_logits, family
 from minisense.psiren import binary_backprop
@@ -115,10 +115,13 @@ def check_options(config: SenseConfig, dataset: str | None = None,
         raise MinisenseError(f"--layer-weight sets the random schedule's odds; the "
                              f"{config.schedule} schedule ignores them: drop it or use "
                              "--schedule random")
-    if config.redraw_steps is not None and not config.shift_pixels:
-        raise MinisenseError("--redraw-steps draws shifted fitness images afresh, but this search "
-                             "shifts none (--shift-pixels 0, the default): drop it or give "
-                             "--shift-pixels N > 0")
+    if config.redraw_steps is not None and not config.redraws:
+        raise MinisenseError("--redraw-steps draws shifted or mirrored fitness images afresh, but "
+                             "this search has none (--shift-pixels 0 and no --mirror, the "
+                             "defaults): drop it or give --shift-pixels N > 0 or --mirror")
+    if config.mirror and architecture not in {architecture_for(d) for d in MIRRORED_CLASSES}:
+        raise MinisenseError(f"--mirror needs classes that have mirror images (carracing: left "
+                             f"<-> right), not the {architecture} network's: drop --mirror")
     net = build_network(architecture, 0)
     searched = config.search_layers(net)
     for option, names in (("--layer-weight", config.layer_weights or {}),
@@ -294,7 +297,7 @@ def resume(out, data_dir=None, max_steps: int | None = None,
 # The settings added after the first runs were saved, as those runs searched.
 LEGACY_SETTINGS = {"screen_images": 0, "screen_by_layer": {}, "confirm": None,
                    "confirm_stages": 1, "layer_weights": {}, "engine": "fast",
-                   "shift_pixels": 0, "redraw_steps": 1000}
+                   "shift_pixels": 0, "redraw_steps": 1000, "mirror": False}
 
 
 def read_config(path) -> SenseConfig:

@@ -36,7 +36,9 @@ network's measured ones (``NETWORK_DEFAULTS``).
 Shifted fitness, beyond the paper: with ``shift_pixels`` > 0 the fitness images are copies of
 the training images each moved by up to that many pixels, drawn afresh every ``redraw_steps``
 steps (:func:`stage_images`), so the climb cannot fit its images pixel by pixel; validation and
-test images are never shifted.
+test images are never shifted. With ``mirror`` (the car), every stage also mirrors each fitness
+frame left to right with probability 1/2, its label mapped to the mirrored class (left <->
+right, ``minisense.data.MIRRORED_CLASSES``): a track bending left is also one bending right.
 
 Beyond the paper: ``anneal_temperature`` > 0 turns hill climbing into simulated annealing (its
 stated future work): a worse best-neighbour is accepted with probability exp(delta / T), delta
@@ -57,7 +59,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from minisense.data import Dataset, majority_baseline
+from minisense.data import MIRRORED_CLASSES, Dataset, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.fast.delta import DeltaEvaluator
 from minisense.fast.kernels import LANES
@@ -124,6 +126,12 @@ class SenseConfig:
     engine: str = "fast"                   # fast (delta evaluation) or textbook (forward passes)
     shift_pixels: int = 0                  # > 0: fitness images shifted up to this, drawn afresh
     redraw_steps: int | None = None        # ... every this many steps (None: REDRAW_STEPS)
+    mirror: bool = False                   # half the fitness frames mirrored, drawn afresh too
+
+    @property
+    def redraws(self) -> bool:
+        """Whether the fitness images are drawn afresh every ``redraw_steps`` steps."""
+        return bool(self.shift_pixels or self.mirror)
 
     def resolve(self, net: Network) -> SenseConfig:
         """A copy with the fields left at None set to ``net``'s measured defaults
@@ -195,6 +203,8 @@ class SenseConfig:
         whole("seed", 0, MAX_SEED)
         whole("shift_pixels", 0, MAX_SHIFT)
         whole("redraw_steps", 1, MAX_COUNT, none_ok=True)
+        if not isinstance(self.mirror, bool):
+            raise MinisenseError(f"setting mirror is {self.mirror!r}, not true or false")
         for name in ("budget_seconds", "anneal_temperature", "anneal_half_life"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -298,6 +308,10 @@ def check_inputs(net, data, config) -> None:
                              f"{net.num_classes} classes; pass a network made for it")
     if not isinstance(config, SenseConfig):
         raise MinisenseError(f"config is a {type(config).__name__}, not a SenseConfig")
+    if config.mirror and data.name not in MIRRORED_CLASSES:
+        raise MinisenseError(f"--mirror needs classes that have mirror images (carracing: left "
+                             f"<-> right); a mirrored {data.name} image is not of its class: "
+                             "drop --mirror")
 
 
 def shifted(images: np.ndarray, pixels: int, rng: np.random.Generator) -> np.ndarray:
@@ -315,17 +329,33 @@ def shifted(images: np.ndarray, pixels: int, rng: np.random.Generator) -> np.nda
     return out
 
 
+def mirrored(images: np.ndarray, labels: np.ndarray, classes, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Each image mirrored left to right with probability 1/2, its label then ``classes[label]``
+    (the class of the mirror image). uint8 (n, h, w), (n,) -> copies of both."""
+    flip = rng.random(len(labels)) < 0.5
+    images, labels = images.copy(), np.asarray(labels).copy()
+    images[flip] = images[flip, :, ::-1]
+    labels[flip] = np.asarray(classes, labels.dtype)[labels[flip]]
+    return images, labels
+
+
 def stage_images(data, config: SenseConfig, stage: int) -> tuple[np.ndarray, np.ndarray]:
     """The fitness images of ``stage`` (steps stage*R .. (stage+1)*R - 1, R = ``redraw_steps``):
     :func:`fitness_set`, each image shifted afresh by up to ``shift_pixels`` (0: unshifted, every
-    stage the same). The shifts come from ``default_rng([seed, stage, 2])``, so a resumed run
-    scores the images an uninterrupted one does. Fresh copies every stage keep the climb from
-    fitting the training images pixel by pixel (the train/validation gap, results book)."""
+    stage the same), then with ``mirror`` half of them mirrored (:func:`mirrored`). The shifts
+    come from ``default_rng([seed, stage, 2])`` and the mirrors from ``[seed, stage, 3]``, so a
+    resumed run scores the images an uninterrupted one does. Fresh copies every stage keep the
+    climb from fitting the training images pixel by pixel (the train/validation gap, results
+    book)."""
     images, labels = fitness_set(data, config.train_images)
-    if not config.shift_pixels:
-        return images, labels
-    rng = np.random.default_rng([config.seed, stage, 2])
-    return shifted(images, config.shift_pixels, rng), labels
+    if config.shift_pixels:
+        rng = np.random.default_rng([config.seed, stage, 2])
+        images = shifted(images, config.shift_pixels, rng)
+    if config.mirror:
+        rng = np.random.default_rng([config.seed, stage, 3])
+        images, labels = mirrored(images, labels, MIRRORED_CLASSES[data.name], rng)
+    return images, labels
 
 
 def layer_at(config: SenseConfig, layers: list[str], step: int) -> str | None:
@@ -370,7 +400,7 @@ class Search:
         self.config = config
         evaluator = EVALUATORS[config.engine]
         self.stage = (start or {}).get("step", 0) // config.redraw_steps
-        if config.shift_pixels:
+        if config.redraws:
             images, labels = stage_images(data, config, self.stage)
         self.fit = evaluator(net, images, labels, config.margin_clip)
         self.val = evaluator(net, data.validation.images, data.validation.labels, 1)
@@ -445,7 +475,7 @@ class Search:
         layer = layer_at(cfg, self.layers, t)
         if layer is None:
             return None
-        if cfg.shift_pixels and t // cfg.redraw_steps != self.stage:
+        if cfg.redraws and t // cfg.redraw_steps != self.stage:
             self.redraw(t // cfg.redraw_steps)
         rng = np.random.default_rng([cfg.seed, t])
         if self.screen_size(layer):

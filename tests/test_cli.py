@@ -211,6 +211,7 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
     ["--init", "random", "--sparsity", "80", "--redraw-steps", "10"],     # idle: no shift
     ["--dataset", "carracing", "--init", "random", "--sparsity", "80", "--redraw-steps", "10"],
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "9"],
+    ["--init", "random", "--sparsity", "80", "--mirror"],                 # digits: no mirror class
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "1", "--redraw-steps", "0"],
     [],
 ])

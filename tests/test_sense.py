@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from minisense import checkpoint, runs, sense
+from minisense.data import Dataset, Split
 from minisense.errors import MinisenseError
 from minisense.network import build_network, exact_logits
 from minisense.runs import random_network
@@ -368,7 +369,8 @@ def test_stage_images_depend_on_seed_and_stage_only_and_zero_shift_is_the_fitnes
 def test_with_shift_off_a_search_is_bit_for_bit_the_search_without_the_setting(digits, tmp_path):
     records = []
     for name, cfg in (("default", small_config(max_steps=30)),
-                      ("off", small_config(max_steps=30, shift_pixels=0, redraw_steps=7))):
+                      ("off", small_config(max_steps=30, shift_pixels=0, redraw_steps=7,
+                                           mirror=False))):
         run = runs.start(cfg, tmp_path / name, "digits", sparsity=80)
         run.run()
         records.append([[r.get(k) for k in RECORD_KEYS] for r in run.history])
@@ -416,3 +418,87 @@ def test_shifted_stages_take_the_same_moves_on_the_textbook_engine(tmp_path):
         histories[engine] = [[r.get(k) for k in RECORD_KEYS] for r in run.history]
     assert any(r[4] for r in histories["fast"][4:])           # a move after the redraw
     assert histories["fast"] == histories["textbook"]
+
+
+# -- mirrored fitness frames (the car) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def striped_car():
+    """A synthetic carracing dataset: 32x32 frames whose bright column sits left of, at or right
+    of the centre for classes left, straight+gas and right (so a mirror swaps left and right)."""
+    rng = np.random.default_rng(5)
+
+    def split(n):
+        labels = rng.integers(0, 3, n)
+        images = rng.integers(0, 60, (n, 32, 32)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            column = (8, 16, 23)[label] + rng.integers(-2, 3)
+            images[i, :, column - 1:column + 1] = 220
+        return Split(images, labels.astype(np.int64))
+
+    return Dataset("carracing", split(120), split(40), split(40), 3, "synthetic")
+
+
+def test_mirrored_flips_about_half_the_images_and_maps_their_labels():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (300, 4, 5)).astype(np.uint8)
+    labels = rng.integers(0, 3, 300)
+    before = images.copy(), labels.copy()
+    out, out_labels = sense.mirrored(images, labels, (2, 1, 0), np.random.default_rng(9))
+    flip = np.random.default_rng(9).random(300) < 0.5
+    for i in range(300):                     # direct oracle: column by column
+        want = np.array([[images[i, r, 4 - c] if flip[i] else images[i, r, c] for c in range(5)]
+                         for r in range(4)], np.uint8)
+        assert np.array_equal(out[i], want), i
+        assert out_labels[i] == ((2, 1, 0)[labels[i]] if flip[i] else labels[i]), i
+    assert 100 < flip.sum() < 200 and out.dtype == np.uint8
+    assert np.array_equal(images, before[0]) and np.array_equal(labels, before[1])  # untouched
+
+
+def test_mirrored_stages_depend_on_seed_and_stage_and_leave_shifts_as_they_were(striped_car):
+    cfg = small_config(shift_pixels=1, train_images=0)
+    both = dataclasses.replace(cfg, mirror=True)
+    a, a_labels = sense.stage_images(striped_car, both, 3)
+    b, b_labels = sense.stage_images(striped_car, both, 3)
+    assert np.array_equal(a, b) and np.array_equal(a_labels, b_labels)
+    assert not np.array_equal(a_labels, sense.stage_images(striped_car, both, 4)[1])
+    shifted_only, labels = sense.stage_images(striped_car, cfg, 3)
+    flip = np.random.default_rng([cfg.seed, 3, 3]).random(len(labels)) < 0.5
+    assert np.array_equal(a[flip], shifted_only[flip][:, :, ::-1])     # the shift, then mirror
+    assert np.array_equal(a[~flip], shifted_only[~flip])
+    assert np.array_equal(a_labels, np.where(flip, 2 - labels, labels))
+
+
+def test_mirrored_stages_score_exactly_their_frames_and_labels_on_both_tiers(striped_car):
+    """Delta evaluation stays exact when a redraw changes the labels as well as the images:
+    every record's fitness is a full forward pass on its stage's frames; and the textbook tier
+    takes the same steps."""
+    net = random_network("car", 80, 0, striped_car.train.images)
+    histories = {}
+    for engine in ("fast", "textbook"):
+        cfg = small_config(max_steps=12, neighbours=6, train_images=0, mirror=True,
+                           redraw_steps=4, screen_images=0, engine=engine)
+        search = sense.Search(net, striped_car, cfg)
+        histories[engine] = []
+        for _ in range(12):
+            record = search.step()
+            images, labels = sense.stage_images(striped_car, search.config,
+                                                (record["step"] - 1) // 4)
+            correct, margin = score_logits(exact_logits(search.fit.network(), images), labels,
+                                           search.config.margin_clip)
+            assert record["fitness"] == margin / (120 * search.config.margin_clip)
+            assert record["train_accuracy"] == correct / 120
+            histories[engine].append([record[k] for k in RECORD_KEYS])
+        assert search.stage == 2
+    assert any(r[4] for r in histories["fast"][4:])          # a move after the first redraw
+    assert histories["fast"] == histories["textbook"]
+
+
+def test_mirror_is_refused_where_a_mirror_image_is_not_of_its_class(digits):
+    with pytest.raises(MinisenseError, match="--mirror") as e:
+        runs.check_options(small_config(mirror=True), "mnist")
+    assert "\n" not in str(e.value)
+    net = random_network("mnist", 80, 0, digits.train.images[:100])
+    with pytest.raises(MinisenseError, match="--mirror"):
+        sense.Search(net, digits, small_config(mirror=True))
+    runs.check_options(SenseConfig(mirror=True, redraw_steps=5), "carracing")   # accepted
