@@ -18,8 +18,10 @@ gets this for free by being a ``@main.command()``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import signal
 import sys
 import tempfile
 from dataclasses import fields
@@ -520,7 +522,8 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
              f"val {100 * record['validation_accuracy']:.2f}% "
              f"{record['evals_per_second']:,.0f} evals/s {record['seconds']:,.0f} s")
 
-    summary = run.run(on_step=status)
+    with _stop_on_signals(run, line):
+        summary = run.run(on_step=status)
     line.end()
     best = summary["best"]
     click.echo(f"{summary['steps']} steps, {summary['accepted']} moves accepted, "
@@ -531,6 +534,37 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
                f"{_with_baseline(best['test_accuracy'], base['test'])}")
     click.echo(f"summary: {run.out / 'summary.json'}, records: {run.out / runs.LOG_FILE}, "
                f"best network: {run.out / 'best'}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(run, line):
+    """Ctrl-C (SIGINT) or ``kill`` (SIGTERM) during a search: a one-line stop that says the run
+    can continue, not click's bare "Aborted!" or a silent death. Nothing needs saving: the state
+    is saved after every accepted move (``runs.SearchRun``), and ``--resume`` drops the steps
+    logged after it, so a stop anywhere loses only the rejected steps since the last move."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signum)
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:                  # not the main thread (the API in a thread): leave it
+        previous = None
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        line.end()
+        signum = e.args[0] if e.args else signal.SIGINT
+        where = f"stopped by {signal.Signals(signum).name} at step {run.state['step']}"
+        if (run.out / runs.STATE_FILE).is_file():
+            message = (f"{where}; every accepted move is saved in {run.out}: continue with "
+                       f"'minisense search --resume {run.out}'")
+        else:
+            message = f"{where}, before its first save; start it again"
+        error = click.ClickException(message)
+        error.exit_code = 128 + signum
+        raise error from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # Options of SENSE itself: binary backprop (--backprop) uses none of them.

@@ -4,7 +4,8 @@ Every case must end in the right behaviour or ONE line ``Error: ...`` (exit code
 traceback, never a silently wrong result, never lost data. Offline: digits only, tiny budgets.
 The classes: corrupt, truncated or unreadable inputs; hostile checkpoints; bad option values
 (nan, inf, negative, zero, huge); write failures (a file in the way, a simulated full disk);
-kill -9 during ``train`` and ``search``; two writers on one run folder; a half-written log line.
+kill -9 during ``train`` and ``search``; Ctrl-C and SIGTERM during ``search``; two writers on
+one run folder; a half-written log line.
 """
 
 import errno
@@ -313,6 +314,72 @@ def test_kill_9_during_search_then_resume_reaches_the_uninterrupted_network(
         assert_ok(run("search", "--resume", out))
     a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, out))
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# -- Ctrl-C and kill (SIGINT, SIGTERM) ------------------------------------------------------------
+
+def _stop_line(result) -> str:
+    """The one line a stopped search ends with (no traceback, no click "Aborted!")."""
+    assert "Traceback" not in result.output and "Aborted" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: stopped by SIGINT at step "), result.output
+    return lines[-1]
+
+
+def test_ctrl_c_during_search_names_the_folder_to_resume_and_resume_reaches_the_same_network(
+        tmp_path, run, assert_ok, finished_search, monkeypatch):
+    whole = finished_search(30)
+    out = tmp_path / "stopped"
+    recorded = runs.SearchRun.recorded
+
+    def ctrl_c_at_step_12(self, record):
+        recorded(self, record)
+        if record["step"] == 12:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(runs.SearchRun, "recorded", ctrl_c_at_step_12)
+    result = run(*SEARCH, "--max-steps", "30", "--out", out)
+    assert result.exit_code == 130
+    line = _stop_line(result)
+    assert "at step 12;" in line and f"--resume {out}'" in line
+    monkeypatch.undo()
+    assert_ok(run("search", "--resume", out))
+    a, b = (checkpoint.load(p / "current")[0].ternary_weights() for p in (whole, out))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_before_a_search_first_saves_says_to_start_again(tmp_path, run, monkeypatch):
+    def ctrl_c(self, on_step=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runs.SearchRun, "run", ctrl_c)
+    result = run(*SEARCH, "--max-steps", "30", "--out", tmp_path / "never")
+    assert result.exit_code == 130
+    assert _stop_line(result).endswith("before its first save; start it again")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_search_ends_in_one_line_and_the_run_resumes(tmp_path, sig, run,
+                                                                      assert_ok):
+    out = tmp_path / "signalled"
+    proc = subprocess.Popen([sys.executable, "-m", "minisense_cli.main", *SEARCH, "--max-steps",
+                             "1000000", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / runs.STATE_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)                       # wait until it searches (imports, first save)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: stopped by {sig.name} at step "), stderr
+    assert f"--resume {out}'" in last
+    step = int(last.split(" at step ")[1].split(";")[0])
+    saved = json.loads((out / "current" / "model.json").read_text())["step"]
+    assert 0 < saved <= step
+    result = assert_ok(run("search", "--resume", out, "--max-steps", step + 5))
+    assert f"{step + 5} steps" in result.output
 
 
 @pytest.mark.slow
