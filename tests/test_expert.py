@@ -188,3 +188,30 @@ def test_compare_refuses_a_file_without_episodes_in_one_line(tmp_path, run, asse
                                                       tmp_path / "other.json"))
     assert "unreadable" in assert_one_line_error(run("car", "compare", a,
                                                      tmp_path / "broken.json"))
+
+
+def _gas_above_allowed(name: str, seed: int, steps: int) -> tuple[int, int]:
+    """Steps driven above the allowed speed, and of them those labelled straight+gas."""
+    config = expert_config(name)
+    above = gassed = 0
+
+    def policy(env, observation):
+        nonlocal above, gassed
+        _, speed, allowed = expert.plan(env, config)
+        cls = expert.label(env, config)
+        above += speed > allowed
+        gassed += speed > allowed and cls == 1
+        return expert.ACTIONS[cls], cls
+
+    car.run_episode(seed, policy, render=False, max_steps=steps)
+    return above, gassed
+
+
+@pytest.mark.slow
+def test_pursuit_v3_never_gasses_above_its_cap_where_pursuit_v2_did():
+    # pursuit-v3's coast penalty (0.10 rad) is above one wheel step (0.06 rad), so a steering
+    # class always costs less than straight+gas once the car is faster than allowed.
+    above, gassed = _gas_above_allowed("pursuit-v3", 3000, 600)
+    assert above > 0 and gassed == 0
+    above, gassed = _gas_above_allowed("pursuit-v2", 3000, 600)
+    assert above > 0 and gassed > 0

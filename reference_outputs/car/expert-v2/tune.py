@@ -6,8 +6,9 @@ tuning seeds (3000-3099: never the recording's 0-39 nor the headline's 1000-1099
 appends one JSON line (the changed knobs, every episode's return, mean, standard error, laps,
 tracks below 900, mean steps) to tuning.jsonl and prints it as a line of tuning.log. Every
 trial changes pursuit-v1's knobs. Trials whose knobs are not in minisense/expert.py (a smooth
-racing line: "line", "line_margin"; "gas_hold"; "curvature_window") ran with scratch code that
-was dropped because it did not help (reference_outputs/README.md, "Car: a better expert").
+racing line: "line", "line_margin"; "gas_hold"; "curvature_window"; in ../expert-v3 the cap lifted
+with the track's length, "cap_per_tile") ran with scratch code that was dropped because it did not
+help (reference_outputs/README.md, "Car: a better expert").
 """
 import json
 import sys
