@@ -98,7 +98,7 @@ EXPERTS = {
                                lateral_acceleration=150.0, max_speed=58.0, progress_window=10),
     # pursuit-v2 that never gasses above its cap, so the cap can be higher: straight+gas also
     # centres the wheel, and with a coast penalty below one wheel step (0.06 rad) v2 still chose
-    # it above the cap on a straight, creeping to 62-68 units/s into hairpins. Tuned on seeds
+    # it above the cap on a straight, creeping to 61-69 units/s into hairpins. Tuned on seeds
     # 3000-3099 (reference_outputs/README.md, "Car: a better expert").
     "pursuit-v3": ExpertConfig(lookahead_per_speed=0.08, steer_gain=1.0,
                                lateral_acceleration=150.0, max_speed=62.0, progress_window=10,
