@@ -17,7 +17,11 @@ network's; the label is always the expert's (``beta0`` = 0, the default, is pure
 network driving). Training is p-SIREN from scratch on the aggregate (Algorithm 1, the default),
 p-SIREN's step 4 continued from the last network (``psiren-step4``: Algorithm 1 once for the
 start, then each round straight-through fine-tuning of the last ternary network, its mask fixed),
-or SENSE continued from the last network (Algorithm 2: no gradient anywhere).
+or SENSE continued from the last network (Algorithm 2: no gradient anywhere). A SENSE round
+hands on its search's best network by validation frames (``sense_keep="best"``) or the network
+where its climb ended (``"last"``): validation frames are the expert's own driving, and once no
+step beats them every later round would hand on the same network, however many frames DAgger
+adds.
 
 An ensemble (``members`` > 1, the paper's future work: a family ensemble, ``minisense.ensemble``)
 drives as one network, by summed logits; every member is trained again on the same aggregate,
@@ -61,13 +65,13 @@ from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, DEFAULT_EXPERT, expert_config, label
 from minisense.fast.shards import one_blas_thread
 from minisense.psiren import PsirenConfig, config_for, continue_binary, psiren
-from minisense.runs import random_network, search
+from minisense.runs import KEEP, random_network, search
 from minisense.sense import MAX_SEED, SenseConfig
 
 TRAINERS = ("psiren", "psiren-step4", "sense")
 MAX_MEMBERS = 64
 # Settings added after runs were made with the ones before: what an older dagger.json meant.
-LATER_SETTINGS = {"members": 1}
+LATER_SETTINGS = {"members": 1, "sense_keep": "best"}
 SETTINGS_FILE = "dagger.json"
 ROUNDS_FILE = "rounds.jsonl"
 # DAgger's tracks are drawn from here up: recordings use seeds 0, 1, ... and car drive 1000, ...
@@ -257,7 +261,8 @@ def train(data, settings: dict, round_: int, previous=None, member: int = 0):
     if previous is None:
         previous = random_network("car", settings["psiren"]["sparsity"], seed,
                                   data.train.images[:1000])
-    net, history = search(previous, data, SenseConfig(**{**settings["sense"], "seed": seed}))
+    net, history = search(previous, data, SenseConfig(**{**settings["sense"], "seed": seed}),
+                          keep=settings.get("sense_keep", LATER_SETTINGS["sense_keep"]))
     return net, int(history[-1]["step"])
 
 
@@ -294,11 +299,13 @@ def accuracies(nets: list, data) -> dict:
 def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0: float = 0.0,
                  beta_decay: float = 0.5, expert: str | None = None, trainer: str = "psiren",
                  psiren_config=None, sense_steps: int = 200, sense_seconds: float = 600.0,
-                 max_steps: int = car.MAX_STEPS, start=None, members: int | None = None) -> dict:
+                 max_steps: int = car.MAX_STEPS, start=None, members: int | None = None,
+                 sense_keep: str = "best") -> dict:
     """The run's settings, checked (one-line errors); what ``dagger.json`` holds. ``expert``
     defaults to the recording's (its ``expert_name``; absent: pursuit-v1). ``start``: a
     checkpoint, or a list of them (an ensemble's members); ``members``: the ensemble's size
-    (default: as many as ``start`` names, else 1)."""
+    (default: as many as ``start`` names, else 1). ``sense_keep``: the network a round's SENSE
+    search hands on, the best by validation frames or its last (``runs.KEEP``)."""
     folder = recording_folder(data_dir)
     _, meta = read_recording(folder)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
@@ -311,6 +318,11 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
                              f"{beta_decay}")
     if trainer not in TRAINERS:
         raise MinisenseError(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
+    if sense_keep not in KEEP:
+        raise MinisenseError(f"sense_keep must be one of {', '.join(KEEP)}, got {sense_keep!r}")
+    if sense_keep != "best" and trainer != "sense":
+        raise MinisenseError(f"keeping a search's {sense_keep} network needs --trainer sense "
+                             f"(here {trainer}): drop --sense-keep or add --trainer sense")
     if not car.ZOOM_STEPS < max_steps <= car.MAX_STEPS:
         raise MinisenseError(f"max steps must be in {car.ZOOM_STEPS + 1}..{car.MAX_STEPS} (the "
                              f"first {car.ZOOM_STEPS} frames are not recorded), got {max_steps}")
@@ -337,7 +349,8 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
             "beta_decay": float(beta_decay), "expert_name": expert, "trainer": trainer,
             "psiren": {k: v for k, v in asdict(config).items() if k != "seed"},
             "sense": {"max_steps": sense_steps, "budget_seconds": float(sense_seconds)},
-            "max_steps": max_steps, "start": start, "members": members}
+            "max_steps": max_steps, "start": start, "members": members,
+            "sense_keep": sense_keep}
 
 
 def _check_same(saved: dict, settings: dict, out) -> None:

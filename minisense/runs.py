@@ -30,6 +30,9 @@ from minisense.sense import MAX_COUNT, Search, SenseConfig
 from minisense.swaps import random_ternary
 
 STATE_FILE = "state.npz"
+# Which network ``search`` hands back: the best by validation, or where the climb ended (which
+# keeps climbing the fitness after validation has stopped rising: DAgger's later rounds).
+KEEP = ("best", "last")
 LOG_FILE = "steps.jsonl"
 BACKPROP_FILE = "backprop.jsonl"
 
@@ -219,24 +222,27 @@ def start(config: SenseConfig, out, dataset: str | None = None, from_checkpoint=
 
 
 def search(net: Network, data, config: SenseConfig | None = None, *, out=None,
-           on_step=lambda record: None) -> tuple[Network, list[dict]]:
+           on_step=lambda record: None, keep: str = "best") -> tuple[Network, list[dict]]:
     """Algorithm 2 from the binary network ``net`` on ``data`` (a ``minisense.data.Dataset``),
     until ``config``'s time budget, ``max_steps`` or schedule ends (default: ``SenseConfig()``).
     Exported as ``minisense.search``.
 
-    Returns the best network by validation and the history: one record per step (the start's
-    first), also passed to ``on_step`` as it is made. Nothing is written unless ``out`` names a
+    Returns the best network by validation (``keep="best"``) or the climb's last network
+    (``keep="last"``), and the history: one record per step (the start's first), also passed to
+    ``on_step`` as it is made. Nothing is written unless ``out`` names a
     folder, which then holds the run as ``minisense search --out`` writes it (resumable by
     :func:`resume`; a folder already holding a search is refused).
     """
     config = SenseConfig() if config is None else config
+    if keep not in KEEP:
+        raise MinisenseError(f"keep must be one of {', '.join(KEEP)}, got {keep!r}")
     if out is None:
         run = Search(net, data, config)
     else:
         files.check_run_folder(out, "search")
         run = SearchRun(net, data, config, out)
     run.run(on_step)
-    return run.network(run.best_weights), run.history
+    return run.network(run.best_weights if keep == "best" else None), run.history
 
 
 def resume(out, data_dir=None, max_steps: int | None = None,

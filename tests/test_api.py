@@ -70,6 +70,26 @@ def test_search_in_memory_writes_nothing_and_equals_the_folder_run(digits, start
     one_line(e)
 
 
+def test_search_hands_back_the_best_network_by_validation_or_the_last(digits, start):
+    # 22 steps: validation peaks at step 15 and has fallen by the end, so the two differ; each
+    # network's accuracy, measured afresh, is the one the history recorded for its step.
+    config = ms.SenseConfig(max_steps=22, neighbours=10, train_images=300, budget_seconds=600)
+    best, history = ms.search(start, digits, config)
+    last, again = ms.search(start, digits, config, keep="last")
+    assert [r["fitness"] for r in again] == [r["fitness"] for r in history]
+    validation = [r["validation_accuracy"] for r in history]
+    assert validation[-1] < max(validation)
+    for net, record in ((best, history[validation.index(max(validation))]),
+                        (last, history[-1])):
+        for split in ("validation", "test"):
+            images, labels = getattr(digits, split).images, getattr(digits, split).labels
+            assert net.accuracy(images, labels) == record[f"{split}_accuracy"]
+    assert last.family() == best.family() == start.family()
+    with pytest.raises(ms.MinisenseError, match="keep must be one of best, last") as e:
+        ms.search(start, digits, config, keep="first")
+    one_line(e)
+
+
 def test_configs_are_frozen():
     for config in (ms.SenseConfig(), ms.PsirenConfig()):
         with pytest.raises(dataclasses.FrozenInstanceError):

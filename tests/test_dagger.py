@@ -14,7 +14,8 @@ from minisense import car, checkpoint, dagger, ensemble
 from minisense.data import load_dataset
 from minisense.errors import MinisenseError
 from minisense.expert import expert_config
-from minisense.runs import random_network
+from minisense.runs import random_network, search
+from minisense.sense import SenseConfig
 
 STEPS = 60
 EPOCHS = ["--epochs-dense", "1", "--epochs-prune", "1", "--epochs-sparse", "1",
@@ -167,6 +168,27 @@ def test_sense_rounds_continue_from_the_last_network(recording, tmp_path, run, a
         assert checkpoint.load(out / name)[0].family() == net.family()
     rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
     assert [r["search_steps"] for r in rounds] == [[2], [2]]    # each ended by --sense-steps
+
+
+@pytest.mark.slow
+def test_a_sense_round_can_hand_on_its_search_s_last_network(recording, tmp_path, run,
+                                                              assert_ok):
+    # The round's network is the one the same search, run alone on the round's aggregate,
+    # ends at; it is not the search's best by validation frames.
+    start = tmp_path / "start"
+    net = random_network("car", 80, 0, load_dataset("carracing", recording).train.images)
+    checkpoint.save(net, start, {"dataset": "carracing"})
+    out = tmp_path / "run"
+    assert_ok(run(*dagger_args(recording, out, "--rounds", 1, "--trainer", "sense",
+                               "--sense-steps", 6, "--sense-keep", "last", "--checkpoint", start)))
+    config = SenseConfig(max_steps=6, budget_seconds=600.0,
+                         seed=dagger.round_seed(0, 0, dagger.TRAINING))
+    data = load_dataset("carracing", out / "data")
+    for keep in ("last", "best"):
+        expected = search(net, data, config, keep=keep)[0].ternary_weights()
+        same = all(np.array_equal(w, expected[name]) for name, w in
+                   checkpoint.load(out / "round-000")[0].ternary_weights().items())
+        assert same == (keep == "last")
 
 
 @pytest.mark.slow
@@ -351,6 +373,23 @@ def test_a_run_from_before_ensembles_continues(fake_recording, tmp_path):
     dagger._check_same(saved, dagger.settings_for(folder, 3), tmp_path)
     with pytest.raises(MinisenseError, match="members: 1"):
         dagger._check_same(saved, dagger.settings_for(folder, 3, members=2), tmp_path)
+
+
+def test_a_run_from_before_sense_keep_handed_on_the_best_network(fake_recording, tmp_path):
+    folder = fake_recording()
+    saved = dagger.settings_for(folder, 2, trainer="sense")
+    del saved["sense_keep"]
+    dagger._check_same(saved, dagger.settings_for(folder, 3, trainer="sense"), tmp_path)
+    with pytest.raises(MinisenseError, match="sense_keep: 'best'"):
+        dagger._check_same(saved, dagger.settings_for(folder, 3, trainer="sense",
+                                                      sense_keep="last"), tmp_path)
+
+
+def test_keeping_the_last_network_without_sense_is_one_line_error(fake_recording, tmp_path, run,
+                                                                 assert_one_line_error):
+    line = assert_one_line_error(run(*dagger_args(fake_recording(), tmp_path / "run",
+                                                  "--rounds", 1, "--sense-keep", "last")))
+    assert "needs --trainer sense" in line and "psiren" in line
 
 
 def test_member_folders_are_read_in_the_order_of_their_numbers(tmp_path):
