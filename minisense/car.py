@@ -62,31 +62,59 @@ def make_env(render: bool = True):
     return env
 
 
+def car_state(env) -> tuple[float, bool, bool]:
+    """Where the car is, read from the simulator (as the expert reads it): its speed in world
+    units per second, whether any wheel touches a road tile, and whether it moves the wrong way,
+    against the track's direction at the nearest waypoint of the whole loop (at more than 1 unit
+    per second). A car that has left the road and come back onto it the wrong way, or onto a
+    stretch it has driven, finds no new tiles: its return falls 0.1 a step."""
+    u = env.unwrapped
+    hull = u.car.hull
+    velocity = np.array(hull.linearVelocity)
+    speed = float(np.hypot(*velocity))
+    on_road = any(wheel.tiles for wheel in u.car.wheels)
+    track = np.array(u.track)
+    nearest = int(np.argmin(((track[:, 2:] - np.array(hull.position)) ** 2).sum(axis=1)))
+    direction = track[(nearest + 1) % len(track), 2:] - track[nearest, 2:]
+    return speed, on_road, bool(speed > 1.0 and velocity @ direction < 0)
+
+
 def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STEPS,
                 on_frame=None) -> dict:
     """Drive one episode of CarRacing-v3 reset with ``seed``.
 
     ``policy(env, observation)`` -> (continuous action (3,), class or None); ``on_frame(step,
     observation, class)`` sees every observation the policy acted on. Returns the episode's
-    return, steps and whether the lap was finished.
+    return, steps, whether the lap was finished, and where the car went (:func:`car_state`
+    after every step): its top speed, the steps with no wheel on the road (and the first of
+    them) and the steps it moved the wrong way.
     """
     env = make_env(render)
     try:
         observation, _ = env.reset(seed=int(seed))
         total, lap, step = 0.0, False, 0
+        top_speed, off_road, first_off_road, wrong_way = 0.0, 0, None, 0
         while step < max_steps:
             action, cls = policy(env, observation)
             if on_frame is not None:
                 on_frame(step, observation, cls)
             observation, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
+            speed, on_road, wrong = car_state(env)
+            top_speed = max(top_speed, speed)
+            if not on_road:
+                off_road += 1
+                first_off_road = step if first_off_road is None else first_off_road
+            wrong_way += wrong
             step += 1
             if terminated or truncated:
                 lap = bool(info.get("lap_finished", False))
                 break
     finally:
         env.close()
-    return {"seed": int(seed), "return": total, "steps": step, "lap": lap}
+    return {"seed": int(seed), "return": total, "steps": step, "lap": lap,
+            "top_speed": top_speed, "off_road_steps": off_road,
+            "first_off_road": first_off_road, "wrong_way_steps": wrong_way}
 
 
 def expert_policy(config: ExpertConfig, three_classes: bool = True):
@@ -154,14 +182,17 @@ def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = N
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean, its standard error, min, max return, laps finished, the returns in seed order and
-    how many are below the 900 at which Gymnasium counts CarRacing solved, of ``run_episode``
-    results."""
+    """Mean, its standard error, min, max return, laps finished, the returns in seed order, how
+    many are below the 900 at which Gymnasium counts CarRacing solved, how many episodes left the
+    road and moved the wrong way, and the top speed, of ``run_episode`` results."""
     returns = np.array([r["return"] for r in runs])
     return {"mean_return": float(returns.mean()), "sem_return": _sem(returns),
             "min_return": float(returns.min()), "max_return": float(returns.max()),
             "laps": int(sum(r["lap"] for r in runs)),
             "below_solved": int((returns < SOLVED_RETURN).sum()),
+            "off_road_episodes": sum(r["off_road_steps"] > 0 for r in runs),
+            "wrong_way_episodes": sum(r["wrong_way_steps"] > 0 for r in runs),
+            "top_speed": max(r["top_speed"] for r in runs),
             "returns": returns.tolist(), "episodes": runs}
 
 

@@ -12,7 +12,7 @@ import pytest
 from minisense import car, checkpoint, data, expert
 from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
-from minisense.expert import ACTIONS, ExpertConfig, next_wheel_angle
+from minisense.expert import ACTIONS, ExpertConfig, expert_config, next_wheel_angle
 from minisense.fast.layers import Flatten
 from minisense.network import build_network
 from minisense.runs import random_network
@@ -186,6 +186,24 @@ def test_car_drive_runs_a_short_episode_and_writes_a_gif(car_checkpoint, tmp_pat
     assert [e["steps"] for e in record["episodes"]] == [60, 60]
     assert record["gif"]["return"] == record["episodes"][0]["return"]   # the same drive
     assert sum(record["episodes"][0]["class_counts"]) == 60
+
+
+@pytest.mark.slow
+def test_an_episode_says_whether_the_car_left_the_road_and_went_the_wrong_way():
+    # The expert stays on the road, driving the track's way; a car at full gas with the wheel
+    # hard left circles off the road, half of each circle against the track.
+    expert = car.run_episode(1000, car.expert_policy(expert_config("pursuit-v3")),
+                             render=False, max_steps=300)
+    assert (expert["off_road_steps"], expert["first_off_road"], expert["wrong_way_steps"]) == \
+        (0, None, 0)
+    assert 50 < expert["top_speed"] <= 63                      # pursuit-v3's cap is 62
+    circling = car.run_episode(1000, lambda env, observation: (np.array([-1.0, 1.0, 0.0]), None),
+                               render=False, max_steps=300)
+    assert 0 < circling["first_off_road"] < 100 and circling["off_road_steps"] > 150
+    assert 50 < circling["wrong_way_steps"] < 250
+    summary = car.summarize([expert, circling])
+    assert (summary["off_road_episodes"], summary["wrong_way_episodes"]) == (1, 1)
+    assert summary["top_speed"] == expert["top_speed"]
 
 
 @pytest.mark.slow

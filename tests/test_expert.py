@@ -136,12 +136,16 @@ def test_paired_refuses_lists_of_different_lengths():
 
 
 def test_summarize_reports_the_standard_error_and_tracks_below_900():
-    runs = [{"seed": s, "return": r, "steps": 1000, "lap": r > 900}
-            for s, r in enumerate([880.0, 910.0, 940.0])]
+    runs = [{"seed": s, "return": r, "steps": 1000, "lap": r > 900, "top_speed": v,
+             "off_road_steps": off, "first_off_road": 400 if off else None,
+             "wrong_way_steps": wrong}
+            for s, (r, v, off, wrong) in enumerate([(880.0, 61.0, 30, 200), (910.0, 66.5, 4, 0),
+                                                    (940.0, 60.0, 0, 0)])]
     s = car.summarize(runs)
     assert s["mean_return"] == pytest.approx(910.0) and s["sem_return"] == pytest.approx(
         30 / math.sqrt(3))
     assert s["returns"] == [880.0, 910.0, 940.0] and s["below_solved"] == 1 and s["laps"] == 2
+    assert (s["off_road_episodes"], s["wrong_way_episodes"], s["top_speed"]) == (2, 1, 66.5)
 
 
 def _expert_json(path, seeds, returns):
