@@ -339,6 +339,9 @@ def _dagger_title(folder: pathlib.Path, s: dict) -> str:
     trainer = {"psiren": "p-SIREN (Algorithm 1) from scratch each round",
                "sense": "SENSE (Algorithm 2) continued each round"}.get(
         settings.get("trainer"), f"trainer {settings.get('trainer', '?')}")
+    # Which network a SENSE round hands on (dagger.py's sense_keep; absent: the best).
+    keep = ", each round's last network handed on" if settings.get("trainer") == "sense" and \
+        settings.get("sense_keep") == "last" else ""
     beta0, decay = settings.get("beta0"), settings.get("beta_decay")
     beta = "beta ?" if not (is_number(beta0) and is_number(decay)) else \
         "$\\beta = 0$ (the network drives)" if beta0 == 0 else \
@@ -348,7 +351,7 @@ def _dagger_title(folder: pathlib.Path, s: dict) -> str:
     episodes = settings.get("episodes", "?")
     return f"{_name(folder)}: DAgger (Ross et al. 2011) on CarRacing-v3, {trainer}\n" \
         f"seed {settings.get('seed', '?')}, {episodes} episode{'' if episodes == 1 else 's'} a " \
-        f"round, {beta}, expert {settings.get('expert_name', '?')}{cut}\n{n} of " \
+        f"round, {beta}, expert {settings.get('expert_name', '?')}{cut}{keep}\n{n} of " \
         f"{settings.get('rounds', '?')} rounds finished; last network: validation " \
         f"{_pct(s['validation_accuracy'][-1])}, test {_pct(s['test_accuracy'][-1])}"
 
