@@ -887,8 +887,9 @@ def _print_returns(name: str, r: dict) -> None:
                f"error; min {r['min_return']:.1f}, max {r['max_return']:.1f}), laps finished "
                f"{r['laps']} of {len(r['episodes'])}, {r['below_solved']} below "
                f"{car.SOLVED_RETURN}")
-    click.echo(f"left the road in {r['off_road_episodes']}, moved the wrong way in "
-               f"{r['wrong_way_episodes']}; top speed {r['top_speed']:.1f} units/s")
+    if "top_speed" in r:
+        click.echo(f"left the road in {r['off_road_episodes']}, moved the wrong way in "
+                   f"{r['wrong_way_episodes']}; top speed {r['top_speed']:.1f} units/s")
 
 
 EXPERT_HELP = (f"The expert version (minisense/expert.py, EXPERTS); {DEFAULT_EXPERT} made the "

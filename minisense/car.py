@@ -45,6 +45,8 @@ ENV_ID = "CarRacing-v3"
 MAX_STEPS = 1000
 SOLVED_RETURN = 900           # Gymnasium counts CarRacing solved at this mean over 100 episodes
 ZOOM_STEPS = 50
+# What run_episode says of where the car went (car_state), beside return, steps and lap.
+TRACE = {"top_speed", "off_road_steps", "first_off_road", "wrong_way_steps"}
 
 
 def make_env(render: bool = True):
@@ -184,15 +186,18 @@ def expert_returns(episodes: int, seed: int = 0, config: ExpertConfig | None = N
 def summarize(runs: list[dict]) -> dict:
     """Mean, its standard error, min, max return, laps finished, the returns in seed order, how
     many are below the 900 at which Gymnasium counts CarRacing solved, how many episodes left the
-    road and moved the wrong way, and the top speed, of ``run_episode`` results."""
+    road and moved the wrong way, and the top speed (when every episode says so), of
+    ``run_episode`` results."""
     returns = np.array([r["return"] for r in runs])
+    # Episodes written before they said where the car went have no trace to count.
+    traced = {} if not all(TRACE <= set(r) for r in runs) else {
+        "off_road_episodes": sum(r["off_road_steps"] > 0 for r in runs),
+        "wrong_way_episodes": sum(r["wrong_way_steps"] > 0 for r in runs),
+        "top_speed": max(r["top_speed"] for r in runs)}
     return {"mean_return": float(returns.mean()), "sem_return": _sem(returns),
             "min_return": float(returns.min()), "max_return": float(returns.max()),
             "laps": int(sum(r["lap"] for r in runs)),
-            "below_solved": int((returns < SOLVED_RETURN).sum()),
-            "off_road_episodes": sum(r["off_road_steps"] > 0 for r in runs),
-            "wrong_way_episodes": sum(r["wrong_way_steps"] > 0 for r in runs),
-            "top_speed": max(r["top_speed"] for r in runs),
+            "below_solved": int((returns < SOLVED_RETURN).sum()), **traced,
             "returns": returns.tolist(), "episodes": runs}
 
 

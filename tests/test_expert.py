@@ -146,6 +146,8 @@ def test_summarize_reports_the_standard_error_and_tracks_below_900():
         30 / math.sqrt(3))
     assert s["returns"] == [880.0, 910.0, 940.0] and s["below_solved"] == 1 and s["laps"] == 2
     assert (s["off_road_episodes"], s["wrong_way_episodes"], s["top_speed"]) == (2, 1, 66.5)
+    older = car.summarize([{k: v for k, v in r.items() if k not in car.TRACE} for r in runs])
+    assert "top_speed" not in older and older["mean_return"] == s["mean_return"]
 
 
 def _expert_json(path, seeds, returns):
