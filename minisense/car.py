@@ -34,6 +34,7 @@ from minisense.expert import (
     CLASSES,
     DEFAULT_EXPERT,
     ExpertConfig,
+    _nearest,
     continuous_action,
     expert_config,
     label,
@@ -64,19 +65,19 @@ def make_env(render: bool = True):
     return env
 
 
-def car_state(env) -> tuple[float, bool, bool]:
+def car_state(env, track: np.ndarray) -> tuple[float, bool, bool]:
     """Where the car is, read from the simulator (as the expert reads it): its speed in world
     units per second, whether any wheel touches a road tile, and whether it moves the wrong way,
     against the track's direction at the nearest waypoint of the whole loop (at more than 1 unit
     per second). A car that has left the road and come back onto it the wrong way, or onto a
-    stretch it has driven, finds no new tiles: its return falls 0.1 a step."""
+    stretch it has driven, finds no new tiles: its return falls 0.1 a step. ``track`` is the
+    episode's ``np.array(env.unwrapped.track)`` (made once, not every step)."""
     u = env.unwrapped
     hull = u.car.hull
     velocity = np.array(hull.linearVelocity)
     speed = float(np.hypot(*velocity))
     on_road = any(wheel.tiles for wheel in u.car.wheels)
-    track = np.array(u.track)
-    nearest = int(np.argmin(((track[:, 2:] - np.array(hull.position)) ** 2).sum(axis=1)))
+    nearest = _nearest(u, track, np.array(hull.position), window=0)
     direction = track[(nearest + 1) % len(track), 2:] - track[nearest, 2:]
     return speed, on_road, bool(speed > 1.0 and velocity @ direction < 0)
 
@@ -94,6 +95,7 @@ def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STE
     env = make_env(render)
     try:
         observation, _ = env.reset(seed=int(seed))
+        track = np.array(env.unwrapped.track)
         total, lap, step = 0.0, False, 0
         top_speed, off_road, first_off_road, wrong_way = 0.0, 0, None, 0
         while step < max_steps:
@@ -102,7 +104,7 @@ def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STE
                 on_frame(step, observation, cls)
             observation, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
-            speed, on_road, wrong = car_state(env)
+            speed, on_road, wrong = car_state(env, track)
             top_speed = max(top_speed, speed)
             if not on_road:
                 off_road += 1
