@@ -1073,12 +1073,19 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
               help="With --trainer sense: the network each round's search hands on, the best "
                    "by validation frames or the search's last (which keeps climbing the "
                    "aggregate after validation frames stop rising).")
+@click.option("--near-departure", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Keep of each episode only the frames within this many steps of where the "
+                   "car first left the road (none if it never did); 0: every frame.")
+@click.option("--repeat-kept", type=click.IntRange(1, dagger.MAX_REPEAT), default=1,
+              show_default=True, help="Add each kept frame this many times (more weight in the "
+                                      "fitness or the loss).")
 @click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
               help="Cut each episode after this many steps (for quick trials).")
 @click.option("--workers", type=JOBS, default=1, show_default=True)
 def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert, trainer, start,
                members, sparsity, epochs_dense, epochs_prune, epochs_sparse, epochs_binary,
-               sense_steps, sense_minutes, sense_keep, max_steps, workers):
+               sense_steps, sense_minutes, sense_keep, near_departure, repeat_kept, max_steps,
+               workers):
     """DAgger (Ross et al. 2011): the network drives, the expert labels the frames it visits,
     they join the training episodes, and the network is trained again; a round a line in
     OUT/rounds.jsonl, the aggregate recording in OUT/data."""
@@ -1087,7 +1094,8 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
         "binary": epochs_binary})
     settings = dagger.settings_for(data_dir, rounds, episodes, seed, beta0, beta_decay, expert,
                                    trainer, config, sense_steps, sense_minutes * 60, max_steps,
-                                   list(start) or None, members, sense_keep)
+                                   list(start) or None, members, sense_keep, near_departure,
+                                   repeat_kept)
     r = dagger.dagger(settings, out, workers, _progressbar, click.echo, list(sys.argv))
     click.echo(f"{len(r['rounds'])} rounds; network: {r['checkpoint']}; aggregate recording: "
                f"{r['data']}")

@@ -23,6 +23,11 @@ where its climb ended (``"last"``): validation frames are the expert's own drivi
 step beats them every later round would hand on the same network, however many frames DAgger
 adds.
 
+A round may keep only the frames near where the car first left the road (``near_departure``
+steps either side; none from a track it stayed on), each ``repeat_kept`` times: a network that
+leaves the road on one track in eight loses most of its return there, and among all of a round's
+frames those few states weigh next to nothing in the fitness.
+
 An ensemble (``members`` > 1, the paper's future work: a family ensemble, ``minisense.ensemble``)
 drives as one network, by summed logits; every member is trained again on the same aggregate,
 each from its own seed (p-SIREN) or from its own last network (SENSE).
@@ -71,7 +76,8 @@ from minisense.sense import MAX_SEED, SenseConfig
 TRAINERS = ("psiren", "psiren-step4", "sense")
 MAX_MEMBERS = 64
 # Settings added after runs were made with the ones before: what an older dagger.json meant.
-LATER_SETTINGS = {"members": 1, "sense_keep": "best"}
+LATER_SETTINGS = {"members": 1, "sense_keep": "best", "near_departure": 0, "repeat_kept": 1}
+MAX_REPEAT = 100
 SETTINGS_FILE = "dagger.json"
 ROUNDS_FILE = "rounds.jsonl"
 # DAgger's tracks are drawn from here up: recordings use seeds 0, 1, ... and car drive 1000, ...
@@ -120,9 +126,23 @@ def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: d
     return policy
 
 
+def kept_frames(steps: np.ndarray, first_off_road, near: int) -> np.ndarray:
+    """Which frames (by ``steps``) a round keeps of an episode: all with ``near`` = 0, else those
+    within ``near`` steps of the car first leaving the road (none if it never did). The states
+    before a departure are where the network's mistakes cost most, and with a network that
+    leaves the road on one track in eight they are a small share of a round's frames."""
+    if not near:
+        return np.ones(len(steps), bool)
+    if first_off_road is None:
+        return np.zeros(len(steps), bool)
+    return np.abs(steps - first_off_road) <= near
+
+
 def _episode(args) -> dict:
-    """One DAgger episode (a worker's job): frames from step ZOOM_STEPS on, as ``car.record``."""
-    models, track, coin_seed, beta_r, config, max_steps = args
+    """One DAgger episode (a worker's job): frames from step ZOOM_STEPS on, as ``car.record``;
+    with ``near`` > 0 only those near the first departure (:func:`kept_frames`), each kept
+    ``repeat`` times."""
+    models, track, coin_seed, beta_r, config, max_steps, near, repeat = args
     net = [checkpoint.load(m, architecture="car")[0] for m in models]
     frames, labels, steps = [], [], []
     counts = {"agree": 0, "expert": 0}
@@ -137,8 +157,10 @@ def _episode(args) -> dict:
     with one_blas_thread():
         run = car.run_episode(track, policy, render=True, max_steps=max_steps, on_frame=keep)
     empty = np.zeros((0, car.FRAME_SIZE, car.FRAME_SIZE), np.uint8)
-    return {**run, **counts, "frames": np.array(frames, np.uint8) if frames else empty,
-            "labels": np.array(labels, np.uint8), "frame_steps": np.array(steps, np.int32)}
+    steps = np.array(steps, np.int32)
+    kept = np.repeat(np.flatnonzero(kept_frames(steps, run["first_off_road"], near)), repeat)
+    return {**run, **counts, "frames": np.array(frames, np.uint8)[kept] if frames else empty,
+            "labels": np.array(labels, np.uint8)[kept], "frame_steps": steps[kept]}
 
 
 def collect(models, settings: dict, round_: int, workers: int = 1, progress=car._no_progress):
@@ -150,8 +172,9 @@ def collect(models, settings: dict, round_: int, workers: int = 1, progress=car.
     b = beta(settings["beta0"], settings["beta_decay"], round_)
     seeds = track_seeds(settings["seed"], round_, settings["episodes"])
     paths = [str(m) for m in models]
+    near, repeat = (settings.get(k, LATER_SETTINGS[k]) for k in ("near_departure", "repeat_kept"))
     jobs = [(paths, s, [round_seed(settings["seed"], round_, COINS), i], b, config,
-             settings["max_steps"]) for i, s in enumerate(seeds)]
+             settings["max_steps"], near, repeat) for i, s in enumerate(seeds)]
     runs = car._map(_episode, jobs, workers, progress, f"round {round_}")
     arrays = {
         "frames": np.concatenate([r["frames"] for r in runs]),
@@ -300,12 +323,15 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
                  beta_decay: float = 0.5, expert: str | None = None, trainer: str = "psiren",
                  psiren_config=None, sense_steps: int = 200, sense_seconds: float = 600.0,
                  max_steps: int = car.MAX_STEPS, start=None, members: int | None = None,
-                 sense_keep: str = "best") -> dict:
+                 sense_keep: str = "best", near_departure: int = 0,
+                 repeat_kept: int = 1) -> dict:
     """The run's settings, checked (one-line errors); what ``dagger.json`` holds. ``expert``
     defaults to the recording's (its ``expert_name``; absent: pursuit-v1). ``start``: a
     checkpoint, or a list of them (an ensemble's members); ``members``: the ensemble's size
     (default: as many as ``start`` names, else 1). ``sense_keep``: the network a round's SENSE
-    search hands on, the best by validation frames or its last (``runs.KEEP``)."""
+    search hands on, the best by validation frames or its last (``runs.KEEP``).
+    ``near_departure``: keep only the frames within that many steps of each episode's first
+    departure from the road (0: every frame); ``repeat_kept``: each kept frame that many times."""
     folder = recording_folder(data_dir)
     _, meta = read_recording(folder)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
@@ -323,6 +349,10 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
     if sense_keep != "best" and trainer != "sense":
         raise MinisenseError(f"keeping a search's {sense_keep} network needs --trainer sense "
                              f"(here {trainer}): drop --sense-keep or add --trainer sense")
+    for name, value, low, high in (("near_departure", near_departure, 0, car.MAX_STEPS),
+                                   ("repeat_kept", repeat_kept, 1, MAX_REPEAT)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise MinisenseError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
     if not car.ZOOM_STEPS < max_steps <= car.MAX_STEPS:
         raise MinisenseError(f"max steps must be in {car.ZOOM_STEPS + 1}..{car.MAX_STEPS} (the "
                              f"first {car.ZOOM_STEPS} frames are not recorded), got {max_steps}")
@@ -350,7 +380,8 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
             "psiren": {k: v for k, v in asdict(config).items() if k != "seed"},
             "sense": {"max_steps": sense_steps, "budget_seconds": float(sense_seconds)},
             "max_steps": max_steps, "start": start, "members": members,
-            "sense_keep": sense_keep}
+            "sense_keep": sense_keep, "near_departure": near_departure,
+            "repeat_kept": repeat_kept}
 
 
 def _check_same(saved: dict, settings: dict, out) -> None:
@@ -437,6 +468,7 @@ def _run(settings, out, workers, progress, log) -> dict:
                   "train_frames": int(len(data.train.labels)), **accuracies(nets, data),
                   "mean_return": float(returns.mean()), "sem_return": car._sem(returns),
                   "laps": int(sum(run["lap"] for run in runs)),
+                  "first_off_road": [run["first_off_road"] for run in runs],
                   "network_agreement": sum(run["agree"] for run in runs) / max(steps, 1),
                   "expert_steps": int(sum(run["expert"] for run in runs)),
                   "seeds": added["seeds"].tolist(), **_search_steps(trained, settings, log),
@@ -446,8 +478,10 @@ def _run(settings, out, workers, progress, log) -> dict:
         done.append(record)
         files.atomic_write_bytes(out / ROUNDS_FILE,
                                  "".join(json.dumps(d) + "\n" for d in done).encode())
+        left = sum(step is not None for step in record["first_off_road"])
         log(f"round {r}: +{record['frames_added']} frames, driving return "
-            f"{record['mean_return']:.1f} +- {record['sem_return']:.1f}, accuracy train "
+            f"{record['mean_return']:.1f} +- {record['sem_return']:.1f} (left the road in {left} "
+            f"of {len(runs)}), accuracy train "
             f"{record['train_accuracy']:.4f} validation {record['validation_accuracy']:.4f} "
             f"test {record['test_accuracy']:.4f}, {record['seconds']:.0f} s")
     last = model_path(out, len(done) - 1)

@@ -398,3 +398,63 @@ def test_member_folders_are_read_in_the_order_of_their_numbers(tmp_path):
         (tmp_path / f"member-{k}" / "model.npz").write_bytes(b"")
     assert [p.name for p in ensemble.member_paths([tmp_path])] == [
         "member-0", "member-1", "member-2", "member-10"]
+
+
+# -- frames near a departure ----------------------------------------------------------------------
+
+def test_kept_frames_are_those_near_the_first_departure():
+    steps = np.arange(50, 60)
+    assert dagger.kept_frames(steps, None, 0).all() and dagger.kept_frames(steps, 55, 0).all()
+    assert not dagger.kept_frames(steps, None, 3).any()
+    np.testing.assert_array_equal(np.flatnonzero(dagger.kept_frames(steps, 55, 2)),
+                                  [3, 4, 5, 6, 7])                 # steps 53..57
+    np.testing.assert_array_equal(np.flatnonzero(dagger.kept_frames(steps, 50, 1)), [0, 1])
+
+
+def test_a_round_keeps_the_frames_near_the_departure_each_repeated(fake_recording, tmp_path,
+                                                                   monkeypatch):
+    # The simulator is replaced by a drive whose frames are numbered by step and whose car
+    # leaves the road at step 55 on the first track and never on the second: the oracle is
+    # which steps' frames the round adds, and how often.
+    def drive(seed, policy, render=True, max_steps=car.MAX_STEPS, on_frame=None):
+        for step in range(max_steps):
+            on_frame(step, np.full((96, 96, 3), step, np.uint8), step % 3)
+        departed = 55 if seed == dagger.track_seeds(0, 0, 2)[0] else None
+        return {"seed": seed, "return": 0.0, "steps": max_steps, "lap": False, "top_speed": 0.0,
+                "off_road_steps": int(departed is not None), "first_off_road": departed,
+                "wrong_way_steps": 0}
+    monkeypatch.setattr(car, "run_episode", drive)
+    folder = fake_recording()
+    start = tmp_path / "start"
+    checkpoint.save(random_network("car", 80, 0, load_dataset("carracing", folder).train.images),
+                    start, {"dataset": "carracing"})
+    settings = dagger.settings_for(folder, 1, episodes=2, start=start, max_steps=60,
+                                   near_departure=2, repeat_kept=3)
+    added, runs = dagger.collect([start], settings, 0)
+    np.testing.assert_array_equal(added["step"], np.repeat([53, 54, 55, 56, 57], 3))
+    np.testing.assert_array_equal(added["frames"][:, 0, 0], np.repeat([53, 54, 55, 56, 57], 3))
+    np.testing.assert_array_equal(added["labels"], np.repeat([53, 54, 55, 56, 57], 3) % 3)
+    np.testing.assert_array_equal(added["episode"], np.zeros(15))
+    assert [r["first_off_road"] for r in runs] == [55, None]
+    # the track without a departure adds an episode without frames; the aggregate still loads
+    arrays, meta = dagger.read_recording(folder)
+    dagger.write_recording(tmp_path / "agg", *dagger.aggregate(arrays, meta, [added]))
+    data = load_dataset("carracing", tmp_path / "agg")
+    assert len(data.train.labels) == 10 + 15
+
+
+def test_near_departure_and_repeats_are_checked(fake_recording):
+    folder = fake_recording()
+    for bad in ({"near_departure": -1}, {"near_departure": 1001}, {"repeat_kept": 0},
+                {"repeat_kept": 2.5}, {"near_departure": True}):
+        with pytest.raises(MinisenseError, match=next(iter(bad))):
+            dagger.settings_for(folder, 1, **bad)
+
+
+def test_a_run_from_before_near_departure_kept_every_frame(fake_recording, tmp_path):
+    folder = fake_recording()
+    saved = dagger.settings_for(folder, 2)
+    del saved["near_departure"], saved["repeat_kept"]
+    dagger._check_same(saved, dagger.settings_for(folder, 3), tmp_path)
+    with pytest.raises(MinisenseError, match="near_departure: 0"):
+        dagger._check_same(saved, dagger.settings_for(folder, 3, near_departure=50), tmp_path)
