@@ -421,6 +421,11 @@ def _sense_default(name: str):
 @click.option("--train-images", type=COUNT,
               default=_sense_default("train_images"), show_default=True,
               help="Fitness on the first N training images (0: the whole training split).")
+@click.option("--margin-scale", type=Finite(min=0, min_open=True),
+              default=_sense_default("margin_scale"), show_default=True,
+              help="Margin fitness: clip each image's margin at this many times the starting "
+                   "network's logit standard deviation (larger: images already right keep "
+                   "counting as their margin grows).")
 @click.option("--anneal", type=Finite(min=0), default=_sense_default("anneal_temperature"),
               show_default=True,
               help="Simulated annealing: the start temperature T0, in images' worth of fitness "
@@ -571,7 +576,7 @@ def _stop_on_signals(run, line):
 SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats", "layers",
               "layer_weights", "train_images", "anneal", "anneal_half_life", "screen_images",
               "confirm", "screen_by_layer", "confirm_stages", "shift_pixels", "redraw_steps",
-              "mirror")
+              "mirror", "margin_scale")
 
 
 def _given(*names) -> list[str]:
@@ -617,6 +622,8 @@ def _refuse_idle_search_options(backprop: bool, chains: int, anneal: float,
                                "screening would do nothing; give a smaller --confirm")
     if anneal == 0:
         _refuse_idle(_given("anneal_half_life"), "without --anneal T0 > 0")
+    if options["fitness"] == "accuracy":
+        _refuse_idle(_given("margin_scale"), "with --fitness accuracy (no margin to clip)")
 
 
 def _cache_size(evaluator) -> str:

@@ -303,7 +303,8 @@ def resume(out, data_dir=None, max_steps: int | None = None,
 # The settings added after the first runs were saved, as those runs searched.
 LEGACY_SETTINGS = {"screen_images": 0, "screen_by_layer": {}, "confirm": None,
                    "confirm_stages": 1, "layer_weights": {}, "engine": "fast",
-                   "shift_pixels": 0, "redraw_steps": 1000, "mirror": False}
+                   "shift_pixels": 0, "redraw_steps": 1000, "mirror": False,
+                   "margin_scale": 1.0}
 
 
 def read_config(path) -> SenseConfig:

@@ -502,3 +502,41 @@ def test_mirror_is_refused_where_a_mirror_image_is_not_of_its_class(digits):
     with pytest.raises(MinisenseError, match="--mirror"):
         sense.Search(net, digits, small_config(mirror=True))
     runs.check_options(SenseConfig(mirror=True, redraw_steps=5), "carracing")   # accepted
+
+
+# -- the margin clip's scale ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_margin_scale_multiplies_the_start_s_logit_spread_and_one_is_the_search_without_it(
+        digits, tmp_path):
+    records, clips = [], []
+    for name, cfg in (("default", small_config(max_steps=30)),
+                      ("one", small_config(max_steps=30, margin_scale=1.0)),
+                      ("three", small_config(max_steps=30, margin_scale=3.0))):
+        run = runs.start(cfg, tmp_path / name, "digits", sparsity=80)
+        run.run()
+        records.append([[r.get(k) for k in RECORD_KEYS] for r in run.history])
+        clips.append(run.config.margin_clip)
+        saved = runs.read_config(tmp_path / name / "config.json")
+        assert (saved.margin_clip, saved.margin_scale) == (clips[-1], cfg.margin_scale)
+    assert records[0] == records[1] and records[0] != records[2]
+    images, labels = digits.train.images[:300], digits.train.labels[:300]
+    spread = float(exact_logits(runs.initial_network(1, "digits", sparsity=80)[0],
+                                images).std())
+    assert clips == [round(spread), round(spread), round(3 * spread)]
+    # the last run's fitness is the mean margin clipped at the scaled clip
+    margin = score_logits(exact_logits(run.network(), images), labels, clips[2])[1]
+    assert run.history[-1]["fitness"] == margin / (300 * clips[2])
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("inf"), float("nan"), "2", True])
+def test_a_margin_scale_not_a_positive_finite_number_is_one_line_error(digits, scale):
+    net = random_network("mnist", 80, 0, digits.train.images)
+    with pytest.raises(MinisenseError, match="margin"):
+        sense.Search(net, digits, small_config(margin_scale=scale))
+
+
+def test_a_margin_scale_beyond_the_largest_clip_is_one_line_error(digits):
+    net = random_network("mnist", 80, 0, digits.train.images)
+    with pytest.raises(MinisenseError, match="smaller --margin-scale"):
+        sense.Search(net, digits, small_config(margin_scale=1e9))
