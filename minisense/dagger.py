@@ -128,9 +128,8 @@ def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: d
 
 def kept_frames(steps: np.ndarray, first_off_road, near: int) -> np.ndarray:
     """Which frames (by ``steps``) a round keeps of an episode: all with ``near`` = 0, else those
-    within ``near`` steps of the car first leaving the road (none if it never did). The states
-    before a departure are where the network's mistakes cost most, and with a network that
-    leaves the road on one track in eight they are a small share of a round's frames."""
+    within ``near`` steps of the car first leaving the road (none if it never did); why: the
+    module docstring."""
     if not near:
         return np.ones(len(steps), bool)
     if first_off_road is None:

@@ -118,7 +118,7 @@ class SenseConfig:
     max_steps: int = 0                     # 0: no limit but the budget (and the schedule)
     train_images: int = 0                  # fitness: the first n training images (0: all)
     margin_clip: int = 0                   # 0: the starting network's logit standard deviation
-    margin_scale: float = 1.0              # ... times this
+    margin_scale: float = 1.0              # ... times this (used when margin_clip is 0)
     anneal_temperature: float = 0.0
     anneal_half_life: float = 1000.0
     screen_images: int | None = None       # S, the screening slice (0: none; None: the engine's)
