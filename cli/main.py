@@ -459,9 +459,14 @@ def _sense_default(name: str):
               help="The car: score fitness on frames of which a random half, drawn afresh every "
                    "--redraw-steps steps, are mirrored left to right with left and right "
                    "swapped in their labels.")
+@click.option("--subsample", type=Finite(min=0, max=1, min_open=True),
+              default=_sense_default("subsample"), show_default=True,
+              help="Score fitness on a random share F of the training images, drawn afresh every "
+                   "--redraw-steps steps, as SGD takes minibatches: cheaper steps, and a move must "
+                   "pay on images the climb has not fitted (1: all of them).")
 @click.option("--redraw-steps", type=POSITIVE, default=_sense_default("redraw_steps"),
-              help="Steps between fresh draws of the shifted or mirrored fitness images. "
-                   "[default: 1000]")
+              help="Steps between fresh draws of the shifted, mirrored or subsampled fitness "
+                   "images. [default: 1000]")
 @click.option("--seed", type=SEED, default=_sense_default("seed"), show_default=True)
 @click.option("--engine", type=click.Choice(list(ENGINES)), default=_sense_default("engine"),
               show_default=True,
@@ -576,7 +581,7 @@ def _stop_on_signals(run, line):
 SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats", "layers",
               "layer_weights", "train_images", "anneal", "anneal_half_life", "screen_images",
               "confirm", "screen_by_layer", "confirm_stages", "shift_pixels", "redraw_steps",
-              "mirror", "margin_scale")
+              "mirror", "margin_scale", "subsample")
 
 
 def _given(*names) -> list[str]:

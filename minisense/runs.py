@@ -119,9 +119,10 @@ def check_options(config: SenseConfig, dataset: str | None = None,
                              f"{config.schedule} schedule ignores them: drop it or use "
                              "--schedule random")
     if config.redraw_steps is not None and not config.redraws:
-        raise MinisenseError("--redraw-steps draws shifted or mirrored fitness images afresh, but "
-                             "this search has none (--shift-pixels 0 and no --mirror, the "
-                             "defaults): drop it or give --shift-pixels N > 0 or --mirror")
+        raise MinisenseError("--redraw-steps draws shifted, mirrored or subsampled fitness images "
+                             "afresh, but this search has none (--shift-pixels 0, no --mirror, "
+                             "--subsample 1: the defaults): drop it or give --shift-pixels N > 0, "
+                             "--mirror or --subsample F < 1")
     if config.mirror and architecture not in {architecture_for(d) for d in MIRRORED_CLASSES}:
         raise MinisenseError(f"--mirror needs classes that have mirror images (carracing: left "
                              f"<-> right), not the {architecture} network's: drop --mirror")
@@ -304,7 +305,7 @@ def resume(out, data_dir=None, max_steps: int | None = None,
 LEGACY_SETTINGS = {"screen_images": 0, "screen_by_layer": {}, "confirm": None,
                    "confirm_stages": 1, "layer_weights": {}, "engine": "fast",
                    "shift_pixels": 0, "redraw_steps": 1000, "mirror": False,
-                   "margin_scale": 1.0}
+                   "margin_scale": 1.0, "subsample": 1.0}
 
 
 def read_config(path) -> SenseConfig:

@@ -38,7 +38,9 @@ network's measured ones (``NETWORK_DEFAULTS``).
 Shifted fitness, beyond the paper: with ``shift_pixels`` > 0 the fitness images are copies of
 the training images each moved by up to that many pixels, drawn afresh every ``redraw_steps``
 steps (:func:`stage_images`), so the climb cannot fit its images pixel by pixel; validation and
-test images are never shifted. With ``mirror`` (the car), every stage also mirrors each fitness
+test images are never shifted. With ``subsample`` < 1 each stage scores a random share of the
+training images, as a minibatch does for SGD: a step costs less, and a move must pay on images
+the climb has not yet fitted. With ``mirror`` (the car), every stage also mirrors each fitness
 frame left to right with probability 1/2, its label mapped to the mirrored class (left <->
 right, ``minisense.data.MIRRORED_CLASSES``): a track bending left is also one bending right.
 
@@ -130,11 +132,12 @@ class SenseConfig:
     shift_pixels: int = 0                  # > 0: fitness images shifted up to this, drawn afresh
     redraw_steps: int | None = None        # ... every this many steps (None: REDRAW_STEPS)
     mirror: bool = False                   # half the fitness frames mirrored, drawn afresh too
+    subsample: float = 1.0                 # < 1: this share of the fitness images, drawn afresh
 
     @property
     def redraws(self) -> bool:
         """Whether the fitness images are drawn afresh every ``redraw_steps`` steps."""
-        return bool(self.shift_pixels or self.mirror)
+        return bool(self.shift_pixels or self.mirror or self.subsample < 1)
 
     def resolve(self, net: Network) -> SenseConfig:
         """A copy with the fields left at None set to ``net``'s measured defaults
@@ -208,7 +211,8 @@ class SenseConfig:
         whole("redraw_steps", 1, MAX_COUNT, none_ok=True)
         if not isinstance(self.mirror, bool):
             raise MinisenseError(f"setting mirror is {self.mirror!r}, not true or false")
-        for name in ("budget_seconds", "anneal_temperature", "anneal_half_life", "margin_scale"):
+        for name in ("budget_seconds", "anneal_temperature", "anneal_half_life", "margin_scale",
+                     "subsample"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise MinisenseError(f"setting {name} is {value!r}, not a number")
@@ -232,6 +236,9 @@ class SenseConfig:
                     and (value > 0 or zero_ok)):
                 raise MinisenseError(f"the {name} must be a finite number "
                                      f"{'>= 0' if zero_ok else '> 0'}, got {value!r}")
+        if not 0 < self.subsample <= 1:
+            raise MinisenseError(f"the subsample is the share of the fitness images scored, "
+                                 f"above 0 and at most 1, got {self.subsample!r}")
         if not isinstance(self.confirm_stages, int) or self.confirm_stages < 1:
             raise MinisenseError(f"--confirm-stages must be a whole number >= 1, got "
                                  f"{self.confirm_stages!r}")
@@ -344,15 +351,25 @@ def mirrored(images: np.ndarray, labels: np.ndarray, classes, rng: np.random.Gen
     return images, labels
 
 
+def subsample_size(n: int, share: float) -> int:
+    """How many of ``n`` fitness images a stage scores at ``subsample`` = ``share`` (at least 1)."""
+    return max(1, int(round(share * n)))
+
+
 def stage_images(data, config: SenseConfig, stage: int) -> tuple[np.ndarray, np.ndarray]:
     """The fitness images of ``stage`` (steps stage*R .. (stage+1)*R - 1, R = ``redraw_steps``):
-    :func:`fitness_set`, each image shifted afresh by up to ``shift_pixels`` (0: unshifted, every
-    stage the same), then with ``mirror`` half of them mirrored (:func:`mirrored`). The shifts
-    come from ``default_rng([seed, stage, 2])`` and the mirrors from ``[seed, stage, 3]``, so a
-    resumed run scores the images an uninterrupted one does. Fresh copies every stage keep the
-    climb from fitting the training images pixel by pixel (the train/validation gap, results
-    book)."""
+    :func:`fitness_set`; with ``subsample`` < 1 a random share of it (:func:`subsample_size`
+    images, in random order); each image shifted afresh by up to ``shift_pixels`` (0: unshifted,
+    every stage the same), then with ``mirror`` half of them mirrored (:func:`mirrored`). The
+    share comes from ``default_rng([seed, stage, 4])``, the shifts from ``[seed, stage, 2]`` and
+    the mirrors from ``[seed, stage, 3]``, so a resumed run scores the images an uninterrupted
+    one does. Fresh draws every stage keep the climb from fitting the training images one by one
+    (the train/validation gap, results book)."""
     images, labels = fitness_set(data, config.train_images)
+    if config.subsample < 1:
+        rng = np.random.default_rng([config.seed, stage, 4])
+        keep = rng.permutation(len(labels))[:subsample_size(len(labels), config.subsample)]
+        images, labels = images[keep], labels[keep]
     if config.shift_pixels:
         rng = np.random.default_rng([config.seed, stage, 2])
         images = shifted(images, config.shift_pixels, rng)
@@ -396,10 +413,9 @@ class Search:
         self.data, self.template = data, net
         self.layers = config.search_layers(net)
         images, labels = fitness_set(data, config.train_images)
-        self.n_train = len(labels)
         if not config.margin_clip:
             # (on the images in their stored order: a float sum's rounding depends on it)
-            spread = float(exact_logits(net, data.train.images[:self.n_train]).std())
+            spread = float(exact_logits(net, data.train.images[:len(labels)]).std())
             clip = max(1, int(round(config.margin_scale * spread)))
             if clip > MAX_MARGIN_CLIP:
                 raise MinisenseError(f"margin scale {config.margin_scale:g} makes the margin clip "
@@ -411,6 +427,7 @@ class Search:
         self.stage = (start or {}).get("step", 0) // config.redraw_steps
         if config.redraws:
             images, labels = stage_images(data, config, self.stage)
+        self.n_train = len(labels)          # the images each fitness is scored on
         self.fit = evaluator(net, images, labels, config.margin_clip)
         self.val = evaluator(net, data.validation.images, data.validation.labels, 1)
         self.test = evaluator(net, data.test.images, data.test.labels, 1)

@@ -209,6 +209,7 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
     ["--init", "random"],
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "0", "--redraw-steps", "10"],
     ["--init", "random", "--sparsity", "80", "--redraw-steps", "10"],     # idle: no shift
+    ["--init", "random", "--sparsity", "80", "--subsample", "1", "--redraw-steps", "10"],
     ["--dataset", "carracing", "--init", "random", "--sparsity", "80", "--redraw-steps", "10"],
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "9"],
     ["--init", "random", "--sparsity", "80", "--mirror"],                 # digits: no mirror class

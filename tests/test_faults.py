@@ -113,6 +113,9 @@ def test_an_unreadable_data_file_is_a_one_line_error(tmp_path, monkeypatch):
     [*SEARCH, "--anneal-half-life", "inf"],
     [*SEARCH, "--margin-scale", "0"],
     [*SEARCH, "--margin-scale", "nan"],
+    [*SEARCH, "--subsample", "0"],
+    [*SEARCH, "--subsample", "1.5"],
+    [*SEARCH, "--subsample", "nan"],
     [*SEARCH, "--neighbours", "1000000000"],
     [*SEARCH, "--neighbours", "0"],
     [*SEARCH, "--layer-weight", "fc=-1"],
@@ -771,6 +774,7 @@ def test_a_search_into_a_trained_run_and_a_train_into_a_search_are_refused(
     ([*SEARCH, "--fitness", "accuracy", "--margin-scale", "2"], "--margin-scale has no effect "
                                                                 "with --fitness accuracy"),
     ([*BACKPROP, "--margin-scale", "2"], "--margin-scale has no effect with --backprop"),
+    ([*BACKPROP, "--subsample", "0.5"], "--subsample has no effect with --backprop"),
     (["train", *TINY, "--sparsity", "0", "--pruning", "layer"], "--pruning has no effect with "
                                                                  "--sparsity 0"),
     (["train", *TINY, "--lr-binary", "0.1"], "--lr-binary has no effect with --epochs-binary 0"),

@@ -540,3 +540,89 @@ def test_a_margin_scale_beyond_the_largest_clip_is_one_line_error(digits):
     net = random_network("mnist", 80, 0, digits.train.images)
     with pytest.raises(MinisenseError, match="smaller --margin-scale"):
         sense.Search(net, digits, small_config(margin_scale=1e9))
+
+
+# -- subsampled fitness images ---------------------------------------------------------------------
+
+def test_a_subsampled_stage_is_a_share_of_the_fitness_set_drawn_by_seed_and_stage(digits):
+    cfg = small_config(subsample=0.25, train_images=300)
+    images, labels = sense.stage_images(digits, cfg, 3)
+    assert len(labels) == sense.subsample_size(300, 0.25) == 75
+    plain, plain_labels = sense.fitness_set(digits, 300)
+    # every image is a distinct image of the fitness set, with its own label
+    rows = {plain[i].tobytes(): i for i in range(300)}
+    assert len(rows) == 300
+    taken = [rows[image.tobytes()] for image in images]
+    assert len(set(taken)) == 75 and np.array_equal(labels, plain_labels[taken])
+    again = sense.stage_images(digits, cfg, 3)
+    assert all(np.array_equal(x, y) for x, y in zip((images, labels), again))
+    assert not np.array_equal(images, sense.stage_images(digits, cfg, 4)[0])
+    other_seed = dataclasses.replace(cfg, seed=2)
+    assert not np.array_equal(images, sense.stage_images(digits, other_seed, 3)[0])
+    # with shifts, the share is drawn first and then shifted (its own stream)
+    shifted = sense.stage_images(digits, dataclasses.replace(cfg, shift_pixels=1), 3)
+    assert np.array_equal(shifted[1], labels) and not np.array_equal(shifted[0], images)
+    assert sense.subsample_size(3, 0.01) == 1 and sense.subsample_size(300, 1.0) == 300
+
+
+@pytest.mark.slow
+def test_with_subsample_one_a_search_is_bit_for_bit_the_search_without_the_setting(digits,
+                                                                                  tmp_path):
+    records = []
+    for name, cfg in (("default", small_config(max_steps=30)),
+                      ("one", small_config(max_steps=30, subsample=1.0))):
+        run = runs.start(cfg, tmp_path / name, "digits", sparsity=80)
+        run.run()
+        records.append([[r.get(k) for k in RECORD_KEYS] for r in run.history])
+        assert runs.read_config(tmp_path / name / "config.json").subsample == 1.0
+    assert records[0] == records[1]
+
+
+@pytest.mark.slow
+def test_subsampled_stages_score_exactly_their_images_resume_and_match_the_textbook(
+        digits, tmp_path):
+    """Delta evaluation stays exact across redraws of a share of the images (every record's
+    fitness is a full forward pass on its stage's images), a run killed mid-stage resumes to the
+    same steps, and the textbook tier takes the same steps."""
+    cfg = small_config(max_steps=24, neighbours=10, train_images=200, subsample=0.5,
+                       redraw_steps=8, screen_images=0)
+    whole = runs.start(cfg, tmp_path / "whole", "digits", sparsity=80)
+    seen = []
+
+    def check(record):
+        stage = (record["step"] - 1) // 8
+        images, labels = sense.stage_images(digits, whole.config, stage)
+        assert len(labels) == 100
+        correct, margin = score_logits(exact_logits(whole.network(), images), labels,
+                                       whole.config.margin_clip)
+        assert record["fitness"] == margin / (100 * whole.config.margin_clip)
+        assert record["train_accuracy"] == correct / 100
+        seen.append(stage)
+
+    whole.run(on_step=check)
+    assert seen == [0] * 8 + [1] * 8 + [2] * 8
+    assert any(r["accepted"] for r in whole.history[9:])       # moves after a redraw
+    # the margin clip is the start's spread on the whole fitness set, not on a share
+    spread = float(exact_logits(runs.initial_network(1, "digits", sparsity=80)[0],
+                                digits.train.images[:200]).std())
+    assert whole.config.margin_clip == round(spread)
+    part = runs.start(dataclasses.replace(cfg, max_steps=11), tmp_path / "part", "digits",
+                      sparsity=80)
+    part.run()
+    resumed = runs.resume(tmp_path / "part", max_steps=24)
+    resumed.run()
+    assert [[r.get(k) for k in RECORD_KEYS] for r in whole.history[12:]] == \
+        [[r.get(k) for k in RECORD_KEYS] for r in resumed.history]
+    book = runs.start(dataclasses.replace(cfg, engine="textbook", max_steps=12),
+                      tmp_path / "book", "digits", sparsity=80)
+    book.run()
+    assert [[r.get(k) for k in RECORD_KEYS] for r in book.history] == \
+        [[r.get(k) for k in RECORD_KEYS] for r in whole.history[:13]]
+
+
+@pytest.mark.parametrize("share", [0, -0.5, 1.5, float("inf"), float("nan"), "0.5", True])
+def test_a_subsample_outside_zero_to_one_is_one_line_error(digits, share):
+    net = random_network("mnist", 80, 0, digits.train.images)
+    with pytest.raises(MinisenseError, match="subsample") as e:
+        sense.Search(net, digits, small_config(subsample=share))
+    assert "\n" not in str(e.value)
