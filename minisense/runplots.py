@@ -284,8 +284,10 @@ def _search_setting(s: dict) -> str:
     anneal = f", annealing T0 {c['anneal_temperature']:g}" if c.get("anneal_temperature") else ""
     drawn = [f"shifted up to {c['shift_pixels']} pixels"] if c.get("shift_pixels") else []
     drawn += ["half mirrored"] if c.get("mirror") else []
-    drawn += [f"a random {100 * c['subsample']:g}% of them"] if c["subsample"] < 1 else []
-    shift = f" {' and '.join(drawn)} (redrawn every {c['redraw_steps']:,} steps)" if drawn else ""
+    if c["subsample"] < 1:
+        images = f"a random {100 * c['subsample']:g}% of {images}"
+    shift = f" {' and '.join(drawn)}" if drawn else ""
+    shift += f" (redrawn every {c['redraw_steps']:,} steps)" if drawn or c["subsample"] < 1 else ""
     return f"K = {c.get('neighbours', '?')} neighbours a step, {c.get('fitness', '?')} fitness " \
         f"on {images} training images{shift}, {screen}{f', odds {odds}' if odds else ''}{anneal}"
 

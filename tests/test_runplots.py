@@ -161,3 +161,14 @@ def test_out_must_be_a_png_file(tmp_path, run, assert_one_line_error):
     folder = search_folder(tmp_path / "s")
     line = assert_one_line_error(run("plot", folder, "--out", tmp_path / "plot.pdf"))
     assert "does not end in .png" in line
+
+
+def test_a_search_caption_names_its_drawn_fitness_images():
+    sub = runplots._search_setting({"config": {"subsample": 0.5, "redraw_steps": 1000}})
+    assert "fitness on a random 50% of all training images (redrawn every 1,000 steps)" in sub
+    both = runplots._search_setting({"config": {"subsample": 0.25, "train_images": 300,
+                                       "shift_pixels": 2, "redraw_steps": 7}})
+    assert "on a random 25% of 300 training images shifted up to 2 pixels (redrawn every 7 " \
+           "steps)" in both
+    plain = runplots._search_setting({"config": {}})
+    assert "on all training images," in plain and "redrawn" not in plain
