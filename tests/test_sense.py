@@ -23,6 +23,18 @@ def small_config(**overrides):
     return SenseConfig(**base)
 
 
+def assert_stage_fitness(record, network, config, data):
+    """The oracle for delta evaluation across redraws: a record's fitness and training accuracy
+    are a full forward pass on the images of the stage its step belonged to. Returns the stage
+    and how many images it scored."""
+    stage = (record["step"] - 1) // config.redraw_steps
+    images, labels = sense.stage_images(data, config, stage)
+    correct, margin = score_logits(exact_logits(network, images), labels, config.margin_clip)
+    assert record["fitness"] == margin / (len(labels) * config.margin_clip)
+    assert record["train_accuracy"] == correct / len(labels)
+    return stage, len(labels)
+
+
 def test_alternate_schedule_visits_layers_in_order_then_ends():
     cfg = SenseConfig(schedule="alternate", steps_per_layer=2, repeats=2)
     layers = ["layer1.0", "layer2.0", "fc"]
@@ -384,13 +396,9 @@ def test_shifted_stages_score_exactly_their_images_and_resume_across_a_redraw(di
     whole = runs.start(cfg, tmp_path / "whole", "digits", sparsity=80)
     seen = []
 
-    def check(record):                       # the record's fitness: a full forward pass on the
-        stage = (record["step"] - 1) // 8    # images of the stage the step belonged to
-        images, labels = sense.stage_images(digits, whole.config, stage)
-        correct, margin = score_logits(exact_logits(whole.network(), images), labels,
-                                       whole.config.margin_clip)
-        assert record["fitness"] == margin / (200 * whole.config.margin_clip)
-        assert record["train_accuracy"] == correct / 200
+    def check(record):
+        stage, scored = assert_stage_fitness(record, whole.network(), whole.config, digits)
+        assert scored == 200
         seen.append(stage)
 
     whole.run(on_step=check)
@@ -482,12 +490,9 @@ def test_mirrored_stages_score_exactly_their_frames_and_labels_on_both_tiers(str
         histories[engine] = []
         for _ in range(12):
             record = search.step()
-            images, labels = sense.stage_images(striped_car, search.config,
-                                                (record["step"] - 1) // 4)
-            correct, margin = score_logits(exact_logits(search.fit.network(), images), labels,
-                                           search.config.margin_clip)
-            assert record["fitness"] == margin / (120 * search.config.margin_clip)
-            assert record["train_accuracy"] == correct / 120
+            _, scored = assert_stage_fitness(record, search.fit.network(), search.config,
+                                             striped_car)
+            assert scored == 120
             histories[engine].append([record[k] for k in RECORD_KEYS])
         assert search.stage == 2
     assert any(r[4] for r in histories["fast"][4:])          # a move after the first redraw
@@ -590,13 +595,8 @@ def test_subsampled_stages_score_exactly_their_images_resume_and_match_the_textb
     seen = []
 
     def check(record):
-        stage = (record["step"] - 1) // 8
-        images, labels = sense.stage_images(digits, whole.config, stage)
-        assert len(labels) == 100
-        correct, margin = score_logits(exact_logits(whole.network(), images), labels,
-                                       whole.config.margin_clip)
-        assert record["fitness"] == margin / (100 * whole.config.margin_clip)
-        assert record["train_accuracy"] == correct / 100
+        stage, scored = assert_stage_fitness(record, whole.network(), whole.config, digits)
+        assert scored == 100
         seen.append(stage)
 
     whole.run(on_step=check)
