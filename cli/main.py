@@ -1085,6 +1085,13 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
               help="With --trainer sense: the network each round's search hands on, the best "
                    "by validation frames or the search's last (which keeps climbing the "
                    "aggregate after validation frames stop rising).")
+@click.option("--sense-subsample", type=Finite(min=0, max=1, min_open=True), default=1.0,
+              show_default=True,
+              help="With --trainer sense: each round's search scores a random share F of the "
+                   "aggregate, drawn afresh every --sense-redraw-steps steps (search "
+                   "--subsample).")
+@click.option("--sense-redraw-steps", type=POSITIVE, default=None,
+              help="With --sense-subsample: steps between fresh draws. [default: 1000]")
 @click.option("--near-departure", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="Keep of each episode only the frames within this many steps of where the "
                    "car first left the road (none if it never did); 0: every frame.")
@@ -1096,8 +1103,8 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
 @click.option("--workers", type=JOBS, default=1, show_default=True)
 def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert, trainer, start,
                members, sparsity, epochs_dense, epochs_prune, epochs_sparse, epochs_binary,
-               sense_steps, sense_minutes, sense_keep, near_departure, repeat_kept, max_steps,
-               workers):
+               sense_steps, sense_minutes, sense_keep, sense_subsample, sense_redraw_steps,
+               near_departure, repeat_kept, max_steps, workers):
     """DAgger (Ross et al. 2011): the network drives, the expert labels the frames it visits,
     they join the training episodes, and the network is trained again; a round a line in
     OUT/rounds.jsonl, the aggregate recording in OUT/data."""
@@ -1107,7 +1114,7 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
     settings = dagger.settings_for(data_dir, rounds, episodes, seed, beta0, beta_decay, expert,
                                    trainer, config, sense_steps, sense_minutes * 60, max_steps,
                                    list(start) or None, members, sense_keep, near_departure,
-                                   repeat_kept)
+                                   repeat_kept, sense_subsample, sense_redraw_steps)
     r = dagger.dagger(settings, out, workers, _progressbar, click.echo, list(sys.argv))
     click.echo(f"{len(r['rounds'])} rounds; network: {r['checkpoint']}; aggregate recording: "
                f"{r['data']}")

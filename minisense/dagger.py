@@ -323,14 +323,17 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
                  psiren_config=None, sense_steps: int = 200, sense_seconds: float = 600.0,
                  max_steps: int = car.MAX_STEPS, start=None, members: int | None = None,
                  sense_keep: str = "best", near_departure: int = 0,
-                 repeat_kept: int = 1) -> dict:
+                 repeat_kept: int = 1, sense_subsample: float = 1.0,
+                 sense_redraw_steps: int | None = None) -> dict:
     """The run's settings, checked (one-line errors); what ``dagger.json`` holds. ``expert``
     defaults to the recording's (its ``expert_name``; absent: pursuit-v1). ``start``: a
     checkpoint, or a list of them (an ensemble's members); ``members``: the ensemble's size
     (default: as many as ``start`` names, else 1). ``sense_keep``: the network a round's SENSE
     search hands on, the best by validation frames or its last (``runs.KEEP``).
     ``near_departure``: keep only the frames within that many steps of each episode's first
-    departure from the road (0: every frame); ``repeat_kept``: each kept frame that many times."""
+    departure from the road (0: every frame); ``repeat_kept``: each kept frame that many times.
+    ``sense_subsample`` < 1: each round's search scores a random share of the aggregate, drawn
+    afresh every ``sense_redraw_steps`` steps (``SenseConfig.subsample``)."""
     folder = recording_folder(data_dir)
     _, meta = read_recording(folder)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
@@ -355,6 +358,18 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
     if not car.ZOOM_STEPS < max_steps <= car.MAX_STEPS:
         raise MinisenseError(f"max steps must be in {car.ZOOM_STEPS + 1}..{car.MAX_STEPS} (the "
                              f"first {car.ZOOM_STEPS} frames are not recorded), got {max_steps}")
+    sense_config = {"max_steps": sense_steps, "budget_seconds": float(sense_seconds)}
+    if sense_subsample != 1 or sense_redraw_steps is not None:
+        if trainer != "sense":
+            raise MinisenseError(f"a subsampled fitness is SENSE's (here --trainer {trainer}): "
+                                 "drop --sense-subsample/--sense-redraw-steps or add "
+                                 "--trainer sense")
+        # (only when set, so that the settings of runs without them read back unchanged)
+        sense_config.update(subsample=sense_subsample, redraw_steps=sense_redraw_steps)
+        SenseConfig(**sense_config).check_types()
+        if not 0 < sense_subsample <= 1:
+            raise MinisenseError(f"the sense subsample is a share of the aggregate, above 0 and "
+                                 f"at most 1, got {sense_subsample!r}")
     expert = expert or meta.get("expert_name") or DEFAULT_EXPERT
     expert_config(expert)                                        # a known version
     config = psiren_config or config_for("carracing")
@@ -377,7 +392,7 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
             "episodes": episodes, "seed": seed, "beta0": float(beta0),
             "beta_decay": float(beta_decay), "expert_name": expert, "trainer": trainer,
             "psiren": {k: v for k, v in asdict(config).items() if k != "seed"},
-            "sense": {"max_steps": sense_steps, "budget_seconds": float(sense_seconds)},
+            "sense": sense_config,
             "max_steps": max_steps, "start": start, "members": members,
             "sense_keep": sense_keep, "near_departure": near_departure,
             "repeat_kept": repeat_kept}

@@ -170,25 +170,56 @@ def test_sense_rounds_continue_from_the_last_network(recording, tmp_path, run, a
     assert [r["search_steps"] for r in rounds] == [[2], [2]]    # each ended by --sense-steps
 
 
-@pytest.mark.slow
-def test_a_sense_round_can_hand_on_its_search_s_last_network(recording, tmp_path, run,
-                                                              assert_ok):
-    # The round's network is the one the same search, run alone on the round's aggregate,
-    # ends at; it is not the search's best by validation frames.
+def one_sense_round(recording, tmp_path, run, assert_ok, steps, *extra):
+    """One SENSE round of ``steps`` steps (and ``extra`` options) from a random 80% start ->
+    the start, the round's network's ternary weights and the round's aggregate."""
     start = tmp_path / "start"
     net = random_network("car", 80, 0, load_dataset("carracing", recording).train.images)
     checkpoint.save(net, start, {"dataset": "carracing"})
     out = tmp_path / "run"
     assert_ok(run(*dagger_args(recording, out, "--rounds", 1, "--trainer", "sense",
-                               "--sense-steps", 6, "--sense-keep", "last", "--checkpoint", start)))
-    config = SenseConfig(max_steps=6, budget_seconds=600.0,
-                         seed=dagger.round_seed(0, 0, dagger.TRAINING))
-    data = load_dataset("carracing", out / "data")
+                               "--sense-steps", steps, "--checkpoint", start, *extra)))
+    return (net, checkpoint.load(out / "round-000")[0].ternary_weights(),
+            load_dataset("carracing", out / "data"))
+
+
+def searched_alone(net, data, keep, steps, **config):
+    """Whether the round's network is where the same search, run alone, ends (``keep``)."""
+    config = SenseConfig(max_steps=steps, budget_seconds=600.0,
+                         seed=dagger.round_seed(0, 0, dagger.TRAINING), **config)
+    return search(net, data, config, keep=keep)[0].ternary_weights()
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return all(np.array_equal(w, b[name]) for name, w in a.items())
+
+
+@pytest.mark.slow
+def test_a_sense_round_can_hand_on_its_search_s_last_network(recording, tmp_path, run,
+                                                              assert_ok):
+    # The round's network is the one the same search, run alone on the round's aggregate,
+    # ends at; it is not the search's best by validation frames.
+    net, found, data = one_sense_round(recording, tmp_path, run, assert_ok, 6,
+                                       "--sense-keep", "last")
     for keep in ("last", "best"):
-        expected = search(net, data, config, keep=keep)[0].ternary_weights()
-        same = all(np.array_equal(w, expected[name]) for name, w in
-                   checkpoint.load(out / "round-000")[0].ternary_weights().items())
-        assert same == (keep == "last")
+        assert same_weights(found, searched_alone(net, data, keep, 6)) == (keep == "last")
+
+
+@pytest.mark.slow
+def test_a_sense_round_can_score_a_subsample_of_the_aggregate(recording, tmp_path, run,
+                                                               assert_ok, monkeypatch):
+    # The round's search is search --subsample (its settings, as the round passes them), and
+    # its network is the one that search, run alone on the round's aggregate, ends at. (On so
+    # few frames the search on every frame ends at the same network: the margin saturates.)
+    configs = []
+    monkeypatch.setattr(dagger, "search", lambda net, data, config, keep: (
+        configs.append(config) or search(net, data, config, keep=keep)))
+    net, found, data = one_sense_round(recording, tmp_path, run, assert_ok, 8, "--sense-keep",
+                                       "last", "--sense-subsample", 0.5,
+                                       "--sense-redraw-steps", 3)
+    assert [(c.subsample, c.redraw_steps, c.max_steps) for c in configs] == [(0.5, 3, 8)]
+    assert same_weights(found, searched_alone(net, data, "last", 8, subsample=0.5,
+                                              redraw_steps=3))
 
 
 @pytest.mark.slow
@@ -458,3 +489,29 @@ def test_a_run_from_before_near_departure_kept_every_frame(fake_recording, tmp_p
     dagger._check_same(saved, dagger.settings_for(folder, 3), tmp_path)
     with pytest.raises(MinisenseError, match="near_departure: 0"):
         dagger._check_same(saved, dagger.settings_for(folder, 3, near_departure=50), tmp_path)
+
+
+# -- a subsampled fitness for SENSE rounds --------------------------------------------------------
+
+def test_a_sense_subsample_is_checked_and_only_for_sense(fake_recording, tmp_path, run,
+                                                         assert_one_line_error):
+    folder = fake_recording()
+    for bad in (0, 1.5, float("nan"), "half"):
+        with pytest.raises(MinisenseError, match="subsample"):
+            dagger.settings_for(folder, 1, trainer="sense", sense_subsample=bad)
+    with pytest.raises(MinisenseError, match="redraw_steps"):
+        dagger.settings_for(folder, 1, trainer="sense", sense_subsample=0.5, sense_redraw_steps=0)
+    line = assert_one_line_error(run(*dagger_args(folder, tmp_path / "run", "--rounds", 1,
+                                                  "--sense-subsample", 0.5)))
+    assert "--trainer sense" in line and "psiren" in line
+
+
+def test_a_run_from_before_sense_subsample_scored_every_frame(fake_recording, tmp_path):
+    # Runs without the option keep their settings as written; one with it is another run.
+    folder = fake_recording()
+    saved = dagger.settings_for(folder, 2, trainer="sense")
+    assert saved["sense"] == {"max_steps": 200, "budget_seconds": 600.0}
+    dagger._check_same(saved, dagger.settings_for(folder, 3, trainer="sense"), tmp_path)
+    with pytest.raises(MinisenseError, match="sense: "):
+        dagger._check_same(saved, dagger.settings_for(folder, 3, trainer="sense",
+                                                      sense_subsample=0.5), tmp_path)
