@@ -184,7 +184,7 @@ def one_sense_round(recording, tmp_path, run, assert_ok, steps, *extra):
 
 
 def searched_alone(net, data, keep, steps, **config):
-    """Whether the round's network is where the same search, run alone, ends (``keep``)."""
+    """The ternary weights where the same search, run alone on ``data``, ends (``keep``)."""
     config = SenseConfig(max_steps=steps, budget_seconds=600.0,
                          seed=dagger.round_seed(0, 0, dagger.TRAINING), **config)
     return search(net, data, config, keep=keep)[0].ternary_weights()
