@@ -957,13 +957,19 @@ def car_expert(episodes, seed, expert, labelling, workers, json_path, force):
 @click.option("--noise", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Per-step probability of executing a random class for "
                                       "10 steps (labels stay the expert's).")
+@click.option("--frame-kind", type=click.Choice(data.FRAME_KINDS), default="grey",
+              show_default=True, help="What the frames show: the grey 32x32 frame, or that frame "
+                                      "with its bottom 2 rows a speedometer (the car's speed "
+                                      "across the frame's width); networks trained on the "
+                                      "recording drive with the same kind.")
 @click.option("--force", is_flag=True, help="Replace a recording already in --out.")
-def car_record(episodes, seed, out, expert, labelling, workers, max_steps, noise, force):
+def car_record(episodes, seed, out, expert, labelling, workers, max_steps, noise, frame_kind,
+               force):
     """Record the expert's frames and 3-class labels (split train/validation/test by episode)."""
     out = out if out is not None else data.default_cache_dir() / "carracing"
     meta = car.record(episodes, seed, out, _expert_config(expert, labelling), workers,
                       _progressbar, command=list(sys.argv), max_steps=max_steps, noise=noise,
-                      force=force, expert=expert)
+                      force=force, expert=expert, frame_kind=frame_kind)
     counts = ", ".join(f"{c} {n}" for c, n in zip(meta["classes"], meta["class_counts"]))
     split = ", ".join(f"{n} {k}" for k, n in meta["split_frames"].items())
     click.echo(f"{meta['frames']} frames from {episodes} episodes in {meta['seconds']:.0f} s "

@@ -27,7 +27,15 @@ import numpy as np
 
 from minisense import __version__, ensemble, files, runlogs
 from minisense.checkpoint import checkpoint_paths, load
-from minisense.data import FILE_STEM, FRAME_SIZE, preprocess, split_episodes
+from minisense.data import (
+    FILE_STEM,
+    FRAME_KINDS,
+    FRAME_SIZE,
+    check_frame_kind,
+    frame_kind_in,
+    preprocess,
+    split_episodes,
+)
 from minisense.errors import MinisenseError
 from minisense.expert import (
     ACTIONS,
@@ -87,7 +95,8 @@ def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STE
     """Drive one episode of CarRacing-v3 reset with ``seed``.
 
     ``policy(env, observation)`` -> (continuous action (3,), class or None); ``on_frame(step,
-    observation, class)`` sees every observation the policy acted on. Returns the episode's
+    observation, class, env)`` sees every observation the policy acted on, the environment
+    still in the state the observation shows. Returns the episode's
     return, steps, whether the lap was finished, and where the car went (:func:`car_state`
     after every step): its top speed, the steps with no wheel on the road (and the first of
     them) and the steps it moved the wrong way.
@@ -101,7 +110,7 @@ def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STE
         while step < max_steps:
             action, cls = policy(env, observation)
             if on_frame is not None:
-                on_frame(step, observation, cls)
+                on_frame(step, observation, cls, env)
             observation, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             speed, on_road, wrong = car_state(env, track)
@@ -119,6 +128,17 @@ def run_episode(seed: int, policy, render: bool = True, max_steps: int = MAX_STE
     return {"seed": int(seed), "return": total, "steps": step, "lap": lap,
             "top_speed": top_speed, "off_road_steps": off_road,
             "first_off_road": first_off_road, "wrong_way_steps": wrong_way}
+
+
+def car_speed(env) -> float:
+    """The car's speed in world units per second, as CarRacing's speed indicator reads it."""
+    return float(np.hypot(*env.unwrapped.car.hull.linearVelocity))
+
+
+def network_frame(env, observation, kind: str = "grey") -> np.ndarray:
+    """What a car network of frame ``kind`` sees of ``observation`` (``minisense.data``): the
+    32x32 grey frame, or the speedometer frame with the car's speed now."""
+    return preprocess(observation, car_speed(env) if kind == "speedometer" else None)
 
 
 def expert_policy(config: ExpertConfig, three_classes: bool = True):
@@ -289,12 +309,12 @@ def perturbed(policy, noise: float, rng: np.random.Generator, hold_steps: int = 
 
 
 def _record_episode(args) -> dict:
-    seed, config, max_steps, noise = args
+    seed, config, max_steps, noise, kind = args
     frames, labels, steps = [], [], []
 
-    def keep(step, observation, cls):
+    def keep(step, observation, cls, env):
         if step >= ZOOM_STEPS:
-            frames.append(preprocess(observation))
+            frames.append(network_frame(env, observation, kind))
             labels.append(cls)
             steps.append(step)
 
@@ -317,7 +337,7 @@ def check_seed(seed) -> None:
 def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, workers: int = 2,
            progress=_no_progress, command: list[str] | None = None,
            max_steps: int = MAX_STEPS, noise: float = 0.0, force: bool = False,
-           expert: str | None = None) -> dict:
+           expert: str | None = None, frame_kind: str = "grey") -> dict:
     """Record the expert driving ``episodes`` episodes into ``out/carracing.npz`` + ``.json``;
     a recording already there is replaced only with ``force``.
 
@@ -326,10 +346,14 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
     With ``noise`` > 0 the executed actions are perturbed (``perturbed``), the labels are still
     the expert's, and the recorded returns are those of the perturbed driver. ``expert`` names
     the expert version (default ``DEFAULT_EXPERT``), ``config`` gives its knobs directly.
-    Returns the metadata written to the JSON file.
+    ``frame_kind`` is what the frames show (``minisense.data.FRAME_KINDS``). Returns the
+    metadata written to the JSON file.
     """
     config, name = _expert(config, expert)
     splits = split_episodes(episodes)
+    if frame_kind not in FRAME_KINDS:
+        raise MinisenseError(f"unknown frame kind {frame_kind!r}; choose one of "
+                             f"{', '.join(FRAME_KINDS)}")
     if not 0 <= noise < 1:
         raise MinisenseError(f"noise must be a probability in [0, 1), got {noise}")
     if not ZOOM_STEPS < max_steps <= MAX_STEPS:
@@ -343,13 +367,13 @@ def record(episodes: int, seed: int, out, config: ExpertConfig | None = None, wo
                              "replace it, or choose another --out")
     with files.folder_lock(out):            # writable, and one recorder at a time
         return _record(episodes, seed, out, config, name, workers, progress, command, max_steps,
-                       noise, splits)
+                       noise, splits, frame_kind)
 
 
 def _record(episodes, seed, out, config, name, workers, progress, command, max_steps, noise,
-            splits) -> dict:
+            splits, kind) -> dict:
     started = time.perf_counter()
-    jobs = [(seed + i, config, max_steps, noise) for i in range(episodes)]
+    jobs = [(seed + i, config, max_steps, noise, kind) for i in range(episodes)]
     runs = _map(_record_episode, jobs, workers, progress, "recording")
     seconds = time.perf_counter() - started
     frames = np.concatenate([r["frames"] for r in runs])
@@ -372,7 +396,10 @@ def _record(episodes, seed, out, config, name, workers, progress, command, max_s
         "environment": ENV_ID, "episodes": episodes, "seed": seed, "frames": int(len(labels)),
         "frame": f"{FRAME_SIZE}x{FRAME_SIZE} uint8: grey (0.299 R + 0.587 G + 0.114 B) of the "
                  "whole 96x96 observation, 3x3 block mean; the first "
-                 f"{ZOOM_STEPS} (zoom) frames of each episode dropped",
+                 f"{ZOOM_STEPS} (zoom) frames of each episode dropped" + (
+                     "; the bottom 2 rows a speedometer (minisense.data)"
+                     if kind == "speedometer" else ""),
+        "frame_kind": kind,
         "classes": list(CLASSES), "actions": ACTIONS.tolist(),
         "class_counts": np.bincount(labels, minlength=len(CLASSES)).tolist(),
         "splits": splits, "split_frames": counts,
@@ -390,34 +417,40 @@ def _record(episodes, seed, out, config, name, workers, progress, command, max_s
 
 # -- closed-loop driving --------------------------------------------------------------------------
 
-def network_policy(nets):
+def network_policy(nets, kind: str = "grey"):
     """The binary car network, or a family ensemble of them (a list: summed logits,
-    ``minisense.ensemble``), as a ``run_episode`` policy (exact integer inference)."""
+    ``minisense.ensemble``), seeing frames of ``kind``, as a ``run_episode`` policy (exact
+    integer inference)."""
     nets = nets if isinstance(nets, list) else [nets]
 
     def policy(env, observation):
-        logits = ensemble.member_logits(nets, preprocess(observation)[None])
+        logits = ensemble.member_logits(nets, network_frame(env, observation, kind)[None])
         cls = int(ensemble.combine(logits)["sum"][0])
         return ACTIONS[cls], cls
     return policy
 
 
-def _networks(paths) -> list:
-    return [load(p, architecture="car")[0] for p in paths]
+def _networks(paths) -> tuple[list, str]:
+    """The car networks of the checkpoints ``paths`` and the frame kind they all see."""
+    loaded = [load(p, architecture="car") for p in paths]
+    kind = frame_kind_in(loaded[0][1], checkpoint_paths(paths[0])[1])
+    for path, (_, meta) in zip(paths, loaded):
+        check_frame_kind(meta, kind, checkpoint_paths(path)[1])
+    return [net for net, _ in loaded], kind
 
 
 def _drive_episode(args) -> dict:
     paths, seed, max_steps = args
-    nets = _networks(paths)
+    nets, kind = _networks(paths)
     counts = np.zeros(len(CLASSES), np.int64)
 
-    def count(step, observation, cls):
+    def count(step, observation, cls, env):
         counts[cls] += 1
 
     # One BLAS thread: one frame's matrix products are tiny, and BLAS threads only wait on each
     # other there (5x slower per step on a busy 2-core machine).
     with one_blas_thread():
-        run = run_episode(seed, network_policy(nets), render=True, max_steps=max_steps,
+        run = run_episode(seed, network_policy(nets, kind), render=True, max_steps=max_steps,
                           on_frame=count)
     return {**run, "class_counts": counts.tolist()}
 
@@ -429,7 +462,7 @@ def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
     ``seed, seed+1, ...``). Returns mean / min / max return, laps finished and each episode's
     record."""
     members = ensemble.member_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
-    nets = _networks(members)                   # a clear error before any process starts
+    nets, kind = _networks(members)             # a clear error before any process starts
     check_seed(seed)
     if episodes < 1:
         raise MinisenseError(f"episodes must be >= 1, got {episodes}")
@@ -440,7 +473,7 @@ def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
     return {"checkpoint": str(checkpoint_paths(members[0])[0]),
             "members": [str(checkpoint_paths(m)[0]) for m in members],
             "commensurate": ensemble.commensurate(nets),
-            "dataset": load(members[0])[1].get("dataset"),
+            "dataset": load(members[0])[1].get("dataset"), "frame_kind": kind,
             "seeds": [seed + i for i in range(episodes)], "max_steps": max_steps,
             **summarize(runs)}
 
@@ -455,16 +488,17 @@ def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
     from PIL import Image, ImageDraw
 
     check_seed(seed)
-    nets = _networks(ensemble.member_paths(
+    nets, kind = _networks(ensemble.member_paths(
         [paths] if isinstance(paths, (str, os.PathLike)) else paths))
     size, gap, caption = scale * 96, 4, 16
     frames = []
 
-    def keep(step, observation, cls):
+    def keep(step, observation, cls, env):
         if step % every:
             return
         view = np.kron(observation, np.ones((scale, scale, 1), np.uint8))
-        small = np.kron(preprocess(observation), np.ones((size // FRAME_SIZE,) * 2, np.uint8))
+        small = np.kron(network_frame(env, observation, kind),
+                        np.ones((size // FRAME_SIZE,) * 2, np.uint8))
         canvas = np.zeros((caption + size, 2 * size + gap, 3), np.uint8)
         canvas[caption:, :size] = view
         canvas[caption:, size + gap:] = small[..., None]
@@ -474,7 +508,7 @@ def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
         frames.append(image.convert("P", palette=Image.ADAPTIVE))
 
     with one_blas_thread():
-        run = run_episode(seed, network_policy(nets), render=True, max_steps=max_steps,
+        run = run_episode(seed, network_policy(nets, kind), render=True, max_steps=max_steps,
                           on_frame=keep)
     if not frames:
         raise MinisenseError(f"the drive of seed {seed} ended before any frame went into {gif}; "

@@ -65,7 +65,14 @@ from os import PathLike
 import numpy as np
 
 from minisense import car, checkpoint, ensemble, files
-from minisense.data import FILE_STEM, SPLITS, load_dataset, preprocess
+from minisense.data import (
+    FILE_STEM,
+    SPLITS,
+    check_frame_kind,
+    frame_kind_in,
+    frame_meta,
+    load_dataset,
+)
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, CLASSES, DEFAULT_EXPERT, expert_config, label
 from minisense.fast.shards import one_blas_thread
@@ -76,7 +83,8 @@ from minisense.sense import MAX_SEED, SenseConfig
 TRAINERS = ("psiren", "psiren-step4", "sense")
 MAX_MEMBERS = 64
 # Settings added after runs were made with the ones before: what an older dagger.json meant.
-LATER_SETTINGS = {"members": 1, "sense_keep": "best", "near_departure": 0, "repeat_kept": 1}
+LATER_SETTINGS = {"members": 1, "sense_keep": "best", "near_departure": 0, "repeat_kept": 1,
+                  "frame_kind": "grey"}
 MAX_REPEAT = 100
 SETTINGS_FILE = "dagger.json"
 ROUNDS_FILE = "rounds.jsonl"
@@ -109,11 +117,13 @@ def beta(beta0: float, decay: float, round_: int) -> float:
 
 # -- one round's driving --------------------------------------------------------------------------
 
-def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: dict):
+def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: dict,
+                 kind: str = "grey"):
     """A ``car.run_episode`` policy: the expert labels every step; with probability ``beta_r``
-    its action is executed, else the network's (``net``: a network or an ensemble's list).
-    ``counts`` tallies the steps the expert drove and those where the network agreed with it."""
-    network = car.network_policy(net)
+    its action is executed, else the network's (``net``: a network or an ensemble's list, seeing
+    frames of ``kind``). ``counts`` tallies the steps the expert drove and those where the
+    network agreed with it."""
+    network = car.network_policy(net, kind)
 
     def policy(env, observation):
         wanted = label(env, config)                  # the label, whoever drives
@@ -141,18 +151,18 @@ def _episode(args) -> dict:
     """One DAgger episode (a worker's job): frames from step ZOOM_STEPS on, as ``car.record``;
     with ``near`` > 0 only those near the first departure (:func:`kept_frames`), each kept
     ``repeat`` times."""
-    models, track, coin_seed, beta_r, config, max_steps, near, repeat = args
+    models, track, coin_seed, beta_r, config, max_steps, near, repeat, kind = args
     net = [checkpoint.load(m, architecture="car")[0] for m in models]
     frames, labels, steps = [], [], []
     counts = {"agree": 0, "expert": 0}
 
-    def keep(step, observation, cls):
+    def keep(step, observation, cls, env):
         if step >= car.ZOOM_STEPS:
-            frames.append(preprocess(observation))
+            frames.append(car.network_frame(env, observation, kind))
             labels.append(cls)
             steps.append(step)
 
-    policy = mixed_policy(net, config, beta_r, np.random.default_rng(coin_seed), counts)
+    policy = mixed_policy(net, config, beta_r, np.random.default_rng(coin_seed), counts, kind)
     with one_blas_thread():
         run = car.run_episode(track, policy, render=True, max_steps=max_steps, on_frame=keep)
     empty = np.zeros((0, car.FRAME_SIZE, car.FRAME_SIZE), np.uint8)
@@ -173,7 +183,8 @@ def collect(models, settings: dict, round_: int, workers: int = 1, progress=car.
     paths = [str(m) for m in models]
     near, repeat = (settings.get(k, LATER_SETTINGS[k]) for k in ("near_departure", "repeat_kept"))
     jobs = [(paths, s, [round_seed(settings["seed"], round_, COINS), i], b, config,
-             settings["max_steps"], near, repeat) for i, s in enumerate(seeds)]
+             settings["max_steps"], near, repeat, _frame_kind(settings))
+            for i, s in enumerate(seeds)]
     runs = car._map(_episode, jobs, workers, progress, f"round {round_}")
     arrays = {
         "frames": np.concatenate([r["frames"] for r in runs]),
@@ -383,8 +394,10 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
     if starts and len(starts) != members:
         raise MinisenseError(f"{len(starts)} start checkpoints for {members} members: give one "
                              "--checkpoint per member, or none")
+    kind = frame_kind_in(meta, folder / f"{FILE_STEM}.json")
     for path in starts:
-        checkpoint.load(path, architecture="car")                # a car network, or an error
+        _, start_meta = checkpoint.load(path, architecture="car")  # a car network, or an error
+        check_frame_kind(start_meta, kind, checkpoint.checkpoint_paths(path)[1])
     starts = [str(checkpoint.checkpoint_paths(p)[0].resolve()) for p in starts]
     start = None if not starts else starts[0] if members == 1 else starts
     digest = hashlib.sha256((folder / f"{FILE_STEM}.npz").read_bytes()).hexdigest()
@@ -395,7 +408,7 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
             "sense": sense_config,
             "max_steps": max_steps, "start": start, "members": members,
             "sense_keep": sense_keep, "near_departure": near_departure,
-            "repeat_kept": repeat_kept}
+            "repeat_kept": repeat_kept, "frame_kind": kind}
 
 
 def _check_same(saved: dict, settings: dict, out) -> None:
@@ -436,6 +449,10 @@ def model_paths(out, round_: int, members: int) -> list[pathlib.Path]:
     if members == 1:
         return [path]
     return [path.parent / f"member-{k}" / path.name for k in range(members)]
+
+
+def _frame_kind(settings: dict) -> str:
+    return settings.get("frame_kind", LATER_SETTINGS["frame_kind"])
 
 
 def _members(settings: dict) -> int:
@@ -488,7 +505,8 @@ def _run(settings, out, workers, progress, log) -> dict:
                   "seeds": added["seeds"].tolist(), **_search_steps(trained, settings, log),
                   "seconds": time.perf_counter() - started}
         for net, path in zip(nets, model_paths(out, r, members)):
-            checkpoint.save(net, path, {"dataset": "carracing", "dagger": record}, force=True)
+            checkpoint.save(net, path, {"dataset": "carracing", "dagger": record,
+                                        **frame_meta(data)}, force=True)
         done.append(record)
         files.atomic_write_bytes(out / ROUNDS_FILE,
                                  "".join(json.dumps(d) + "\n" for d in done).encode())
@@ -528,7 +546,8 @@ def _start(settings, out, log) -> list:
     record = {"round": -1, **accuracies(nets, data), **steps,
               "seconds": time.perf_counter() - started}
     for net, path in zip(nets, paths):
-        checkpoint.save(net, path, {"dataset": "carracing", "dagger": record}, force=True)
+        checkpoint.save(net, path, {"dataset": "carracing", "dagger": record,
+                                    **frame_meta(data)}, force=True)
     log(f"start: accuracy train {record['train_accuracy']:.4f} validation "
         f"{record['validation_accuracy']:.4f} test {record['test_accuracy']:.4f}")
     return nets

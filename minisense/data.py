@@ -28,7 +28,13 @@ A car-racing frame, as the car network sees it (``preprocess``): the 96x96 RGB o
 indicator bar (rows 84-95: speed, ABS, steering, gyro) included, turned grey with the ITU-R 601
 weights 0.299 R + 0.587 G + 0.114 B and shrunk to 32x32 by the mean of each 3x3 block, rounded
 to uint8. Valid convolutions then give the paper's flatten size: 32 -> 26 -> pool 2 -> 13 -> 9
--> pool 3 -> 3, 64 * 3 * 3 = 576.
+-> pool 3 -> 3, 64 * 3 * 3 = 576. That is the ``grey`` frame (``FRAME_KINDS``). The
+``speedometer`` frame is the same with its bottom ``SPEEDOMETER_ROWS`` rows redrawn as a bar of
+the car's speed: CarRacing's own speed indicator is about one of the 32 rows tall at racing
+speed, drawn to whole pixels of its window (2.5 units/s a pixel), and a ternary network keeps
+little of it (the results book, "Car: DAgger"); the speedometer gives the speed the indicator
+shows (read from the simulator, as the indicator reads it) the frame's width, ``SPEEDOMETER_RANGE``
+units/s from its left edge to its right, its last column grey by the fraction.
 
 A recording (``minisense car record``) is one ``carracing.npz`` (compressed) beside
 ``carracing.json``:
@@ -126,6 +132,7 @@ class Dataset:
     train, validation, test : Split
     num_classes : 10 (carracing: 3)
     source : the folder the files were read from, or "scikit-learn digits"
+    frame_kind : a car recording's frames, one of ``FRAME_KINDS`` (others: "grey")
     """
 
     name: str
@@ -134,6 +141,7 @@ class Dataset:
     test: Split
     num_classes: int
     source: str
+    frame_kind: str = "grey"
 
 
 def read_idx(path) -> np.ndarray:
@@ -431,6 +439,9 @@ def _load_digits() -> Dataset:
 # recorder (``minisense.car``) and the loader below.
 
 FRAME_SIZE = 32
+FRAME_KINDS = ("grey", "speedometer")
+SPEEDOMETER_ROWS = 2                   # rows 30-31: the indicator bar's lowest third
+SPEEDOMETER_RANGE = (30.0, 70.0)       # units/s at the left and right edge of the bar
 GREY = np.array([0.299, 0.587, 0.114])      # ITU-R 601 luma weights of R, G, B
 FILE_STEM = "carracing"
 # The class of a frame's left-right mirror image, by class (left <-> right): the car sits at the
@@ -439,11 +450,51 @@ FILE_STEM = "carracing"
 MIRRORED_CLASSES = {"carracing": (2, 1, 0)}
 
 
-def preprocess(frames: np.ndarray) -> np.ndarray:
-    """RGB observations uint8 (..., 96, 96, 3) -> network inputs uint8 (..., 32, 32)."""
+def preprocess(frames: np.ndarray, speed=None) -> np.ndarray:
+    """RGB observations uint8 (..., 96, 96, 3) -> network inputs uint8 (..., 32, 32): the grey
+    frame, or with ``speed`` (units/s, one per observation) the speedometer frame (module
+    docstring)."""
     grey = np.asarray(frames, dtype=np.float64) @ GREY
     shape = grey.shape[:-2] + (FRAME_SIZE, 3, FRAME_SIZE, 3)
-    return np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
+    small = np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
+    if speed is not None:
+        small[..., FRAME_SIZE - SPEEDOMETER_ROWS:, :] = speedometer(speed)[..., None, :]
+    return small
+
+
+def speedometer(speed) -> np.ndarray:
+    """The speedometer's row (..., 32) uint8 for ``speed`` units/s: 255 on the columns the speed
+    passes, the column it ends in grey by its fraction, 0 beyond; flat below and above
+    ``SPEEDOMETER_RANGE``."""
+    low, high = SPEEDOMETER_RANGE
+    filled = (np.asarray(speed, np.float64)[..., None] - low) / (high - low) * FRAME_SIZE
+    return np.rint(255 * np.clip(filled - np.arange(FRAME_SIZE), 0, 1)).astype(np.uint8)
+
+
+def frame_kind_in(meta: dict, where) -> str:
+    """The frame kind a recording's or a checkpoint's JSON ``meta`` names (``"frame_kind"``;
+    absent: grey, the only kind before the speedometer), checked against ``FRAME_KINDS``."""
+    kind = meta.get("frame_kind", "grey") if isinstance(meta, dict) else "grey"
+    if kind not in FRAME_KINDS:
+        raise MinisenseError(f"{where} names frame kind {kind!r}, not one of "
+                             f"{', '.join(FRAME_KINDS)}; record or train it again")
+    return kind
+
+
+def check_frame_kind(meta: dict, kind: str, where) -> None:
+    """A car network (checkpoint JSON ``meta`` at ``where``) sees frames of one kind: refuse
+    frames of another (a grey network on speedometer frames would read the bar as road)."""
+    own = frame_kind_in(meta, where)
+    if own != kind:
+        raise MinisenseError(f"{where} was trained on {own} frames and these are {kind} frames; "
+                             f"use a network trained on {kind} frames, or a {own} recording")
+
+
+def frame_meta(data) -> dict:
+    """What a checkpoint trained on ``data`` records of its frames (nothing for grey frames,
+    so that checkpoints read the same as before the speedometer existed)."""
+    kind = getattr(data, "frame_kind", "grey")
+    return {} if kind == "grey" else {"frame_kind": kind}
 
 
 def split_episodes(episodes: int) -> dict[str, list[int]]:
@@ -509,7 +560,8 @@ def _load_carracing(data_dir) -> Dataset:
         return Split(np.ascontiguousarray(frames[index]), labels[index].astype(np.int64))
 
     return Dataset("carracing", split("train"), split("validation"), split("test"),
-                   num_classes=CARRACING_CLASSES, source=str(folder))
+                   num_classes=CARRACING_CLASSES, source=str(folder),
+                   frame_kind=frame_kind_in(meta, json_path))
 
 
 def _recorded_splits(meta, json_path) -> dict[str, list[int]]:

@@ -5,7 +5,7 @@ counts of -1, 0 and +1 that bit swaps keep)."""
 from __future__ import annotations
 
 from minisense import checkpoint
-from minisense.data import architecture_for, load_dataset, majority_baseline
+from minisense.data import architecture_for, check_frame_kind, load_dataset, majority_baseline
 from minisense.errors import MinisenseError
 
 
@@ -20,8 +20,9 @@ def evaluate(path, dataset: str | None = None, data_dir=None) -> dict:
     name = dataset or meta.get("dataset")
     if name is None:
         raise MinisenseError(f"checkpoint {npz_path} names no dataset; pass --dataset")
-    net, _ = checkpoint.load(path, architecture=architecture_for(name))
+    net, meta = checkpoint.load(path, architecture=architecture_for(name))
     data = load_dataset(name, data_dir)
+    check_frame_kind(meta, data.frame_kind, checkpoint.checkpoint_paths(path)[1])
     layers = {layer: {"weights": sum(counts.values()),
                       "sparsity": 100.0 * counts["0"] / sum(counts.values()), "family": counts}
               for layer, counts in net.family().items()}

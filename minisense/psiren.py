@@ -15,7 +15,13 @@ from dataclasses import asdict
 import numpy as np
 
 from minisense import checkpoint, files
-from minisense.data import DATASETS, architecture_for, load_dataset, majority_baseline
+from minisense.data import (
+    DATASETS,
+    architecture_for,
+    frame_meta,
+    load_dataset,
+    majority_baseline,
+)
 from minisense.errors import MinisenseError
 from minisense.network import Network, build_network, check_engine
 from minisense.textbook.layers import SGD
@@ -130,7 +136,7 @@ def _train(dataset_name, config, out, data_dir, progress, log, command, step1, e
         "majority_baseline": {"validation": majority_baseline(data.validation),
                               "test": majority_baseline(data.test)},
         "steps": steps, "command": command, "wall_seconds": time.perf_counter() - started,
-        "dense_read_from": history[0].get("reused_from"),
+        "dense_read_from": history[0].get("reused_from"), **frame_meta(data),
     }
     npz_path = checkpoint.save(net, out, summary, force=True)     # (train checked --force)
     summary.update(checkpoint=str(npz_path), actual_sparsity=checkpoint.sparsity_percent(net),

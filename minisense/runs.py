@@ -22,7 +22,13 @@ from dataclasses import asdict, fields, replace
 import numpy as np
 
 from minisense import checkpoint, files
-from minisense.data import MIRRORED_CLASSES, architecture_for, load_dataset
+from minisense.data import (
+    MIRRORED_CLASSES,
+    architecture_for,
+    check_frame_kind,
+    frame_meta,
+    load_dataset,
+)
 from minisense.errors import MinisenseError
 from minisense.network import Network, binary_network, build_network, exact_logits, family
 from minisense.psiren import binary_backprop
@@ -91,8 +97,10 @@ def initial_network(seed: int, dataset: str | None = None, from_checkpoint=None,
     if dataset is None and from_checkpoint is not None:
         raise MinisenseError(f"checkpoint {from_checkpoint} names no dataset: pass --dataset")
     if from_checkpoint is not None:
-        net, _ = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
-        return net, load_dataset(dataset, data_dir)
+        net, meta = checkpoint.load(from_checkpoint, architecture=architecture_for(dataset))
+        data = load_dataset(dataset, data_dir)
+        check_frame_kind(meta, data.frame_kind, checkpoint.checkpoint_paths(from_checkpoint)[1])
+        return net, data
     if not 0 < sparsity < 100:
         raise MinisenseError(f"sparsity {sparsity} is outside (0, 100); give the percent of "
                              "zero weights, e.g. --sparsity 80")
@@ -200,11 +208,12 @@ class SearchRun(Search):
         np.savez(buffer, **arrays)
         files.atomic_write_bytes(self.out / STATE_FILE, buffer.getvalue(), sync=False)
         meta = {"dataset": self.data.name, "search": asdict(self.config), **self.accuracies(),
-                "step": self.state["step"]}
+                "step": self.state["step"], **frame_meta(self.data)}
         checkpoint.save(self.network(), self.out / "current", meta, sync=False, force=True)
         checkpoint.save(self.network(self.best_weights), self.out / "best",
                         {"dataset": self.data.name, "step": self.state["best_step"],
-                         "validation_accuracy": self.state["best_validation"]}, sync=False,
+                         "validation_accuracy": self.state["best_validation"],
+                         **frame_meta(self.data)}, sync=False,
                         force=True)
 
 

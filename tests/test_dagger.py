@@ -76,7 +76,7 @@ def test_a_round_adds_the_expert_labels_of_the_states_visited(recording, tmp_pat
     with np.load(out / "round-000" / "episodes.npz") as f:
         added = {name: f[name] for name in f.files}
     seed = dagger.track_seeds(0, 0, 1)[0]
-    oracle = car._record_episode((seed, expert_config("pursuit-v1"), STEPS, 0.0))
+    oracle = car._record_episode((seed, expert_config("pursuit-v1"), STEPS, 0.0, "grey"))
     assert len(added["labels"]) == STEPS - car.ZOOM_STEPS
     np.testing.assert_array_equal(added["frames"], oracle["frames"])
     np.testing.assert_array_equal(added["labels"], oracle["labels"])
@@ -449,7 +449,7 @@ def test_a_round_keeps_the_frames_near_the_departure_each_repeated(fake_recordin
     # which steps' frames the round adds, and how often.
     def drive(seed, policy, render=True, max_steps=car.MAX_STEPS, on_frame=None):
         for step in range(max_steps):
-            on_frame(step, np.full((96, 96, 3), step, np.uint8), step % 3)
+            on_frame(step, np.full((96, 96, 3), step, np.uint8), step % 3, None)
         departed = 55 if seed == dagger.track_seeds(0, 0, 2)[0] else None
         return {"seed": seed, "return": 0.0, "steps": max_steps, "lap": False, "top_speed": 0.0,
                 "off_road_steps": int(departed is not None), "first_off_road": departed,

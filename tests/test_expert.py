@@ -28,7 +28,7 @@ V1_LABELS = {
 def _labels(config: ExpertConfig, seed: int, steps: int) -> tuple[str, float]:
     labels = []
     result = car.run_episode(seed, car.expert_policy(config), render=False, max_steps=steps,
-                             on_frame=lambda step, observation, cls: labels.append(cls))
+                             on_frame=lambda step, observation, cls, env: labels.append(cls))
     return "".join(map(str, labels)), result["return"]
 
 
