@@ -109,6 +109,13 @@ EXPERTS = {
     "pursuit-v3-cap58": ExpertConfig(lookahead_per_speed=0.08, steer_gain=1.0,
                                      lateral_acceleration=150.0, max_speed=58.0,
                                      progress_window=10, coast_penalty=0.10),
+    # pursuit-v3 capped at 60 units/s: 905.1 on seeds 3000-3099 (tuning trial cap60-cp0.10),
+    # pursuit-v3 906.7. A network that holds its teacher's cap (speedometer frames) still left
+    # the road at 62 where a speed governor at 60 kept it on (reference_outputs/README.md,
+    # "Car: DAgger").
+    "pursuit-v3-cap60": ExpertConfig(lookahead_per_speed=0.08, steer_gain=1.0,
+                                     lateral_acceleration=150.0, max_speed=60.0,
+                                     progress_window=10, coast_penalty=0.10),
 }
 DEFAULT_EXPERT = "pursuit-v1"
 

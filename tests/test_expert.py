@@ -6,7 +6,7 @@ The gym tests drive at most 120 steps without drawing frames, or record 3 episod
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -221,3 +221,12 @@ def test_pursuit_v3_never_gasses_above_its_cap_where_pursuit_v2_did():
     assert above > 0 and gassed == 0
     above, gassed = _gas_above_allowed("pursuit-v2", 3000, 600)
     assert above > 0 and gassed > 0
+
+
+@pytest.mark.slow
+def test_capped_versions_are_pursuit_v3_with_a_lower_cap_they_keep():
+    for name, cap in (("pursuit-v3-cap58", 58.0), ("pursuit-v3-cap60", 60.0)):
+        assert EXPERTS[name] == replace(EXPERTS["pursuit-v3"], max_speed=cap)
+    run = car.run_episode(1000, car.expert_policy(expert_config("pursuit-v3-cap60")),
+                          render=False, max_steps=600)
+    assert 55 < run["top_speed"] <= 60.5 and run["off_road_steps"] == 0

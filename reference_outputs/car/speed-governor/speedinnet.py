@@ -1,6 +1,7 @@
 """Does the car network keep the speed its frames hold? Linear read-outs of the speed (as
 speedbar.py: pursuit-v3 on tracks 5000-5002 to fit, 5003-5004 to test; ridge) from the network's
-layers: layer1.0's and layer2.0's sums after their HardTanh, and fc1's (what fc2 sees)."""
+layers: layer1.0's and layer2.0's sums after their HardTanh, and fc1's (what fc2 sees). The frames
+are of the kind the network was trained on (grey, or speedometer: minisense.data)."""
 import sys
 
 import numpy as np
@@ -9,10 +10,11 @@ from sklearn.linear_model import RidgeCV
 
 from minisense import car
 from minisense.checkpoint import load
-from minisense.data import preprocess
+from minisense.data import frame_kind_in
 from minisense.expert import expert_config
 
-net = load(sys.argv[1], architecture="car")[0]
+net, meta = load(sys.argv[1], architecture="car")
+kind = frame_kind_in(meta, sys.argv[1])
 pol = car.expert_policy(expert_config("pursuit-v3"))
 
 
@@ -20,7 +22,8 @@ def run(seed):
     out = []
 
     def policy(env, obs):
-        out.append((float(np.hypot(*env.unwrapped.car.hull.linearVelocity)), preprocess(obs)))
+        out.append((float(np.hypot(*env.unwrapped.car.hull.linearVelocity)),
+                    car.network_frame(env, obs, kind)))
         return pol(env, obs)
     car.run_episode(seed, policy)
     return out[60:]
