@@ -366,9 +366,13 @@ def test_ctrl_c_before_a_search_first_saves_says_to_start_again(tmp_path, run, m
 def test_a_signal_during_search_ends_in_one_line_and_the_run_resumes(tmp_path, sig, run,
                                                                       assert_ok):
     out = tmp_path / "signalled"
+    # A job started in the background (``cmd &``, as CI may run the suite) inherits SIGINT
+    # ignored, and Python then keeps it ignored: Ctrl-C comes from a terminal, so the search
+    # gets the terminal's default, as a user's foreground run has it.
     proc = subprocess.Popen([sys.executable, "-m", "minisense_cli.main", *SEARCH, "--max-steps",
                              "1000000", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / runs.STATE_FILE).exists() and time.monotonic() < deadline:
         time.sleep(0.05)                       # wait until it searches (imports, first save)
