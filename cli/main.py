@@ -1065,10 +1065,10 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
 @click.option("--expert", type=click.Choice(list(EXPERTS)),
               help="The expert that labels  [default: the recording's]")
 @click.option("--trainer", type=click.Choice(dagger.TRAINERS), default="psiren",
-              show_default=True, help="p-SIREN from scratch on the aggregate; p-SIREN once, "
-                                      "then its step 4 (--epochs-binary epochs) continued from "
-                                      "the last network; or SENSE continued from the last "
-                                      "network.")
+              show_default=True, help="p-SIREN from scratch on the aggregate; p-SIREN once "
+                                      "(the --epochs-* given, step 4 included), then its step 4 "
+                                      "(--epochs-binary epochs) continued from the last network; "
+                                      "or SENSE continued from the last network.")
 @click.option("--checkpoint", "start", type=click.Path(path_type=pathlib.Path), multiple=True,
               help="Start from this car network instead of training one on the recording; "
                    "repeated: an ensemble's members.")
