@@ -960,8 +960,9 @@ def car_expert(episodes, seed, expert, labelling, workers, json_path, force):
 @click.option("--frame-kind", type=click.Choice(data.FRAME_KINDS), default="grey",
               show_default=True, help="What the frames show: the grey 32x32 frame, or that frame "
                                       "with its bottom 2 rows a speedometer (the car's speed "
-                                      "across the frame's width); networks trained on the "
-                                      "recording drive with the same kind.")
+                                      "across the frame's width, 30-70 units/s; -fine: the "
+                                      "bottom row 50-66); networks trained on the recording "
+                                      "drive with the same kind.")
 @click.option("--force", is_flag=True, help="Replace a recording already in --out.")
 def car_record(episodes, seed, out, expert, labelling, workers, max_steps, noise, frame_kind,
                force):

@@ -137,8 +137,8 @@ def car_speed(env) -> float:
 
 def network_frame(env, observation, kind: str = "grey") -> np.ndarray:
     """What a car network of frame ``kind`` sees of ``observation`` (``minisense.data``): the
-    32x32 grey frame, or the speedometer frame with the car's speed now."""
-    return preprocess(observation, car_speed(env) if kind == "speedometer" else None)
+    32x32 grey frame, or a speedometer frame with the car's speed now."""
+    return preprocess(observation, None if kind == "grey" else car_speed(env), kind)
 
 
 def expert_policy(config: ExpertConfig, three_classes: bool = True):
@@ -397,8 +397,9 @@ def _record(episodes, seed, out, config, name, workers, progress, command, max_s
         "frame": f"{FRAME_SIZE}x{FRAME_SIZE} uint8: grey (0.299 R + 0.587 G + 0.114 B) of the "
                  "whole 96x96 observation, 3x3 block mean; the first "
                  f"{ZOOM_STEPS} (zoom) frames of each episode dropped" + (
-                     "; the bottom 2 rows a speedometer (minisense.data)"
-                     if kind == "speedometer" else ""),
+                     "; the bottom 2 rows a speedometer" + (
+                         ", the bottom one fine" if kind == "speedometer-fine" else "") +
+                     " (minisense.data)" if kind != "grey" else ""),
         "frame_kind": kind,
         "classes": list(CLASSES), "actions": ACTIONS.tolist(),
         "class_counts": np.bincount(labels, minlength=len(CLASSES)).tolist(),

@@ -34,7 +34,9 @@ the car's speed: CarRacing's own speed indicator is about one of the 32 rows tal
 speed, drawn to whole pixels of its window (2.5 units/s a pixel), and a ternary network keeps
 little of it (the results book, "Car: DAgger"); the speedometer gives the speed the indicator
 shows (read from the simulator, as the indicator reads it) the frame's width, ``SPEEDOMETER_RANGE``
-units/s from its left edge to its right, its last column grey by the fraction.
+units/s from its left edge to its right, its last column grey by the fraction. The
+``speedometer-fine`` frame draws its bottom row over ``SPEEDOMETER_FINE_RANGE`` instead, 0.5 units/s
+a column around the speeds the experts hold on straights.
 
 A recording (``minisense car record``) is one ``carracing.npz`` (compressed) beside
 ``carracing.json``:
@@ -439,9 +441,12 @@ def _load_digits() -> Dataset:
 # recorder (``minisense.car``) and the loader below.
 
 FRAME_SIZE = 32
-FRAME_KINDS = ("grey", "speedometer")
+FRAME_KINDS = ("grey", "speedometer", "speedometer-fine")
 SPEEDOMETER_ROWS = 2                   # rows 30-31: the indicator bar's lowest third
 SPEEDOMETER_RANGE = (30.0, 70.0)       # units/s at the left and right edge of the bar
+# speedometer-fine's bottom row: 0.5 units/s a column around the experts' caps (60-62), where
+# the 1.25 of the bar above leaves networks cruising a column or two early (the results book)
+SPEEDOMETER_FINE_RANGE = (50.0, 66.0)
 GREY = np.array([0.299, 0.587, 0.114])      # ITU-R 601 luma weights of R, G, B
 FILE_STEM = "carracing"
 # The class of a frame's left-right mirror image, by class (left <-> right): the car sits at the
@@ -450,23 +455,28 @@ FILE_STEM = "carracing"
 MIRRORED_CLASSES = {"carracing": (2, 1, 0)}
 
 
-def preprocess(frames: np.ndarray, speed=None) -> np.ndarray:
+def preprocess(frames: np.ndarray, speed=None, kind: str = "speedometer") -> np.ndarray:
     """RGB observations uint8 (..., 96, 96, 3) -> network inputs uint8 (..., 32, 32): the grey
-    frame, or with ``speed`` (units/s, one per observation) the speedometer frame (module
-    docstring)."""
+    frame, or with ``speed`` (units/s, one per observation) the speedometer frame of ``kind``,
+    ``speedometer`` or ``speedometer-fine`` (module docstring)."""
     grey = np.asarray(frames, dtype=np.float64) @ GREY
     shape = grey.shape[:-2] + (FRAME_SIZE, 3, FRAME_SIZE, 3)
     small = np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
     if speed is not None:
-        small[..., FRAME_SIZE - SPEEDOMETER_ROWS:, :] = speedometer(speed)[..., None, :]
+        if kind not in FRAME_KINDS[1:]:
+            raise ValueError(f"a speed is drawn only on speedometer frames, not {kind!r}")
+        bars = [speedometer(speed)] * SPEEDOMETER_ROWS
+        if kind == "speedometer-fine":
+            bars[-1] = speedometer(speed, SPEEDOMETER_FINE_RANGE)
+        small[..., FRAME_SIZE - SPEEDOMETER_ROWS:, :] = np.stack(bars, axis=-2)
     return small
 
 
-def speedometer(speed) -> np.ndarray:
+def speedometer(speed, span: tuple[float, float] = SPEEDOMETER_RANGE) -> np.ndarray:
     """The speedometer's row (..., 32) uint8 for ``speed`` units/s: 255 on the columns the speed
-    passes, the column it ends in grey by its fraction, 0 beyond; flat below and above
-    ``SPEEDOMETER_RANGE``."""
-    low, high = SPEEDOMETER_RANGE
+    passes, the column it ends in grey by its fraction, 0 beyond; flat below and above ``span``
+    (``SPEEDOMETER_RANGE``, or ``SPEEDOMETER_FINE_RANGE``)."""
+    low, high = span
     filled = (np.asarray(speed, np.float64)[..., None] - low) / (high - low) * FRAME_SIZE
     return np.rint(255 * np.clip(filled - np.arange(FRAME_SIZE), 0, 1)).astype(np.uint8)
 

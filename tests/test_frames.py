@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from minisense import car, checkpoint, dagger, data
-from minisense.data import FRAME_SIZE, SPEEDOMETER_RANGE, preprocess, speedometer
+from minisense.data import (FRAME_SIZE, SPEEDOMETER_FINE_RANGE, SPEEDOMETER_RANGE, preprocess,
+                            speedometer)
 from minisense.errors import MinisenseError
 from minisense.expert import expert_config
 from minisense.runs import random_network
@@ -45,13 +46,35 @@ def test_speedometer_frame_is_the_grey_frame_with_its_bottom_rows_redrawn():
     assert np.array_equal(preprocess(frames[1], 63.7), drawn[1])
 
 
+def test_fine_speedometer_frame_draws_its_bottom_row_at_half_a_unit_a_column():
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    speeds = [41.0, 59.3, 60.2]
+    fine = preprocess(frames, speeds, "speedometer-fine")
+    coarse = preprocess(frames, speeds)
+    assert np.array_equal(fine[:, :31], coarse[:, :31])      # the grey rows and the 30-70 bar
+    assert SPEEDOMETER_FINE_RANGE == (50.0, 66.0)
+    # By hand: 41 is below the fine bar; 59.3 fills 18.6 columns, 60.2 fills 20.4.
+    assert not fine[0, 31].any()
+    assert fine[1, 31, :18].tolist() == [255] * 18 and fine[1, 31, 18] == 153
+    assert not fine[1, 31, 19:].any()
+    assert fine[2, 31, :20].tolist() == [255] * 20 and fine[2, 31, 20] == 102
+    # 59.3 and 60.2 differ by one coarse column's fraction, by two fine columns
+    assert np.abs(coarse[1, 31].astype(int) - coarse[2, 31]).sum() < 255
+    assert np.abs(fine[1, 31].astype(int) - fine[2, 31]).sum() > 255
+    with pytest.raises(ValueError, match="speedometer frames"):
+        preprocess(frames, speeds, "grey")
+
+
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory):
-    """The same 3 short episodes (seeds 7, 8, 9) recorded with grey and with speedometer frames."""
+    """The same 3 short episodes (seeds 7, 8, 9) recorded with grey, speedometer and fine
+    speedometer frames."""
     root = tmp_path_factory.mktemp("frames")
     car.record(3, 7, root / "grey", workers=1, max_steps=STEPS)
     car.record(3, 7, root / "speedo", workers=1, max_steps=STEPS, frame_kind="speedometer")
-    return root / "grey", root / "speedo"
+    car.record(3, 7, root / "fine", workers=1, max_steps=STEPS, frame_kind="speedometer-fine")
+    return root / "grey", root / "speedo", root / "fine"
 
 
 def _network(folder, path, **meta):
@@ -62,7 +85,7 @@ def _network(folder, path, **meta):
 
 @pytest.mark.slow
 def test_recorded_speedometer_frames_show_the_speed_of_the_car(recordings):
-    grey, speedo = recordings
+    grey, speedo, fine = recordings
     assert json.loads((speedo / "carracing.json").read_text())["frame_kind"] == "speedometer"
     assert data.load_dataset("carracing", speedo).frame_kind == "speedometer"
     assert data.load_dataset("carracing", grey).frame_kind == "grey"
@@ -82,27 +105,32 @@ def test_recorded_speedometer_frames_show_the_speed_of_the_car(recordings):
         shown = s["frames"][first][:, 30]
         expected = speedometer(np.array(speeds)[s["step"][first]])
         assert np.array_equal(shown, expected) and shown.any()
+    with np.load(fine / "carracing.npz") as f, np.load(speedo / "carracing.npz") as s:
+        assert np.array_equal(f["frames"][:, :31], s["frames"][:, :31])
+        shown = f["frames"][f["episode"] == 0][:, 31]
+        expected = speedometer(np.array(speeds)[f["step"][first]], SPEEDOMETER_FINE_RANGE)
+        assert np.array_equal(shown, expected)
+    assert data.load_dataset("carracing", fine).frame_kind == "speedometer-fine"
 
 
 @pytest.mark.slow
 def test_a_network_drives_with_the_frames_it_was_trained_on(recordings, tmp_path, monkeypatch):
-    grey, speedo = recordings
     seen = []
     drawn = car.preprocess
-    monkeypatch.setattr(car, "preprocess",
-                        lambda frames, speed=None: seen.append(speed) or drawn(frames, speed))
-    for folder, kind in ((grey, "grey"), (speedo, "speedometer")):
+    monkeypatch.setattr(car, "preprocess", lambda frames, speed=None, kind="speedometer": (
+        seen.append((speed, kind)) or drawn(frames, speed, kind)))
+    for folder, kind in zip(recordings, ("grey", "speedometer", "speedometer-fine")):
         seen.clear()
         path = _network(folder, tmp_path / kind, **data.frame_meta(
             data.load_dataset("carracing", folder)))
         result = car.drive(path, 1, 1000, 20, workers=1)
         assert result["frame_kind"] == kind and len(seen) == 20
-        assert all((s is None) == (kind == "grey") for s in seen)
+        assert all((s is None) == (kind == "grey") and k == kind for s, k in seen)
 
 
 @pytest.mark.slow
 def test_frames_of_another_kind_are_refused(recordings, tmp_path, run, assert_one_line_error):
-    grey, speedo = recordings
+    grey, speedo, _ = recordings
     grey_net = _network(grey, tmp_path / "grey")
     speedo_net = _network(speedo, tmp_path / "speedo", frame_kind="speedometer")
     line = assert_one_line_error(run("car", "drive", grey_net, speedo_net, "--max-steps", 10))
