@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from minisense import car, checkpoint, dagger, data
-from minisense.data import (FRAME_SIZE, SPEEDOMETER_FINE_RANGE, SPEEDOMETER_RANGE, preprocess,
-                            speedometer)
+from minisense.data import (
+    FRAME_SIZE,
+    SPEEDOMETER_FINE_RANGE,
+    SPEEDOMETER_RANGE,
+    preprocess,
+    speedometer,
+)
 from minisense.errors import MinisenseError
 from minisense.expert import expert_config
 from minisense.runs import random_network
