@@ -54,6 +54,12 @@ ENV_ID = "CarRacing-v3"
 MAX_STEPS = 1000
 SOLVED_RETURN = 900           # Gymnasium counts CarRacing solved at this mean over 100 episodes
 ZOOM_STEPS = 50
+# What a recording's "frame" note says of each kind's bottom rows (minisense.data draws them)
+FRAME_NOTES = {
+    "grey": "",
+    "speedometer": "; the bottom 2 rows a speedometer (minisense.data)",
+    "speedometer-fine": "; the bottom 2 rows a speedometer, the bottom one fine (minisense.data)",
+}
 # What run_episode says of where the car went (car_state), beside return, steps and lap.
 TRACE = {"top_speed", "off_road_steps", "first_off_road", "wrong_way_steps"}
 
@@ -396,10 +402,7 @@ def _record(episodes, seed, out, config, name, workers, progress, command, max_s
         "environment": ENV_ID, "episodes": episodes, "seed": seed, "frames": int(len(labels)),
         "frame": f"{FRAME_SIZE}x{FRAME_SIZE} uint8: grey (0.299 R + 0.587 G + 0.114 B) of the "
                  "whole 96x96 observation, 3x3 block mean; the first "
-                 f"{ZOOM_STEPS} (zoom) frames of each episode dropped" + (
-                     "; the bottom 2 rows a speedometer" + (
-                         ", the bottom one fine" if kind == "speedometer-fine" else "") +
-                     " (minisense.data)" if kind != "grey" else ""),
+                 f"{ZOOM_STEPS} (zoom) frames of each episode dropped" + FRAME_NOTES[kind],
         "frame_kind": kind,
         "classes": list(CLASSES), "actions": ACTIONS.tolist(),
         "class_counts": np.bincount(labels, minlength=len(CLASSES)).tolist(),

@@ -447,6 +447,9 @@ SPEEDOMETER_RANGE = (30.0, 70.0)       # units/s at the left and right edge of t
 # speedometer-fine's bottom row: 0.5 units/s a column around the experts' caps (60-62), where
 # the 1.25 of the bar above leaves networks cruising a column or two early (the results book)
 SPEEDOMETER_FINE_RANGE = (50.0, 66.0)
+# Each speedometer kind's rows, top to bottom: the span (units/s) a row is drawn over
+SPEEDOMETER_SPANS = {"speedometer": (SPEEDOMETER_RANGE, SPEEDOMETER_RANGE),
+                     "speedometer-fine": (SPEEDOMETER_RANGE, SPEEDOMETER_FINE_RANGE)}
 GREY = np.array([0.299, 0.587, 0.114])      # ITU-R 601 luma weights of R, G, B
 FILE_STEM = "carracing"
 # The class of a frame's left-right mirror image, by class (left <-> right): the car sits at the
@@ -463,11 +466,9 @@ def preprocess(frames: np.ndarray, speed=None, kind: str = "speedometer") -> np.
     shape = grey.shape[:-2] + (FRAME_SIZE, 3, FRAME_SIZE, 3)
     small = np.rint(grey.reshape(shape).mean(axis=(-3, -1))).astype(np.uint8)
     if speed is not None:
-        if kind not in FRAME_KINDS[1:]:
+        if kind not in SPEEDOMETER_SPANS:
             raise ValueError(f"a speed is drawn only on speedometer frames, not {kind!r}")
-        bars = [speedometer(speed)] * SPEEDOMETER_ROWS
-        if kind == "speedometer-fine":
-            bars[-1] = speedometer(speed, SPEEDOMETER_FINE_RANGE)
+        bars = [speedometer(speed, span) for span in SPEEDOMETER_SPANS[kind]]
         small[..., FRAME_SIZE - SPEEDOMETER_ROWS:, :] = np.stack(bars, axis=-2)
     return small
 
