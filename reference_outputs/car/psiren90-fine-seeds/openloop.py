@@ -27,8 +27,9 @@ outside = (speed <= SPEEDOMETER_FINE_RANGE[0]) | (speed >= SPEEDOMETER_FINE_RANG
 speed[outside] = read(frames[outside, 30], SPEEDOMETER_RANGE)
 BANDS = [0, 50, 55, 58, 59, 60, 61, 62, 100]
 band = np.searchsorted(BANDS, speed, side="right") - 1
+shown = [(i, lo, hi) for i, (lo, hi) in enumerate(zip(BANDS, BANDS[1:])) if np.any(band == i)]
 print("labels: " + ", ".join(f"{lo}-{hi}: {np.mean(labels[band == i] == 1):.3f} ({np.sum(band == i)})"
-                             for i, (lo, hi) in enumerate(zip(BANDS, BANDS[1:]))))
+                             for i, lo, hi in shown))
 for path in sys.argv[2:]:
     net, m = load(path, architecture="car")
     x = frames.copy()
@@ -37,4 +38,4 @@ for path in sys.argv[2:]:
     pred = exact_logits(net, x).argmax(axis=1)
     print(f"{path}: accuracy {np.mean(pred == labels):.4f}; gas " + ", ".join(
         f"{lo}-{hi}: {np.mean(pred[band == i] == 1):.3f} (acc {np.mean(pred[band == i] == labels[band == i]):.3f})"
-        for i, (lo, hi) in enumerate(zip(BANDS, BANDS[1:]))))
+        for i, lo, hi in shown))
