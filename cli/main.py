@@ -126,6 +126,31 @@ class Finite(click.FloatRange):
         return number
 
 
+class ClassWeights(click.ParamType):
+    """One positive finite weight a class, comma-separated: ``1,2,1`` -> a tuple; ``whole``: whole
+    numbers 1..``most`` (SENSE counts a fitness image w times)."""
+
+    name = "weights"
+
+    def __init__(self, whole: bool = False, most: float = float("inf")):
+        self.whole, self.most = whole, most
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        kind = int if self.whole else float
+        try:
+            weights = tuple(kind(w) for w in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not comma-separated {'whole ' if self.whole else ''}"
+                      "numbers, e.g. 1,2,1", param, ctx)
+        if not all(0 < w <= self.most and w < float("inf") for w in weights):
+            self.fail(f"{value!r}: every class weight must be "
+                      f"{f'in 1..{self.most}' if self.whole else 'a finite number > 0'}",
+                      param, ctx)
+        return weights
+
+
 class Sparsity(Finite):
     """p, the percent of weights that are zero (Algorithm 1's p), in the range given. A value
     strictly between 0 and 1 is refused: it is almost surely a fraction meant as a percent
@@ -250,12 +275,15 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
 @click.option("--gain-grad-scale", type=click.Choice(psiren.GAIN_GRAD_SCALES),
               default=DEFAULTS.gain_grad_scale, show_default=True,
               help="Step 4: scale the learned gains' gradients by LSQ's 1/sqrt(N), or not.")
+@click.option("--class-weights", type=ClassWeights(),
+              help="Weight of each class in the cross-entropy of steps 1-4, comma-separated in "
+                   "class order (the car: left,straight+gas,right, e.g. 1,2,1)  [default: all 1]")
 @click.option("--engine", type=click.Choice(list(ENGINES)), default="fast", show_default=True,
               help=ENGINE_HELP)
 @click.option("--force", is_flag=True, help="Replace a trained run already in --out.")
 def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, epochs_sparse,
           epochs_binary, batch_size, lr, lr_binary, pruning, prune_every, gain_grad_scale,
-          engine, force):
+          class_weights, engine, force):
     """Train a sparse binary network with p-SIREN (Algorithm 1) and save it in --out."""
     _refuse_data_dir_for_digits(dataset, data_dir)
     if sparsity == 0:
@@ -267,7 +295,8 @@ def train(dataset, data_dir, sparsity, seed, out, epochs_dense, epochs_prune, ep
         epochs={"dense": epochs_dense, "prune": epochs_prune, "sparse": epochs_sparse,
                 "binary": epochs_binary},
         batch_size=batch_size, lr=lr, lr_binary=lr_binary, pruning=pruning,
-        prune_every=prune_every, gain_grad_scale=gain_grad_scale, seed=seed)
+        prune_every=prune_every, gain_grad_scale=gain_grad_scale, class_weights=class_weights,
+        seed=seed)
     out = out if out is not None else default_out(dataset, sparsity, seed)
     summary = psiren.train(dataset, config, out, data_dir, progress=_progressbar, log=click.echo,
                            command=list(sys.argv), force=force, engine=engine)
@@ -464,6 +493,10 @@ def _sense_default(name: str):
               help="Score fitness on a random share F of the training images, drawn afresh every "
                    "--redraw-steps steps, as SGD takes minibatches: cheaper steps, and a move must "
                    "pay on images the climb has not fitted (1: all of them).")
+@click.option("--class-weights", type=ClassWeights(whole=True, most=sense.MAX_CLASS_WEIGHT),
+              help="Count each fitness image of class c w_c times (whole numbers, comma-separated "
+                   "in class order; the car: left,straight+gas,right, e.g. 1,2,1), as p-SIREN's "
+                   "--class-weights weight its loss  [default: all 1]")
 @click.option("--redraw-steps", type=POSITIVE, default=_sense_default("redraw_steps"),
               help="Steps between fresh draws of the shifted, mirrored or subsampled fitness "
                    "images. [default: 1000]")
@@ -502,8 +535,10 @@ def search(from_checkpoint, init, sparsity, dataset, data_dir, layers, layer_wei
                                     data_dir)
         if init == "random" and sparsity is None:
             raise click.UsageError("--init random needs --sparsity")
+        weights = options.pop("class_weights")
         config = sense.SenseConfig(
-            **options, layers=list(layers) or None, budget_seconds=60 * budget_minutes,
+            **options, class_weights=None if weights is None else list(weights),
+            layers=list(layers) or None, budget_seconds=60 * budget_minutes,
             anneal_temperature=anneal,
             layer_weights=_layer_values(layer_weights, float, "--layer-weight") or None,
             screen_by_layer=_layer_values(screen_by_layer, int, "--screen") or None)
@@ -581,7 +616,7 @@ def _stop_on_signals(run, line):
 SENSE_ONLY = ("schedule", "fitness", "neighbours", "steps_per_layer", "repeats", "layers",
               "layer_weights", "train_images", "anneal", "anneal_half_life", "screen_images",
               "confirm", "screen_by_layer", "confirm_stages", "shift_pixels", "redraw_steps",
-              "mirror", "margin_scale", "subsample")
+              "mirror", "margin_scale", "subsample", "class_weights")
 
 
 def _given(*names) -> list[str]:

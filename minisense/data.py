@@ -317,6 +317,12 @@ def architecture_for(name: str) -> str:
     return "car" if name == "carracing" else "mnist"
 
 
+def classes_of(name: str) -> int:
+    """How many classes the named dataset has (before loading it): the car's 3, else 10."""
+    _check_name(name)
+    return CARRACING_CLASSES if name == "carracing" else 10
+
+
 def majority_baseline(split: Split) -> float:
     """The accuracy of always answering the split's own most common class (0.0 when empty)."""
     if len(split.labels) == 0:

@@ -45,7 +45,10 @@ def _dense_key(dataset, config: psiren.PsirenConfig, architecture: str) -> dict:
     return {"dataset": dataset.name, "train_images": len(dataset.train.labels),
             "architecture": architecture, "seed": config.seed, "epochs": config.epochs["dense"],
             "batch_size": config.batch_size, "lr": config.lr, "momentum": config.momentum,
-            "weight_decay": config.weight_decay}
+            "weight_decay": config.weight_decay,
+            # (named only when set: an unweighted step 1 has the key it always had)
+            **({} if config.class_weights is None else
+               {"class_weights": list(config.class_weights)})}
 
 
 def _restore_dense(store: pathlib.Path, key: dict, net, rng: np.random.Generator) -> list | None:

@@ -18,6 +18,7 @@ from minisense import checkpoint, files
 from minisense.data import (
     DATASETS,
     architecture_for,
+    classes_of,
     frame_meta,
     load_dataset,
     majority_baseline,
@@ -33,6 +34,7 @@ from minisense.textbook.psiren import (
     STEPS,
     PsirenConfig,
     _no_progress,
+    check_class_weights,
     dense_step,
     sgd_step,
     train_step,
@@ -52,12 +54,15 @@ DATASET_RATES = {"carracing": {"lr": 0.01, "lr_binary": 0.002}}
 
 # Options added after runs were already saved, with the behaviour those runs had; a saved
 # config without one of them means this value (``same_config`` reads old runs by it).
-ADDED_OPTIONS = {"prune_every": "epoch", "gain_grad_scale": "none"}
+ADDED_OPTIONS = {"prune_every": "epoch", "gain_grad_scale": "none", "class_weights": None}
 
 
 def same_config(saved: dict, config: PsirenConfig) -> bool:
     """Whether a run saved with config ``saved`` (a dict from metrics.json) is one of ``config``."""
-    return {**ADDED_OPTIONS, **saved} == asdict(config)
+    saved = {**ADDED_OPTIONS, **saved}
+    if saved["class_weights"] is not None:                   # JSON gave back a list
+        saved["class_weights"] = tuple(saved["class_weights"])
+    return saved == asdict(config)
 
 
 def config_for(dataset: str, **options) -> PsirenConfig:
@@ -107,6 +112,7 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     folder is locked while training.
     """
     config.validate()                      # before a possibly long download
+    check_class_weights(config, classes_of(dataset_name), dataset_name)
     check_engine(engine)
     npz_path, json_path = checkpoint.checkpoint_paths(out)
     files.check_run_folder(npz_path.parent, "trained run")       # even with force

@@ -43,6 +43,9 @@ training images, as a minibatch does for SGD: a step costs less, and a move must
 the climb has not yet fitted. With ``mirror`` (the car), every stage also mirrors each fitness
 frame left to right with probability 1/2, its label mapped to the mirrored class (left <->
 right, ``minisense.data.MIRRORED_CLASSES``): a track bending left is also one bending right.
+With ``class_weights`` (whole numbers) each fitness image of class c is in the set w_c times
+(:func:`fitness_set`), the search's form of p-SIREN's class-weighted cross-entropy: where the
+input cannot decide the label, a heavier class wins the margin.
 
 Beyond the paper: ``anneal_temperature`` > 0 turns hill climbing into simulated annealing (its
 stated future work): a worse best-neighbour is accepted with probability exp(delta / T), delta
@@ -97,6 +100,7 @@ MAX_COUNT = 10 ** 9                      # steps, steps per layer, repeats, imag
 MAX_SEED = 2 ** 32 - 1
 MAX_MARGIN_CLIP = 2 ** 20                # a margin sum over 2**11 images of a block fits int32
 MAX_CONFIRM_STAGES = 64
+MAX_CLASS_WEIGHT = 100                   # a fitness image counted at most this many times
 MAX_SHIFT = 8                            # pixels: a digit keeps most of itself in the frame
 # Shifted fitness images are off by default: on MNIST they gain a little per step late in a
 # climb but cost more in redraws than they gain in an hour (the results book, "SENSE from random
@@ -133,6 +137,7 @@ class SenseConfig:
     redraw_steps: int | None = None        # ... every this many steps (None: REDRAW_STEPS)
     mirror: bool = False                   # half the fitness frames mirrored, drawn afresh too
     subsample: float = 1.0                 # < 1: this share of the fitness images, drawn afresh
+    class_weights: list | None = None      # whole numbers: each fitness image counts w_y times
 
     @property
     def redraws(self) -> bool:
@@ -211,6 +216,12 @@ class SenseConfig:
         whole("redraw_steps", 1, MAX_COUNT, none_ok=True)
         if not isinstance(self.mirror, bool):
             raise MinisenseError(f"setting mirror is {self.mirror!r}, not true or false")
+        if self.class_weights is not None and not (
+                isinstance(self.class_weights, list) and self.class_weights and all(
+                    isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_CLASS_WEIGHT
+                    for w in self.class_weights)):
+            raise MinisenseError(f"setting class_weights is {self.class_weights!r}, not whole "
+                                 f"numbers in 1..{MAX_CLASS_WEIGHT}, one a class (e.g. 1,2,1)")
         for name in ("budget_seconds", "anneal_temperature", "anneal_half_life", "margin_scale",
                      "subsample"):
             value = getattr(self, name)
@@ -290,15 +301,27 @@ class SenseConfig:
         return names
 
 
-def fitness_set(data, train_images: int) -> tuple[np.ndarray, np.ndarray]:
+def fitness_count(data, train_images: int) -> int:
+    """How many training images the fitness is made of: the first ``train_images`` (0: all)."""
+    total = len(data.train.labels)
+    return min(train_images, total) if train_images else total
+
+
+def fitness_set(data, train_images: int, class_weights: list | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The fitness images: the first ``train_images`` of the training split (0: all of it), in a
     fixed shuffled order so that any run of blocks is a fair sample for screening (the car's
     frames come episode by episode). Whole-set scores are integer sums over images: the order
-    changes none of them. Returns images uint8 (n, h, w), labels (n,)."""
-    total = len(data.train.labels)
-    n = min(train_images, total) if train_images else total
-    order = np.random.default_rng(FITNESS_ORDER_SEED).permutation(n)
-    return data.train.images[:n][order], data.train.labels[:n][order]
+    changes none of them. With ``class_weights`` (whole numbers, one a class) each image is there
+    w_y times, so accuracy and margin become their class-weighted sums, as ``class_weights``
+    weight p-SIREN's cross-entropy. Returns images uint8 (n, h, w), labels (n,)."""
+    n = fitness_count(data, train_images)
+    images, labels = data.train.images[:n], data.train.labels[:n]
+    if class_weights is not None:
+        index = np.repeat(np.arange(n), np.asarray(class_weights)[labels])
+        images, labels = images[index], labels[index]
+    order = np.random.default_rng(FITNESS_ORDER_SEED).permutation(len(labels))
+    return images[order], labels[order]
 
 
 def check_inputs(net, data, config) -> None:
@@ -323,6 +346,9 @@ def check_inputs(net, data, config) -> None:
         raise MinisenseError(f"--mirror needs classes that have mirror images (carracing: left "
                              f"<-> right); a mirrored {data.name} image is not of its class: "
                              "drop --mirror")
+    if config.class_weights is not None and len(config.class_weights) != data.num_classes:
+        raise MinisenseError(f"{len(config.class_weights)} class weights for the "
+                             f"{data.num_classes} classes of {data.name}; give one a class")
 
 
 def shifted(images: np.ndarray, pixels: int, rng: np.random.Generator) -> np.ndarray:
@@ -365,7 +391,7 @@ def stage_images(data, config: SenseConfig, stage: int) -> tuple[np.ndarray, np.
     the mirrors from ``[seed, stage, 3]``, so a resumed run scores the images an uninterrupted
     one does. Fresh draws every stage keep the climb from fitting the training images one by one
     (the train/validation gap, results book)."""
-    images, labels = fitness_set(data, config.train_images)
+    images, labels = fitness_set(data, config.train_images, config.class_weights)
     if config.subsample < 1:
         rng = np.random.default_rng([config.seed, stage, 4])
         keep = rng.permutation(len(labels))[:subsample_size(len(labels), config.subsample)]
@@ -412,10 +438,11 @@ class Search:
         net = in_engine(net, config.engine)
         self.data, self.template = data, net
         self.layers = config.search_layers(net)
-        images, labels = fitness_set(data, config.train_images)
+        images, labels = fitness_set(data, config.train_images, config.class_weights)
         if not config.margin_clip:
             # (on the images in their stored order: a float sum's rounding depends on it)
-            spread = float(exact_logits(net, data.train.images[:len(labels)]).std())
+            spread = float(exact_logits(
+                net, data.train.images[:fitness_count(data, config.train_images)]).std())
             clip = max(1, int(round(config.margin_scale * spread)))
             if clip > MAX_MARGIN_CLIP:
                 raise MinisenseError(f"margin scale {config.margin_scale:g} makes the margin clip "

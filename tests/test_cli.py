@@ -114,6 +114,10 @@ def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path, run, assert
     (["--pruning", "random"], "'random' is not one of"),
     (["--prune-every", "step"], "'step' is not one of"),
     (["--epochs-prune", "0"], "epochs for step 'prune'"),  # the library's error, not click's
+    (["--class-weights", "1,x,1"], "not comma-separated numbers"),
+    (["--class-weights", "1,0,1"], "finite number > 0"),
+    (["--class-weights", "1,inf,1"], "finite number > 0"),
+    (["--class-weights", "1,2,1"], "3 class weights for the 10 classes of digits"),
 ])
 def test_train_bad_input_is_one_line_error(args, says, tmp_path, run, assert_one_line_error):
     line = assert_one_line_error(run("train", *args, "--out", tmp_path / "never"))
@@ -214,6 +218,11 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "9"],
     ["--init", "random", "--sparsity", "80", "--mirror"],                 # digits: no mirror class
     ["--init", "random", "--sparsity", "80", "--shift-pixels", "1", "--redraw-steps", "0"],
+    ["--init", "random", "--sparsity", "80", "--class-weights", "1,1.5,1,1,1,1,1,1,1,1"],
+    ["--init", "random", "--sparsity", "80", "--class-weights", "1,101,1,1,1,1,1,1,1,1"],
+    pytest.param(["--init", "random", "--sparsity", "80", "--class-weights", "1,2,1"],
+                 marks=pytest.mark.slow),
+    ["--init", "random", "--sparsity", "80", "--backprop", "--class-weights", "1,2,1"],
     [],
 ])
 def test_search_bad_input_is_a_one_line_error(tmp_path, args, run, assert_one_line_error):

@@ -143,6 +143,35 @@ def test_softmax_cross_entropy_gradient_matches_finite_differences(numeric_grad)
     assert loss > 0
 
 
+def test_weighted_cross_entropy_gradient_matches_finite_differences(numeric_grad):
+    rng = np.random.default_rng(15)
+    logits = rng.normal(size=(6, 3))
+    labels = np.array([0, 1, 1, 2, 1, 0])
+    weights = np.array([1.0, 2.5, 0.5])
+    loss, d = softmax_cross_entropy(logits, labels, weights)
+    np.testing.assert_allclose(
+        d, numeric_grad(lambda: softmax_cross_entropy(logits, labels, weights)[0], logits),
+        rtol=1e-6, atol=1e-8)
+
+
+def test_integer_class_weights_equal_repeating_each_sample_that_many_times():
+    """The weighted mean (PyTorch's CrossEntropyLoss(weight=)) of a batch is the plain mean of
+    the batch with each sample repeated w_y times; so are the gradients, summed over repeats."""
+    rng = np.random.default_rng(16)
+    logits = rng.normal(size=(5, 3))
+    labels = np.array([1, 0, 2, 1, 1])
+    weights = np.array([1, 3, 2])
+    repeats = weights[labels]
+    loss, d = softmax_cross_entropy(logits, labels, weights.astype(float))
+    loss_rep, d_rep = softmax_cross_entropy(np.repeat(logits, repeats, axis=0),
+                                            np.repeat(labels, repeats))
+    assert loss == pytest.approx(loss_rep, rel=1e-12)
+    summed = np.add.reduceat(d_rep, np.concatenate([[0], np.cumsum(repeats)[:-1]]), axis=0)
+    np.testing.assert_allclose(d, summed, rtol=1e-12, atol=1e-15)
+    unit = softmax_cross_entropy(logits, labels, np.ones(3))
+    np.testing.assert_allclose(unit[1], softmax_cross_entropy(logits, labels)[1], rtol=1e-12)
+
+
 def test_sgd_momentum_matches_hand_computation_and_keeps_pruned_weights_zero():
     rng = np.random.default_rng(6)
     layer = Linear("fc", 3, 2, rng, dtype=np.float64)

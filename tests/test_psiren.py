@@ -1,5 +1,7 @@
 """p-SIREN (Algorithm 1) on a tiny dataset: exact zero counts, ternary weights, determinism."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -231,6 +233,48 @@ def test_a_run_saved_before_an_option_existed_counts_as_that_options_old_behavio
     assert not same_config(old, PsirenConfig(sparsity=90, seed=2))     # defaults: batch, lsq
     assert not same_config(old, PsirenConfig(sparsity=90, seed=2, prune_every="epoch"))
     assert not same_config({**old, "seed": 3}, config)
+
+
+def test_a_saved_class_weights_list_is_the_same_config_as_the_tuple():
+    from dataclasses import asdict
+
+    config = PsirenConfig(sparsity=90, class_weights=(1.0, 2.0, 1.0))
+    saved = {**asdict(config), "class_weights": [1.0, 2.0, 1.0]}          # as JSON gives it
+    assert same_config(saved, config)
+    assert not same_config(saved, PsirenConfig(sparsity=90))
+    assert not same_config(asdict(PsirenConfig(sparsity=90)), config)
+    assert PsirenConfig(class_weights=[1, 2.0]).class_weights == (1, 2.0)
+
+
+@pytest.mark.parametrize("weights", [(1.0, -1.0), (0.0,), (), (float("nan"), 1.0), "1,2", (True,)])
+def test_bad_class_weights_are_a_one_line_error(weights):
+    with pytest.raises(MinisenseError, match="class weights"):
+        PsirenConfig(class_weights=weights).validate()
+
+
+def test_class_weights_must_give_every_class_one(tiny):
+    with pytest.raises(MinisenseError, match="3 class weights for the 10 classes of tiny"):
+        psiren(tiny, PsirenConfig(class_weights=(1.0, 2.0, 1.0)))
+
+
+def test_a_heavier_class_wins_where_the_input_cannot_decide():
+    """Images of noise labelled 1 with probability 0.3, else 0 (the car's gas near its speed cap:
+    nothing in the frame decides it): unweighted, the network predicts the majority 0; with
+    class 1 weighted 5 (0.3 * 5 > 0.7) it predicts 1."""
+    rng = np.random.default_rng(3)
+
+    def split(n):
+        labels = (rng.random(n) < 0.3).astype(np.int64)
+        return Split(rng.integers(0, 256, (n, 28, 28)).astype(np.uint8), labels)
+
+    noise = Dataset("noise", split(300), split(100), split(100), 10, "test fixture")
+    config = PsirenConfig(sparsity=80, epochs={"dense": 2, "prune": 1, "sparse": 0, "binary": 1},
+                          batch_size=20)
+    shares = {}
+    for heavy in (1.0, 5.0):
+        net, _ = psiren(noise, replace(config, class_weights=(1.0, heavy) + (1.0,) * 8))
+        shares[heavy] = np.mean(net.predict(noise.validation.images) == 1)
+    assert shares[1.0] < 0.2 and shares[5.0] > 0.8
 
 
 def test_pruning_selection_is_the_stable_argsort_one_ties_and_all():

@@ -626,3 +626,58 @@ def test_a_subsample_outside_zero_to_one_is_one_line_error(digits, share):
     with pytest.raises(MinisenseError, match="subsample") as e:
         sense.Search(net, digits, small_config(subsample=share))
     assert "\n" not in str(e.value)
+
+
+# -- class weights ---------------------------------------------------------------------------------
+
+WEIGHTS = [1, 2, 1, 1, 1, 1, 1, 1, 1, 3]
+
+
+def test_class_weights_put_each_fitness_image_in_w_times(digits):
+    images, labels = sense.fitness_set(digits, 300, WEIGHTS)
+    plain, plain_labels = sense.fitness_set(digits, 300)
+    assert len(labels) == int(np.sum(np.array(WEIGHTS)[plain_labels]))
+    counts = {}
+    for image in images:
+        counts[image.tobytes()] = counts.get(image.tobytes(), 0) + 1
+    assert [counts[image.tobytes()] for image in plain] == [WEIGHTS[y] for y in plain_labels]
+    assert all(np.array_equal(x, y) for x, y in zip((images, labels),
+                                                    sense.fitness_set(digits, 300, WEIGHTS)))
+
+
+def test_a_class_weighted_search_scores_the_weighted_margin_and_accuracy(digits, tmp_path):
+    """Oracle: per class, the unweighted scorer on a full forward pass of the plain fitness
+    images, times that class's weight; a resumed run takes the same steps."""
+    cfg = small_config(max_steps=12, neighbours=10, class_weights=WEIGHTS)
+    run = runs.start(cfg, tmp_path / "w", "digits", sparsity=80)
+    plain, labels = sense.fitness_set(digits, 300)
+    total = sum(WEIGHTS[y] for y in labels)
+
+    def check(record):
+        z = exact_logits(run.network(), plain)
+        scores = [score_logits(z[labels == c], labels[labels == c], run.config.margin_clip)
+                  for c in range(10)]
+        correct = sum(w * s[0] for w, s in zip(WEIGHTS, scores))
+        margin = sum(w * s[1] for w, s in zip(WEIGHTS, scores))
+        assert record["fitness"] == margin / (total * run.config.margin_clip)
+        assert record["train_accuracy"] == correct / total
+
+    run.run(on_step=check)
+    assert any(r["accepted"] for r in run.history[1:])
+    assert runs.read_config(tmp_path / "w" / "config.json").class_weights == WEIGHTS
+    part = runs.start(dataclasses.replace(cfg, max_steps=5), tmp_path / "part", "digits",
+                      sparsity=80)
+    part.run()
+    resumed = runs.resume(tmp_path / "part", max_steps=12)
+    resumed.run()
+    assert [[r.get(k) for k in RECORD_KEYS] for r in run.history[6:]] == \
+        [[r.get(k) for k in RECORD_KEYS] for r in resumed.history]
+
+
+@pytest.mark.parametrize("weights", [[1, 2], [0] * 10, [1.5] * 10, [True] * 10, "1,2",
+                                     [sense.MAX_CLASS_WEIGHT + 1] * 10, []])
+def test_bad_class_weights_are_a_one_line_error(digits, weights):
+    net = random_network("mnist", 80, 0, digits.train.images)
+    with pytest.raises(MinisenseError, match="class.weights") as e:
+        sense.Search(net, digits, small_config(class_weights=weights))
+    assert "\n" not in str(e.value)

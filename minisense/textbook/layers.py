@@ -316,19 +316,27 @@ class Linear(Weighted):
         return (dy * self.gain) @ self._w if self.gain != 1.0 else dy @ self._w
 
 
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
+                          class_weights: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of softmax(logits), the loss Algorithm 1's backprop minimises.
 
-    logits : ndarray of shape (n, classes); labels : int ndarray of shape (n,)
-    Returns (loss, dlogits), dlogits of the logits' shape: (softmax - onehot) / n.
+    logits : ndarray of shape (n, classes); labels : int ndarray of shape (n,);
+    class_weights : optional ndarray (classes,), w_c > 0: the weighted mean
+    sum_i w_{y_i} l_i / sum_i w_{y_i}, PyTorch's ``CrossEntropyLoss(weight=...)``.
+    Returns (loss, dlogits), dlogits of the logits' shape: (softmax - onehot) / n, each row
+    times w_{y_i} / mean_i w_{y_i} when weighted.
     """
     z = logits - logits.max(axis=1, keepdims=True)       # stable: exp of at most 0
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     n = logits.shape[0]
-    loss = -float(log_p[np.arange(n), labels].mean())
+    rows = np.arange(n)
     dlogits = np.exp(log_p)
-    dlogits[np.arange(n), labels] -= 1.0
-    return loss, dlogits / n
+    dlogits[rows, labels] -= 1.0
+    if class_weights is None:
+        return -float(log_p[rows, labels].mean()), dlogits / n
+    w = np.asarray(class_weights, dtype=np.float64)[labels]
+    loss = -float((w * log_p[rows, labels]).sum() / w.sum())
+    return loss, dlogits * (w / w.sum())[:, None].astype(dlogits.dtype)
 
 
 class SGD:

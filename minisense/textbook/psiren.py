@@ -55,7 +55,15 @@ class PsirenConfig:
     weight_decay: float = 5e-4
     pruning: str = "global"
     prune_every: str = "batch"             # how often step 2 moves the mask along its schedule
+    # Per-class weights of the cross-entropy (``softmax_cross_entropy``), or None for all 1. Under
+    # a label the input cannot decide (the car's gas near its speed cap), the argmax of a
+    # calibrated network never picks the minority class; weighting it shifts the decision there.
+    class_weights: tuple | None = None
     seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.class_weights, (list, np.ndarray)):     # as JSON or NumPy give them
+            object.__setattr__(self, "class_weights", tuple(self.class_weights))
 
     def validate(self) -> None:
         """A one-line error for a setting of the wrong type or outside its range."""
@@ -93,9 +101,22 @@ class PsirenConfig:
                 raise MinisenseError(f"{name} must be a finite number >= 0, got {value!r}")
         if not isinstance(self.learn_gains, bool):
             raise MinisenseError(f"learn_gains must be True or False, got {self.learn_gains!r}")
+        if self.class_weights is not None and not (
+                isinstance(self.class_weights, tuple) and self.class_weights
+                and all(number(w) and 0 < w < float("inf") for w in self.class_weights)):
+            raise MinisenseError(f"class weights must be finite numbers > 0, one a "
+                                 f"class, e.g. --class-weights 1,2,1; got {self.class_weights!r}")
         for name, rate in (("lr", self.lr), ("lr_binary", self.lr_binary)):
             if not (isinstance(rate, (int, float)) and 0 < rate < float("inf")):
                 raise MinisenseError(f"{name} must be a finite number > 0, got {rate!r}")
+
+
+def check_class_weights(config: PsirenConfig, classes: int, name: str) -> None:
+    """A one-line error unless ``config`` gives every one of the ``classes`` of dataset ``name``
+    a weight (or none at all)."""
+    if config.class_weights is not None and len(config.class_weights) != classes:
+        raise MinisenseError(f"{len(config.class_weights)} class weights for the {classes} "
+                             f"classes of {name}; give one a class")
 
 
 # -- step 2: magnitude pruning ----------------------------------------------------------------
@@ -140,10 +161,12 @@ def _no_progress(iterable, label=""):
     return contextlib.nullcontext(iterable)
 
 
-def sgd_step(net: Network, optimizer: SGD, images: np.ndarray, labels: np.ndarray) -> float:
-    """One SGD step on a batch: forward, softmax cross-entropy, backward, update. Returns the
-    batch's loss. images uint8 (b, h, w), labels int (b,)."""
-    loss, dlogits = softmax_cross_entropy(net.forward(images), labels)
+def sgd_step(net: Network, optimizer: SGD, images: np.ndarray, labels: np.ndarray,
+             class_weights=None) -> float:
+    """One SGD step on a batch: forward, softmax cross-entropy (weighted by ``class_weights``,
+    if given), backward, update. Returns the batch's loss. images uint8 (b, h, w), labels int
+    (b,)."""
+    loss, dlogits = softmax_cross_entropy(net.forward(images), labels, class_weights)
     net.backward(dlogits)
     optimizer.step()
     return loss
@@ -151,11 +174,13 @@ def sgd_step(net: Network, optimizer: SGD, images: np.ndarray, labels: np.ndarra
 
 def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer: SGD,
                 rng: np.random.Generator, batch_size: int, lr_schedule=None,
-                progress=_no_progress, label: str = "", before_batch=None) -> float:
+                progress=_no_progress, label: str = "", before_batch=None,
+                class_weights=None) -> float:
     """One epoch of minibatch SGD over a fresh permutation; returns the mean loss.
 
     images uint8 (n, h, w), labels int64 (n,). ``lr_schedule(i)`` gives the rate for batch i;
-    ``before_batch(i)``, if given, runs before batch i (step 2 moves the mask there).
+    ``before_batch(i)``, if given, runs before batch i (step 2 moves the mask there);
+    ``class_weights`` weight the loss (``sgd_step``).
     """
     order = rng.permutation(len(images))
     starts = range(0, len(images), batch_size)
@@ -169,7 +194,8 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, optimizer:
                 optimizer.lr = lr_schedule(i)
             if before_batch is not None:
                 before_batch(i)
-            total += sgd_step(net, optimizer, images[batch], labels[batch]) * len(batch)
+            total += sgd_step(net, optimizer, images[batch], labels[batch],
+                              class_weights) * len(batch)
     return total / len(images)
 
 
@@ -203,7 +229,8 @@ def train_step(net: Network, dataset, config: PsirenConfig, rng: np.random.Gener
             net, train.images, train.labels, optimizer, rng, config.batch_size,
             None if schedule is None else functools.partial(schedule, epoch),
             progress, f"{step} {epoch + 1}/{epochs}",
-            before_batch=None if before_batch is None else functools.partial(before_batch, epoch))
+            before_batch=None if before_batch is None else functools.partial(before_batch, epoch),
+            class_weights=config.class_weights)
         if not np.isfinite(loss):
             option = "--lr-binary" if step == "binary" else "--lr"
             raise MinisenseError(f"p-SIREN diverged: loss {loss} in {step} epoch {epoch + 1}; "
@@ -296,6 +323,7 @@ def psiren(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator
     the batches (e.g. ``click.progressbar``); ``log`` receives one human-readable line per epoch
     and step. ``step1``, a function with :func:`dense_step`'s arguments, stands in for step 1.
     """
+    check_class_weights(config, dataset.num_classes, dataset.name)
     history = (step1 or dense_step)(net, dataset, config, rng, progress, log)    # step 1
     history += prune_step(net, dataset, config, rng, progress, log)              # step 2
     history += sparse_step(net, dataset, config, rng, progress, log)             # step 3
