@@ -126,29 +126,31 @@ class Finite(click.FloatRange):
         return number
 
 
-class ClassWeights(click.ParamType):
-    """One positive finite weight a class, comma-separated: ``1,2,1`` -> a tuple; ``whole``: whole
-    numbers 1..``most`` (SENSE counts a fitness image w times)."""
+class Numbers(click.ParamType):
+    """Finite numbers, comma-separated (``1,2,1``) -> a tuple; ``positive``: each > 0; ``whole``:
+    whole numbers 1..``most``."""
 
-    name = "weights"
+    name = "numbers"
 
-    def __init__(self, whole: bool = False, most: float = float("inf")):
-        self.whole, self.most = whole, most
+    def __init__(self, positive: bool = False, whole: bool = False,
+                 most: float = float("inf")):
+        self.positive, self.whole, self.most = positive or whole, whole, most
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
         kind = int if self.whole else float
         try:
-            weights = tuple(kind(w) for w in str(value).split(","))
+            numbers = tuple(kind(w) for w in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r} is not comma-separated {'whole ' if self.whole else ''}"
                       "numbers, e.g. 1,2,1", param, ctx)
-        if not all(0 < w <= self.most and w < float("inf") for w in weights):
-            self.fail(f"{value!r}: every class weight must be "
-                      f"{f'in 1..{self.most}' if self.whole else 'a finite number > 0'}",
-                      param, ctx)
-        return weights
+        if not all((w > 0 or not self.positive) and abs(w) < float("inf") and w <= self.most
+                   for w in numbers):
+            self.fail(f"{value!r}: every number must be "
+                      f"{f'in 1..{self.most}' if self.whole else 'finite'}"
+                      f"{' and > 0' if self.positive and not self.whole else ''}", param, ctx)
+        return numbers
 
 
 class Sparsity(Finite):
@@ -275,7 +277,7 @@ def _with_baseline(accuracy: float, baseline: float) -> str:
 @click.option("--gain-grad-scale", type=click.Choice(psiren.GAIN_GRAD_SCALES),
               default=DEFAULTS.gain_grad_scale, show_default=True,
               help="Step 4: scale the learned gains' gradients by LSQ's 1/sqrt(N), or not.")
-@click.option("--class-weights", type=ClassWeights(),
+@click.option("--class-weights", type=Numbers(positive=True),
               help="Weight of each class in the cross-entropy of steps 1-4, comma-separated in "
                    "class order (the car: left,straight+gas,right, e.g. 1,2,1)  [default: all 1]")
 @click.option("--engine", type=click.Choice(list(ENGINES)), default="fast", show_default=True,
@@ -493,7 +495,7 @@ def _sense_default(name: str):
               help="Score fitness on a random share F of the training images, drawn afresh every "
                    "--redraw-steps steps, as SGD takes minibatches: cheaper steps, and a move must "
                    "pay on images the climb has not fitted (1: all of them).")
-@click.option("--class-weights", type=ClassWeights(whole=True, most=sense.MAX_CLASS_WEIGHT),
+@click.option("--class-weights", type=Numbers(whole=True, most=sense.MAX_CLASS_WEIGHT),
               help="Count each fitness image of class c w_c times (whole numbers, comma-separated "
                    "in class order; the car: left,straight+gas,right, e.g. 1,2,1), as p-SIREN's "
                    "--class-weights weight its loss  [default: all 1]")
@@ -1031,23 +1033,31 @@ def car_record(episodes, seed, out, expert, labelling, workers, max_steps, noise
 @click.option("--gif-every", type=click.IntRange(1, 1000), default=2, show_default=True,
               help="Put every N-th step in the GIF (it plays at real-time speed either way).")
 @click.option("--workers", type=JOBS, default=2, show_default=True)
+@click.option("--logit-offset", type=Numbers(),
+              help="Add these to the real logits (left,straight+gas,right) before the argmax: "
+                   "post-hoc logit adjustment, e.g. 0,2,0 for more gas; the weights stay as "
+                   "they are  [default: none]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=pathlib.Path))
 @click.option("--force", is_flag=True, help="Replace an existing --json or --gif file (never a "
                                              "file it reads or a run's).")
-def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, workers, json_path,
-              force):
+def car_drive(checkpoint_paths, episodes, seed, max_steps, gif, gif_every, workers, logit_offset,
+              json_path, force):
     """Let a car network checkpoint drive, closed loop: returns and laps finished. Several
     checkpoints (or a --chains folder) drive as a family ensemble (summed logits)."""
     files.check_outputs({"--json": json_path, "--gif": gif}, _checkpoint_files(checkpoint_paths),
                         force)
     if gif is None:
         _refuse_idle(_given("gif_every"), "without --gif")
-    r = car.drive(checkpoint_paths, episodes, seed, max_steps, workers, _progressbar)
+    r = car.drive(checkpoint_paths, episodes, seed, max_steps, workers, _progressbar,
+                  logit_offset)
     click.echo("returns " + " ".join(f"{e['return']:.0f}" for e in r["episodes"]))
-    _print_returns(f"network {r['checkpoint']}" if len(r["members"]) == 1 else
-                   f"ensemble of {len(r['members'])} networks", r)
+    offset = ("" if logit_offset is None else
+              f" (logit offset {','.join(f'{v:g}' for v in logit_offset)})")
+    _print_returns((f"network {r['checkpoint']}" if len(r["members"]) == 1 else
+                    f"ensemble of {len(r['members'])} networks") + offset, r)
     if gif is not None:
-        g = car.write_gif(checkpoint_paths, seed, gif, max_steps, every=gif_every)
+        g = car.write_gif(checkpoint_paths, seed, gif, max_steps, every=gif_every,
+                          logit_offset=logit_offset)
         r["gif"] = g
         click.echo(f"gif: {gif} ({g['gif_frames']} frames, seed {seed}, return "
                    f"{g['return']:.1f})")

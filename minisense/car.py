@@ -421,17 +421,43 @@ def _record(episodes, seed, out, config, name, workers, progress, command, max_s
 
 # -- closed-loop driving --------------------------------------------------------------------------
 
-def network_policy(nets, kind: str = "grey"):
+def network_policy(nets, kind: str = "grey", logit_offset=None):
     """The binary car network, or a family ensemble of them (a list: summed logits,
     ``minisense.ensemble``), seeing frames of ``kind``, as a ``run_episode`` policy (exact
-    integer inference)."""
+    integer inference). ``logit_offset`` (one real number a class), if given, is added to the
+    real logits before the argmax (:func:`adjusted_class`); the weights stay as they are."""
     nets = nets if isinstance(nets, list) else [nets]
 
     def policy(env, observation):
         logits = ensemble.member_logits(nets, network_frame(env, observation, kind)[None])
-        cls = int(ensemble.combine(logits)["sum"][0])
+        cls = (int(ensemble.combine(logits)["sum"][0]) if logit_offset is None else
+               adjusted_class(nets, logits, logit_offset)[0])
         return ACTIONS[cls], cls
     return policy
+
+
+def adjusted_class(nets, logits: np.ndarray, logit_offset) -> np.ndarray:
+    """Post-hoc logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment"):
+    argmax of the summed real logits (``logit_scale * Z``) plus ``logit_offset``. Where the frame
+    cannot decide the label (the gas at the speed cap, results book), the argmax of a network
+    never picks the rarer class; an offset moves the decision there and nothing else.
+    logits (m, n, classes) from ``ensemble.member_logits``; returns classes (n,)."""
+    summed = logits.sum(axis=0)
+    if summed.dtype.kind != "f":                       # commensurate: one logit scale for all
+        summed = nets[0].logit_scale * summed.astype(np.float64)
+    return (summed + np.asarray(logit_offset, dtype=np.float64)).argmax(axis=1)
+
+
+def check_logit_offset(logit_offset) -> None:
+    """A one-line error unless ``logit_offset`` is None or one finite number a class."""
+    if logit_offset is None:
+        return
+    values = np.asarray(logit_offset, dtype=object).ravel().tolist()
+    if len(values) != len(CLASSES) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            for v in values):
+        raise MinisenseError(f"the logit offset must be {len(CLASSES)} finite numbers, one a "
+                             f"class ({', '.join(CLASSES)}), e.g. 0,2,0; got {logit_offset!r}")
 
 
 def _networks(paths) -> tuple[list, str]:
@@ -444,7 +470,7 @@ def _networks(paths) -> tuple[list, str]:
 
 
 def _drive_episode(args) -> dict:
-    paths, seed, max_steps = args
+    paths, seed, max_steps, logit_offset = args
     nets, kind = _networks(paths)
     counts = np.zeros(len(CLASSES), np.int64)
 
@@ -454,16 +480,17 @@ def _drive_episode(args) -> dict:
     # One BLAS thread: one frame's matrix products are tiny, and BLAS threads only wait on each
     # other there (5x slower per step on a busy 2-core machine).
     with one_blas_thread():
-        run = run_episode(seed, network_policy(nets, kind), render=True, max_steps=max_steps,
-                          on_frame=count)
+        run = run_episode(seed, network_policy(nets, kind, logit_offset), render=True,
+                          max_steps=max_steps, on_frame=count)
     return {**run, "class_counts": counts.tolist()}
 
 
 def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
-          workers: int = 2, progress=_no_progress) -> dict:
+          workers: int = 2, progress=_no_progress, logit_offset=None) -> dict:
     """The checkpoint's car network, or the family ensemble of several (``paths``: checkpoints,
     search or chains folders, as ``ensemble.member_paths``), drives ``episodes`` episodes (seeds
-    ``seed, seed+1, ...``). Returns mean / min / max return, laps finished and each episode's
+    ``seed, seed+1, ...``), its decision adjusted by ``logit_offset`` if given
+    (:func:`adjusted_class`). Returns mean / min / max return, laps finished and each episode's
     record."""
     members = ensemble.member_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     nets, kind = _networks(members)             # a clear error before any process starts
@@ -472,19 +499,22 @@ def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
         raise MinisenseError(f"episodes must be >= 1, got {episodes}")
     if not 1 <= max_steps <= MAX_STEPS:
         raise MinisenseError(f"max steps must be in 1..{MAX_STEPS}, got {max_steps}")
-    jobs = [(members, seed + i, max_steps) for i in range(episodes)]
+    check_logit_offset(logit_offset)
+    offset = None if logit_offset is None else [float(v) for v in logit_offset]
+    jobs = [(members, seed + i, max_steps, offset) for i in range(episodes)]
     runs = _map(_drive_episode, jobs, workers, progress, "driving")
     return {"checkpoint": str(checkpoint_paths(members[0])[0]),
             "members": [str(checkpoint_paths(m)[0]) for m in members],
             "commensurate": ensemble.commensurate(nets),
             "dataset": load(members[0])[1].get("dataset"), "frame_kind": kind,
             "seeds": [seed + i for i in range(episodes)], "max_steps": max_steps,
-            **summarize(runs)}
+            **({} if offset is None else {"logit_offset": offset}), **summarize(runs)}
 
 
 def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
-              scale: int = 2) -> dict:
-    """Drive one episode with the checkpoint's network (or an ensemble, as :func:`drive`) and
+              scale: int = 2, logit_offset=None) -> dict:
+    """Drive one episode with the checkpoint's network (or an ensemble, as :func:`drive`, with
+    its ``logit_offset``) and
     write every ``every``-th step to the
     animated GIF ``gif`` (real-time speed): the 96x96 observation beside the 32x32 network
     input, both ``scale`` * 96 pixels wide, under a line with the step, class and return.
@@ -492,6 +522,7 @@ def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
     from PIL import Image, ImageDraw
 
     check_seed(seed)
+    check_logit_offset(logit_offset)
     nets, kind = _networks(ensemble.member_paths(
         [paths] if isinstance(paths, (str, os.PathLike)) else paths))
     size, gap, caption = scale * 96, 4, 16
@@ -512,8 +543,8 @@ def write_gif(paths, seed: int, gif, max_steps: int = MAX_STEPS, every: int = 2,
         frames.append(image.convert("P", palette=Image.ADAPTIVE))
 
     with one_blas_thread():
-        run = run_episode(seed, network_policy(nets, kind), render=True, max_steps=max_steps,
-                          on_frame=keep)
+        run = run_episode(seed, network_policy(nets, kind, logit_offset), render=True,
+                          max_steps=max_steps, on_frame=keep)
     if not frames:
         raise MinisenseError(f"the drive of seed {seed} ended before any frame went into {gif}; "
                              "give a smaller --gif-every or more --max-steps")

@@ -215,6 +215,51 @@ def test_an_ensemble_of_one_network_twice_drives_as_that_network(car_checkpoint)
     assert twice["episodes"][0]["class_counts"] == alone["episodes"][0]["class_counts"]
 
 
+def test_a_zero_logit_offset_decides_as_the_exact_integer_argmax(car_checkpoint, tiny):
+    """Post-hoc logit adjustment: with offset 0 the real-logit argmax is the exact integer one
+    (a positive scale keeps the order and the first of ties), alone and in an ensemble; a
+    gas offset only ever turns decisions to the gas, more of them the larger it is."""
+    net, _ = checkpoint.load(car_checkpoint, architecture="car")
+    images = load_dataset("carracing", tiny[0]).train.images
+    from minisense import ensemble
+
+    for nets in ([net], [net, net]):
+        logits = ensemble.member_logits(nets, images)
+        exact = ensemble.combine(logits)["sum"]
+        assert np.array_equal(car.adjusted_class(nets, logits, [0, 0, 0]), exact)
+        spread = net.logit_scale * float(logits.std())
+        shares = []
+        for o in (0.5, 2.0, 1e9):
+            adjusted = car.adjusted_class(nets, logits, [0, o * spread, 0])
+            assert np.all((adjusted == exact) | (adjusted == 1))
+            shares.append(np.mean(adjusted == 1))
+        assert np.mean(exact == 1) <= shares[0] <= shares[1] < shares[2] == 1.0
+
+
+@pytest.mark.slow
+def test_a_drive_with_a_logit_offset_records_it_and_zero_drives_as_none(car_checkpoint):
+    plain = car.drive(car_checkpoint, 1, 1000, 40, workers=1)
+    zero = car.drive(car_checkpoint, 1, 1000, 40, workers=1, logit_offset=(0, 0, 0))
+    gas = car.drive(car_checkpoint, 1, 1000, 40, workers=1, logit_offset=(0, 1e9, 0))
+    assert "logit_offset" not in plain and zero["logit_offset"] == [0.0, 0.0, 0.0]
+    assert zero["episodes"] == plain["episodes"]
+    assert gas["episodes"][0]["class_counts"] == [0, 40, 0]
+
+
+@pytest.mark.parametrize("offset", [(0, 1), (0, float("nan"), 0), (0, True, 0), "0,1,0"])
+def test_a_bad_logit_offset_is_a_one_line_error(car_checkpoint, offset):
+    with pytest.raises(MinisenseError, match="logit offset must be 3 finite numbers"):
+        car.drive(car_checkpoint, 1, 1000, 40, workers=1, logit_offset=offset)
+
+
+@pytest.mark.parametrize("offset", ["0,x,0", "0,inf,0", "0,1"])
+def test_a_bad_logit_offset_option_is_a_one_line_error(car_checkpoint, offset, tmp_path, run,
+                                                       assert_one_line_error):
+    assert_one_line_error(run("car", "drive", car_checkpoint, "--max-steps", 5,
+                              "--logit-offset", offset, "--json", tmp_path / "d.json"))
+    assert not (tmp_path / "d.json").exists()
+
+
 def test_missing_recording_is_a_one_line_error(tmp_path, run, assert_one_line_error):
     line = assert_one_line_error(run("train", "--dataset", "carracing", "--data-dir",
                                      tmp_path / "nowhere"))
