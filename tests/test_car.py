@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from minisense import car, checkpoint, data, expert
+from minisense import car, checkpoint, data, ensemble, expert
 from minisense.data import architecture_for, load_dataset
 from minisense.errors import MinisenseError
 from minisense.expert import ACTIONS, ExpertConfig, expert_config, next_wheel_angle
@@ -221,8 +221,6 @@ def test_a_zero_logit_offset_decides_as_the_exact_integer_argmax(car_checkpoint,
     gas offset only ever turns decisions to the gas, more of them the larger it is."""
     net, _ = checkpoint.load(car_checkpoint, architecture="car")
     images = load_dataset("carracing", tiny[0]).train.images
-    from minisense import ensemble
-
     for nets in ([net], [net, net]):
         logits = ensemble.member_logits(nets, images)
         exact = ensemble.combine(logits)["sum"]

@@ -115,8 +115,8 @@ def test_a_run_folder_with_a_dot_in_its_name_holds_the_run(tmp_path, run, assert
     (["--prune-every", "step"], "'step' is not one of"),
     (["--epochs-prune", "0"], "epochs for step 'prune'"),  # the library's error, not click's
     (["--class-weights", "1,x,1"], "not comma-separated numbers"),
-    (["--class-weights", "1,0,1"], "finite number > 0"),
-    (["--class-weights", "1,inf,1"], "finite number > 0"),
+    (["--class-weights", "1,0,1"], "finite and > 0"),
+    (["--class-weights", "1,inf,1"], "finite and > 0"),
     (["--class-weights", "1,2,1"], "3 class weights for the 10 classes of digits"),
 ])
 def test_train_bad_input_is_one_line_error(args, says, tmp_path, run, assert_one_line_error):
