@@ -35,6 +35,17 @@ def assert_stage_fitness(record, network, config, data):
     return stage, len(labels)
 
 
+def assert_resumes_alike(whole, cfg, folder, stop: int) -> None:
+    """A run of ``cfg`` killed after ``stop`` steps (a run stopped there) and resumed to
+    ``cfg.max_steps`` takes the steps the uninterrupted run ``whole`` took."""
+    part = runs.start(dataclasses.replace(cfg, max_steps=stop), folder, "digits", sparsity=80)
+    part.run()
+    resumed = runs.resume(folder, max_steps=cfg.max_steps)
+    resumed.run()
+    assert [[r.get(k) for k in RECORD_KEYS] for r in whole.history[stop + 1:]] == \
+        [[r.get(k) for k in RECORD_KEYS] for r in resumed.history]
+
+
 def test_alternate_schedule_visits_layers_in_order_then_ends():
     cfg = SenseConfig(schedule="alternate", steps_per_layer=2, repeats=2)
     layers = ["layer1.0", "layer2.0", "fc"]
@@ -606,13 +617,7 @@ def test_subsampled_stages_score_exactly_their_images_resume_and_match_the_textb
     spread = float(exact_logits(runs.initial_network(1, "digits", sparsity=80)[0],
                                 digits.train.images[:200]).std())
     assert whole.config.margin_clip == round(spread)
-    part = runs.start(dataclasses.replace(cfg, max_steps=11), tmp_path / "part", "digits",
-                      sparsity=80)
-    part.run()
-    resumed = runs.resume(tmp_path / "part", max_steps=24)
-    resumed.run()
-    assert [[r.get(k) for k in RECORD_KEYS] for r in whole.history[12:]] == \
-        [[r.get(k) for k in RECORD_KEYS] for r in resumed.history]
+    assert_resumes_alike(whole, cfg, tmp_path / "part", 11)
     book = runs.start(dataclasses.replace(cfg, engine="textbook", max_steps=12),
                       tmp_path / "book", "digits", sparsity=80)
     book.run()
@@ -665,13 +670,7 @@ def test_a_class_weighted_search_scores_the_weighted_margin_and_accuracy(digits,
     run.run(on_step=check)
     assert any(r["accepted"] for r in run.history[1:])
     assert runs.read_config(tmp_path / "w" / "config.json").class_weights == WEIGHTS
-    part = runs.start(dataclasses.replace(cfg, max_steps=5), tmp_path / "part", "digits",
-                      sparsity=80)
-    part.run()
-    resumed = runs.resume(tmp_path / "part", max_steps=12)
-    resumed.run()
-    assert [[r.get(k) for k in RECORD_KEYS] for r in run.history[6:]] == \
-        [[r.get(k) for k in RECORD_KEYS] for r in resumed.history]
+    assert_resumes_alike(run, cfg, tmp_path / "part", 5)
 
 
 @pytest.mark.parametrize("weights", [[1, 2], [0] * 10, [1.5] * 10, [True] * 10, "1,2",
