@@ -323,6 +323,14 @@ def classes_of(name: str) -> int:
     return CARRACING_CLASSES if name == "carracing" else 10
 
 
+def check_class_weights(weights, classes: int, name: str) -> None:
+    """A one-line error unless ``weights`` (a trainer's class weights) give each of the
+    ``classes`` of dataset ``name`` one, or are None."""
+    if weights is not None and len(weights) != classes:
+        raise MinisenseError(f"{len(weights)} class weights for the {classes} classes of "
+                             f"{name}; give one a class")
+
+
 def majority_baseline(split: Split) -> float:
     """The accuracy of always answering the split's own most common class (0.0 when empty)."""
     if len(split.labels) == 0:

@@ -18,6 +18,7 @@ from minisense import checkpoint, files
 from minisense.data import (
     DATASETS,
     architecture_for,
+    check_class_weights,
     classes_of,
     frame_meta,
     load_dataset,
@@ -34,7 +35,6 @@ from minisense.textbook.psiren import (
     STEPS,
     PsirenConfig,
     _no_progress,
-    check_class_weights,
     dense_step,
     sgd_step,
     train_step,
@@ -112,7 +112,7 @@ def train(dataset_name: str, config: PsirenConfig, out, data_dir=None, progress=
     folder is locked while training.
     """
     config.validate()                      # before a possibly long download
-    check_class_weights(config, classes_of(dataset_name), dataset_name)
+    check_class_weights(config.class_weights, classes_of(dataset_name), dataset_name)
     check_engine(engine)
     npz_path, json_path = checkpoint.checkpoint_paths(out)
     files.check_run_folder(npz_path.parent, "trained run")       # even with force

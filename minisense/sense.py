@@ -66,7 +66,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from minisense.data import MIRRORED_CLASSES, Dataset, majority_baseline
+from minisense.data import MIRRORED_CLASSES, Dataset, check_class_weights, majority_baseline
 from minisense.errors import MinisenseError
 from minisense.fast.delta import DeltaEvaluator
 from minisense.fast.kernels import LANES
@@ -346,9 +346,7 @@ def check_inputs(net, data, config) -> None:
         raise MinisenseError(f"--mirror needs classes that have mirror images (carracing: left "
                              f"<-> right); a mirrored {data.name} image is not of its class: "
                              "drop --mirror")
-    if config.class_weights is not None and len(config.class_weights) != data.num_classes:
-        raise MinisenseError(f"{len(config.class_weights)} class weights for the "
-                             f"{data.num_classes} classes of {data.name}; give one a class")
+    check_class_weights(config.class_weights, data.num_classes, data.name)
 
 
 def shifted(images: np.ndarray, pixels: int, rng: np.random.Generator) -> np.ndarray:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minisense.data import check_class_weights
 from minisense.errors import MinisenseError
 from minisense.textbook.layers import SGD, softmax_cross_entropy
 from minisense.textbook.network import Network, binarize, fix_thresholds
@@ -109,14 +110,6 @@ class PsirenConfig:
         for name, rate in (("lr", self.lr), ("lr_binary", self.lr_binary)):
             if not (isinstance(rate, (int, float)) and 0 < rate < float("inf")):
                 raise MinisenseError(f"{name} must be a finite number > 0, got {rate!r}")
-
-
-def check_class_weights(config: PsirenConfig, classes: int, name: str) -> None:
-    """A one-line error unless ``config`` gives every one of the ``classes`` of dataset ``name``
-    a weight (or none at all)."""
-    if config.class_weights is not None and len(config.class_weights) != classes:
-        raise MinisenseError(f"{len(config.class_weights)} class weights for the {classes} "
-                             f"classes of {name}; give one a class")
 
 
 # -- step 2: magnitude pruning ----------------------------------------------------------------
@@ -323,7 +316,7 @@ def psiren(net: Network, dataset, config: PsirenConfig, rng: np.random.Generator
     the batches (e.g. ``click.progressbar``); ``log`` receives one human-readable line per epoch
     and step. ``step1``, a function with :func:`dense_step`'s arguments, stands in for step 1.
     """
-    check_class_weights(config, dataset.num_classes, dataset.name)
+    check_class_weights(config.class_weights, dataset.num_classes, dataset.name)
     history = (step1 or dense_step)(net, dataset, config, rng, progress, log)    # step 1
     history += prune_step(net, dataset, config, rng, progress, log)              # step 2
     history += sparse_step(net, dataset, config, rng, progress, log)             # step 3
