@@ -1152,11 +1152,15 @@ def car_compare(a_json, b_json, json_path, plot_path, force):
                                       "fitness or the loss).")
 @click.option("--max-steps", type=click.IntRange(51, 1000), default=1000, show_default=True,
               help="Cut each episode after this many steps (for quick trials).")
+@click.option("--logit-offset", type=Numbers(),
+              help="The network drives the rounds with these added to its real logits "
+                   "(left,straight+gas,right), as car drive --logit-offset; the labels and the "
+                   "training are unchanged  [default: none]")
 @click.option("--workers", type=JOBS, default=1, show_default=True)
 def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert, trainer, start,
                members, sparsity, epochs_dense, epochs_prune, epochs_sparse, epochs_binary,
                sense_steps, sense_minutes, sense_keep, sense_subsample, sense_redraw_steps,
-               near_departure, repeat_kept, max_steps, workers):
+               near_departure, repeat_kept, max_steps, logit_offset, workers):
     """DAgger (Ross et al. 2011): the network drives, the expert labels the frames it visits,
     they join the training episodes, and the network is trained again; a round a line in
     OUT/rounds.jsonl, the aggregate recording in OUT/data."""
@@ -1166,7 +1170,8 @@ def car_dagger(data_dir, out, rounds, episodes, seed, beta0, beta_decay, expert,
     settings = dagger.settings_for(data_dir, rounds, episodes, seed, beta0, beta_decay, expert,
                                    trainer, config, sense_steps, sense_minutes * 60, max_steps,
                                    list(start) or None, members, sense_keep, near_departure,
-                                   repeat_kept, sense_subsample, sense_redraw_steps)
+                                   repeat_kept, sense_subsample, sense_redraw_steps,
+                                   logit_offset)
     r = dagger.dagger(settings, out, workers, _progressbar, click.echo, list(sys.argv))
     click.echo(f"{len(r['rounds'])} rounds; network: {r['checkpoint']}; aggregate recording: "
                f"{r['data']}")

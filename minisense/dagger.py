@@ -28,6 +28,12 @@ steps either side; none from a track it stayed on), each ``repeat_kept`` times: 
 leaves the road on one track in eight loses most of its return there, and among all of a round's
 frames those few states weigh next to nothing in the fitness.
 
+The network may drive with a logit offset (``logit_offset``, ``car drive --logit-offset``:
+post-hoc logit adjustment, added to its real logits before the argmax): the round then visits
+the states the adjusted network reaches (faster, with more gas at the speed cap), which the
+expert labels as always; the training is unchanged, and the offset is for driving the rounds'
+networks afterwards as well.
+
 An ensemble (``members`` > 1, the paper's future work: a family ensemble, ``minisense.ensemble``)
 drives as one network, by summed logits; every member is trained again on the same aggregate,
 each from its own seed (p-SIREN) or from its own last network (SENSE).
@@ -84,7 +90,7 @@ TRAINERS = ("psiren", "psiren-step4", "sense")
 MAX_MEMBERS = 64
 # Settings added after runs were made with the ones before: what an older dagger.json meant.
 LATER_SETTINGS = {"members": 1, "sense_keep": "best", "near_departure": 0, "repeat_kept": 1,
-                  "frame_kind": "grey"}
+                  "frame_kind": "grey", "logit_offset": None}
 MAX_REPEAT = 100
 SETTINGS_FILE = "dagger.json"
 ROUNDS_FILE = "rounds.jsonl"
@@ -118,12 +124,12 @@ def beta(beta0: float, decay: float, round_: int) -> float:
 # -- one round's driving --------------------------------------------------------------------------
 
 def mixed_policy(net, config, beta_r: float, rng: np.random.Generator, counts: dict,
-                 kind: str = "grey"):
+                 kind: str = "grey", logit_offset=None):
     """A ``car.run_episode`` policy: the expert labels every step; with probability ``beta_r``
     its action is executed, else the network's (``net``: a network or an ensemble's list, seeing
-    frames of ``kind``). ``counts`` tallies the steps the expert drove and those where the
-    network agreed with it."""
-    network = car.network_policy(net, kind)
+    frames of ``kind``, deciding with ``logit_offset`` as ``car.network_policy``). ``counts``
+    tallies the steps the expert drove and those where the network agreed with it."""
+    network = car.network_policy(net, kind, logit_offset)
 
     def policy(env, observation):
         wanted = label(env, config)                  # the label, whoever drives
@@ -151,7 +157,7 @@ def _episode(args) -> dict:
     """One DAgger episode (a worker's job): frames from step ZOOM_STEPS on, as ``car.record``;
     with ``near`` > 0 only those near the first departure (:func:`kept_frames`), each kept
     ``repeat`` times."""
-    models, track, coin_seed, beta_r, config, max_steps, near, repeat, kind = args
+    models, track, coin_seed, beta_r, config, max_steps, near, repeat, kind, offset = args
     net = [checkpoint.load(m, architecture="car")[0] for m in models]
     frames, labels, steps = [], [], []
     counts = {"agree": 0, "expert": 0}
@@ -162,7 +168,8 @@ def _episode(args) -> dict:
             labels.append(cls)
             steps.append(step)
 
-    policy = mixed_policy(net, config, beta_r, np.random.default_rng(coin_seed), counts, kind)
+    policy = mixed_policy(net, config, beta_r, np.random.default_rng(coin_seed), counts, kind,
+                          offset)
     with one_blas_thread():
         run = car.run_episode(track, policy, render=True, max_steps=max_steps, on_frame=keep)
     empty = np.zeros((0, car.FRAME_SIZE, car.FRAME_SIZE), np.uint8)
@@ -183,7 +190,8 @@ def collect(models, settings: dict, round_: int, workers: int = 1, progress=car.
     paths = [str(m) for m in models]
     near, repeat = (settings.get(k, LATER_SETTINGS[k]) for k in ("near_departure", "repeat_kept"))
     jobs = [(paths, s, [round_seed(settings["seed"], round_, COINS), i], b, config,
-             settings["max_steps"], near, repeat, _frame_kind(settings))
+             settings["max_steps"], near, repeat, _frame_kind(settings),
+             settings.get("logit_offset"))
             for i, s in enumerate(seeds)]
     runs = car._map(_episode, jobs, workers, progress, f"round {round_}")
     arrays = {
@@ -335,7 +343,7 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
                  max_steps: int = car.MAX_STEPS, start=None, members: int | None = None,
                  sense_keep: str = "best", near_departure: int = 0,
                  repeat_kept: int = 1, sense_subsample: float = 1.0,
-                 sense_redraw_steps: int | None = None) -> dict:
+                 sense_redraw_steps: int | None = None, logit_offset=None) -> dict:
     """The run's settings, checked (one-line errors); what ``dagger.json`` holds. ``expert``
     defaults to the recording's (its ``expert_name``; absent: pursuit-v1). ``start``: a
     checkpoint, or a list of them (an ensemble's members); ``members``: the ensemble's size
@@ -344,7 +352,8 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
     ``near_departure``: keep only the frames within that many steps of each episode's first
     departure from the road (0: every frame); ``repeat_kept``: each kept frame that many times.
     ``sense_subsample`` < 1: each round's search scores a random share of the aggregate, drawn
-    afresh every ``sense_redraw_steps`` steps (``SenseConfig.subsample``)."""
+    afresh every ``sense_redraw_steps`` steps (``SenseConfig.subsample``). ``logit_offset``: one
+    number a class, added to the driving network's real logits (``car.network_policy``)."""
     folder = recording_folder(data_dir)
     _, meta = read_recording(folder)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
@@ -381,6 +390,7 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
         if not 0 < sense_subsample <= 1:
             raise MinisenseError(f"the sense subsample is a share of the aggregate, above 0 and "
                                  f"at most 1, got {sense_subsample!r}")
+    car.check_logit_offset(logit_offset)
     expert = expert or meta.get("expert_name") or DEFAULT_EXPERT
     expert_config(expert)                                        # a known version
     config = psiren_config or config_for("carracing")
@@ -408,7 +418,8 @@ def settings_for(data_dir, rounds: int, episodes: int = 4, seed: int = 0, beta0:
             "sense": sense_config,
             "max_steps": max_steps, "start": start, "members": members,
             "sense_keep": sense_keep, "near_departure": near_departure,
-            "repeat_kept": repeat_kept, "frame_kind": kind}
+            "repeat_kept": repeat_kept, "frame_kind": kind,
+            "logit_offset": None if logit_offset is None else [float(v) for v in logit_offset]}
 
 
 def _check_same(saved: dict, settings: dict, out) -> None:

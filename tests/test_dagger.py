@@ -515,3 +515,81 @@ def test_a_run_from_before_sense_subsample_scored_every_frame(fake_recording, tm
     with pytest.raises(MinisenseError, match="sense: "):
         dagger._check_same(saved, dagger.settings_for(folder, 3, trainer="sense",
                                                       sense_subsample=0.5), tmp_path)
+
+
+# -- driving the rounds with a logit offset -------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", range(3))
+def test_the_network_drives_a_round_with_its_logit_offset(cls):
+    # An offset far beyond any logit decides every step: the actions executed are that class's,
+    # whatever the network's own argmax (the oracle), and the expert still labels every step.
+    frames = np.random.default_rng(0).integers(0, 256, (50, 32, 32)).astype(np.uint8)
+    net = random_network("car", 80, 0, frames)
+    offset = [0.0, 0.0, 0.0]
+    offset[cls] = 1e9
+    counts, actions, labels = {"agree": 0, "expert": 0}, [], []
+    policy = dagger.mixed_policy(net, expert_config("pursuit-v1"), 0.0,
+                                 np.random.default_rng(0), counts, logit_offset=offset)
+
+    def spy(env, observation):
+        action, wanted = policy(env, observation)
+        actions.append(action)
+        labels.append(wanted)
+        return action, wanted
+    car.run_episode(7, spy, max_steps=20)
+    np.testing.assert_array_equal(np.array(actions), np.tile(car.ACTIONS[cls], (20, 1)))
+    assert counts == {"agree": labels.count(cls), "expert": 0}
+
+
+@pytest.mark.slow
+def test_a_round_collects_the_states_its_offset_network_reaches(fake_recording, tmp_path):
+    # Offset 1e9 on "left": the round's car turns left at every step, so its frames are those
+    # of a car held at full left on the round's track (the oracle), labelled by the expert.
+    frames = np.random.default_rng(0).integers(0, 256, (50, 32, 32)).astype(np.uint8)
+    path = checkpoint.save(random_network("car", 80, 0, frames), tmp_path / "net",
+                           {"dataset": "carracing"})
+    settings = dagger.settings_for(fake_recording(), 1, episodes=1, max_steps=STEPS,
+                                   logit_offset=[1e9, 0, 0])
+    arrays, runs = dagger.collect([path], settings, 0)
+    config = expert_config(settings["expert_name"])
+    oracle_frames, oracle_labels = [], []
+
+    def held_left(env, observation):
+        return car.ACTIONS[0], dagger.label(env, config)
+
+    def keep(step, observation, cls, env):
+        if step >= car.ZOOM_STEPS:
+            oracle_frames.append(car.network_frame(env, observation, "grey"))
+            oracle_labels.append(cls)
+    car.run_episode(dagger.track_seeds(0, 0, 1)[0], held_left, max_steps=STEPS, on_frame=keep)
+    np.testing.assert_array_equal(arrays["frames"], np.array(oracle_frames))
+    np.testing.assert_array_equal(arrays["labels"], np.array(oracle_labels))
+    assert runs[0]["expert"] == 0
+
+
+def test_a_logit_offset_is_checked_recorded_and_part_of_the_run(fake_recording, tmp_path, run,
+                                                                assert_one_line_error):
+    folder = fake_recording()
+    saved = dagger.settings_for(folder, 2, logit_offset=(0, 2, 0))
+    assert saved["logit_offset"] == [0.0, 2.0, 0.0]
+    json.dumps(saved)                                   # dagger.json can hold it
+    with pytest.raises(MinisenseError, match="logit_offset"):
+        dagger._check_same(saved, dagger.settings_for(folder, 3), tmp_path)
+    for bad in ((0, 2), (0, float("nan"), 0), ("a", 0, 0)):
+        with pytest.raises(MinisenseError, match="logit offset"):
+            dagger.settings_for(folder, 1, logit_offset=bad)
+    line = assert_one_line_error(run(*dagger_args(folder, tmp_path / "run", "--rounds", 1,
+                                                  "--logit-offset", "0,2")))
+    assert "logit" in line and not (tmp_path / "run").exists()
+
+
+def test_a_run_from_before_the_logit_offset_drove_without_one(fake_recording, tmp_path):
+    folder = fake_recording()
+    saved = dagger.settings_for(folder, 2)
+    assert saved["logit_offset"] is None
+    del saved["logit_offset"]
+    dagger._check_same(saved, dagger.settings_for(folder, 3), tmp_path)
+    with pytest.raises(MinisenseError, match="logit_offset: None"):
+        dagger._check_same(saved, dagger.settings_for(folder, 3, logit_offset=[0, 1, 0]),
+                           tmp_path)
