@@ -724,7 +724,8 @@ def _backprop_line(config, out, dataset, from_checkpoint, sparsity, data_dir, lr
                f"{100 * last['validation_accuracy']:.2f}%, test {100 * last['test_accuracy']:.2f}%;"
                f" best by validation: test {100 * best['test_accuracy']:.2f}% (batch "
                f"{best['batches']})")
-    click.echo(f"summary: {out / 'summary.json'}, records: {out / runs.BACKPROP_FILE}")
+    click.echo(f"summary: {out / 'summary.json'}, records: {out / runs.BACKPROP_FILE}, "
+               f"networks: {out / 'best'} (best by validation), {out / 'last'}")
 
 
 # -- minisense ensemble -----------------------------------------------------------------------

@@ -8,7 +8,8 @@
 * :func:`resume` continues a killed or finished run from its last saved state: every step's
   randomness comes from its seed and step number, so it reaches exactly the network an
   uninterrupted run reaches.
-* :func:`backprop_line`: the paper's comparison, binary backprop from the same start.
+* :func:`backprop_line`: the paper's comparison, binary backprop from the same start, its
+  best-by-validation and last networks kept as ``best/`` and ``last/`` checkpoints.
 """
 
 from __future__ import annotations
@@ -424,8 +425,10 @@ def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_che
     (Algorithm 1's step 4, ``psiren.binary_backprop``) from the very network ``start`` would
     search from, for the same ``budget_seconds`` (or ``max_steps`` batches), in the config's
     engine. One JSON line per evaluation in ``out/backprop.jsonl``, validation and test accuracy
-    as SENSE reports them; returns the summary written to ``out/summary.json``: the first, last
-    and best-by-validation records."""
+    as SENSE reports them; the network of the best-by-validation record in ``out/best/`` (saved
+    whenever validation rises, as a search's) and the last in ``out/last/``, so the line's
+    networks can be driven or compared as the search's; returns the summary written to
+    ``out/summary.json``: the first, last and best-by-validation records."""
     out = pathlib.Path(out)
     files.check_run_folder(out, "backprop line")
     with files.folder_lock(out):
@@ -434,15 +437,25 @@ def backprop_line(config: SenseConfig, out, dataset: str | None = None, from_che
         net, data = initial_network(config.seed, dataset, from_checkpoint, sparsity, data_dir)
         net = binary_network(net.architecture, net.ternary_weights(), net.thresholds,
                              net.last_gain, config.engine)
+        best = {"validation_accuracy": -1.0}
+
+        def save(part, r):
+            checkpoint.save(net, out / part, {"dataset": data.name, "backprop": r,
+                                              **frame_meta(data)}, sync=False, force=True)
+
         try:
             with open(out / BACKPROP_FILE, "w") as log:
                 def record(r):
                     log.write(json.dumps(r) + "\n")
                     log.flush()
+                    if r["validation_accuracy"] > best["validation_accuracy"]:
+                        best.update(r)
+                        save("best", r)
                     on_record(r)
                 records = binary_backprop(net, data, config.budget_seconds, lr=lr,
                                           seed=config.seed, max_batches=config.max_steps,
                                           on_record=record)
+                save("last", records[-1])
         except OSError as e:
             raise files.write_error(e.filename or out / BACKPROP_FILE, e) from None
         summary = {"method": "backprop", "lr": lr, "config": asdict(config),

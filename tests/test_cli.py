@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from helpers import TINY
 
-from minisense import __version__
+from minisense import __version__, checkpoint
+from minisense.data import load_dataset
 from minisense_cli.main import default_out
 
 
@@ -197,6 +198,25 @@ def test_search_backprop_line_starts_from_the_search_start(tmp_path, run, assert
     assert records[0]["test_accuracy"] == first["test_accuracy"]     # the very same network
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["last"] == records[-1]
+
+
+@pytest.mark.slow
+def test_search_backprop_line_keeps_its_best_and_last_networks(tmp_path, run, assert_ok):
+    # 200 batches from this start: validation peaks at batch 150, so best and last differ.
+    assert_ok(run("search", "--init", "random", "--sparsity", "80", "--dataset", "digits",
+                  "--seed", "3", "--backprop", "--max-steps", "200", "--out", tmp_path / "b"))
+    records = [json.loads(line) for line in
+               (tmp_path / "b" / "backprop.jsonl").read_text().splitlines()]
+    best = max(records, key=lambda r: r["validation_accuracy"])
+    assert best != records[-1]
+    # Loaded back, each network scores exactly what its record says.
+    data = load_dataset("digits")
+    for part, record in (("best", best), ("last", records[-1])):
+        net, meta = checkpoint.load(tmp_path / "b" / part)
+        assert meta["backprop"] == record
+        assert net.accuracy(data.validation.images,
+                            data.validation.labels) == record["validation_accuracy"]
+        assert net.accuracy(data.test.images, data.test.labels) == record["test_accuracy"]
 
 
 @pytest.mark.parametrize("args", [
