@@ -351,7 +351,7 @@ def eval_command(checkpoint_path, dataset, data_dir, json_path, force):
 
 
 def _checkpoint_files(paths) -> list[pathlib.Path]:
-    """The files a command reads for the checkpoints, search or chains folders ``paths``."""
+    """The files a command reads for ``paths``: checkpoints, search, backprop or chains folders."""
     found = ensemble.member_paths(paths) if paths else []
     return [p for path in found for p in checkpoint.checkpoint_paths(path)]
 
@@ -751,8 +751,8 @@ DAMAGE_AMOUNTS = {"swaps": (0, 1, 10, 100, 1000, 10_000),
 @click.option("--force", is_flag=True, help=FORCE_HELP)
 def ensemble_command(members, dataset, data_dir, damage_kind, amounts, damage_seeds, json_path,
                      force):
-    """A family ensemble (checkpoints, search folders or a --chains folder): each member, the
-    summed logits and the majority vote, and how often members disagree."""
+    """A family ensemble (checkpoints, search or backprop folders, or a --chains folder): each
+    member, the summed logits and the majority vote, and how often members disagree."""
     files.check_outputs({"--json": json_path}, _checkpoint_files(members), force)
     if damage_kind is None:
         _refuse_idle(_given("amounts", "damage_seeds"), "without --damage")

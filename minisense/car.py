@@ -488,8 +488,8 @@ def _drive_episode(args) -> dict:
 def drive(paths, episodes: int = 10, seed: int = 0, max_steps: int = MAX_STEPS,
           workers: int = 2, progress=_no_progress, logit_offset=None) -> dict:
     """The checkpoint's car network, or the family ensemble of several (``paths``: checkpoints,
-    search or chains folders, as ``ensemble.member_paths``), drives ``episodes`` episodes (seeds
-    ``seed, seed+1, ...``), its decision adjusted by ``logit_offset`` if given
+    search, backprop or chains folders, as ``ensemble.member_paths``), drives ``episodes``
+    episodes (seeds ``seed, seed+1, ...``), its decision adjusted by ``logit_offset`` if given
     (:func:`adjusted_class`). Returns mean / min / max return, laps finished and each episode's
     record."""
     members = ensemble.member_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)

@@ -75,13 +75,18 @@ def _numbered(folders, prefix: str) -> list[pathlib.Path]:
 
 def member_paths(paths) -> list[pathlib.Path]:
     """The checkpoints that ``paths`` name: a checkpoint (a run folder or its .npz/.json), a
-    search folder (its ``best/``), a chains folder (every ``chain-<i>/best``), or an ensemble's
-    folder of a DAgger round (every ``member-<i>``)."""
+    search folder or a backprop line's (its ``best/``), a chains folder (every
+    ``chain-<i>/best``), or an ensemble's folder of a DAgger round (every ``member-<i>``)."""
     found = []
     for path in map(pathlib.Path, paths):
         chains = _numbered([p.parent for p in path.glob("chain-*/best")], "chain-")
         members = _numbered([p.parent for p in path.glob("member-*/model.npz")], "member-")
         if (path / runs.STATE_FILE).exists():
+            found.append(path / "best")
+        elif (path / runs.BACKPROP_FILE).exists():
+            if not (path / "best").is_dir():
+                raise MinisenseError(f"{path} holds a backprop line's records but no network "
+                                     "(best/); run the line again to keep its networks")
             found.append(path / "best")
         elif chains:
             found += [c / "best" for c in chains]

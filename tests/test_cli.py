@@ -7,13 +7,15 @@ import json
 import os
 import pathlib
 import re
+import shutil
 
 import numpy as np
 import pytest
 from helpers import TINY
 
-from minisense import __version__, checkpoint
+from minisense import __version__, checkpoint, ensemble
 from minisense.data import load_dataset
+from minisense.errors import MinisenseError
 from minisense_cli.main import default_out
 
 
@@ -217,6 +219,11 @@ def test_search_backprop_line_keeps_its_best_and_last_networks(tmp_path, run, as
         assert net.accuracy(data.validation.images,
                             data.validation.labels) == record["validation_accuracy"]
         assert net.accuracy(data.test.images, data.test.labels) == record["test_accuracy"]
+    # Named by its folder (car drive, ensemble), the line is its best network, as a search is.
+    assert ensemble.member_paths([tmp_path / "b"]) == [tmp_path / "b" / "best"]
+    shutil.rmtree(tmp_path / "b" / "best")
+    with pytest.raises(MinisenseError, match="no network"):
+        ensemble.member_paths([tmp_path / "b"])
 
 
 @pytest.mark.parametrize("args", [
