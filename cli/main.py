@@ -597,9 +597,16 @@ def _stop_on_signals(run, line):
         previous = None
     try:
         yield
-    except KeyboardInterrupt as e:
+    except BaseException as e:
+        # The signal may land inside a library's cleanup (numpy's savez closing its zip), whose
+        # own error then replaces the KeyboardInterrupt: it is still the stop, found in the chain.
+        interrupt = e
+        while interrupt is not None and not isinstance(interrupt, KeyboardInterrupt):
+            interrupt = interrupt.__context__
+        if interrupt is None:
+            raise
         line.end()
-        signum = e.args[0] if e.args else signal.SIGINT
+        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
         where = f"stopped by {signal.Signals(signum).name} at step {run.state['step']}"
         if (run.out / runs.STATE_FILE).is_file():
             message = (f"{where}; every accepted move is saved in {run.out}: continue with "

@@ -391,6 +391,28 @@ def test_a_signal_during_search_ends_in_one_line_and_the_run_resumes(tmp_path, s
     assert f"{step + 5} steps" in result.output
 
 
+def test_a_signal_inside_a_save_whose_cleanup_fails_still_stops_in_one_line(tmp_path):
+    # A SIGTERM landing in numpy's savez made zipfile's cleanup raise ValueError over the
+    # KeyboardInterrupt: the stop must still be the one-line error with the signal's exit code.
+    from types import SimpleNamespace
+
+    import click
+
+    from minisense_cli.main import _stop_on_signals
+    search = SimpleNamespace(out=tmp_path, state={"step": 7})
+    with pytest.raises(click.ClickException) as caught:
+        with _stop_on_signals(search, SimpleNamespace(end=lambda: None)):
+            try:
+                raise KeyboardInterrupt(signal.SIGTERM)
+            except KeyboardInterrupt:
+                raise ValueError("Can't close the ZIP file while there is an open writing "
+                                 "handle on it") from None
+    assert caught.value.exit_code == 128 + signal.SIGTERM
+    assert caught.value.message.startswith("stopped by SIGTERM at step 7")
+    with pytest.raises(ValueError, match="not a stop"):         # any other error passes through
+        with _stop_on_signals(search, SimpleNamespace(end=lambda: None)):
+            raise ValueError("not a stop")
+
 @pytest.mark.slow
 def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained, run, assert_ok):
     out = tmp_path / "killed"
