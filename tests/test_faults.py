@@ -413,6 +413,7 @@ def test_a_signal_inside_a_save_whose_cleanup_fails_still_stops_in_one_line(tmp_
         with _stop_on_signals(search, SimpleNamespace(end=lambda: None)):
             raise ValueError("not a stop")
 
+
 @pytest.mark.slow
 def test_kill_9_during_train_leaves_no_half_checkpoint(tmp_path, trained, run, assert_ok):
     out = tmp_path / "killed"
