@@ -3,6 +3,7 @@ three start seeds each (S = 0, 1 from earlier plans, S = 2 from this one), on th
 3000-3049, the test tracks 1000-1099 and the fresh tracks 7000-7099, each paired with the expert
 pursuit-v3-cap60 on the same tracks. Run from this folder: python third.py (output third.txt)."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CAR = HERE.parent
 FRESH = CAR / "fresh-tracks-7000"
+sys.path.insert(0, str(FRESH))
+from fresh import episodes, returns, sem  # noqa: E402  (plan L's readers of a drive)
+
 EXPERT = {3000: CAR / "expert-v3/expert-cap60-s3000.json",
           1000: CAR / "expert-v3/expert-cap60-s1000.json",
           7000: FRESH / "expert-s7000.json"}
@@ -37,19 +41,6 @@ RUNS = {
     ("backprop", 2): (CAR / "backprop-random80-fine-s2",
                       {s: HERE / f"drive-backprop-{s}.json" for s in TRACKS}),
 }
-
-
-def episodes(path, key=None):
-    data = json.loads(Path(path).read_text())
-    return (data[key] if key else data)["episodes"]
-
-
-def returns(path, key=None):
-    return np.array([e["return"] for e in episodes(path, key)])
-
-
-def sem(x):
-    return x.std(ddof=1) / np.sqrt(len(x))
 
 
 def describe(path):
