@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 CAR = HERE.parent
 FRESH = CAR / "fresh-tracks-7000"
 sys.path.insert(0, str(FRESH))
-from fresh import episodes, returns, sem  # noqa: E402  (plan L's readers of a drive)
+from fresh import describe, episodes, returns, sem  # noqa: E402  (plan L's readers of a drive)
 
 EXPERT = {3000: CAR / "expert-v3/expert-cap60-s3000.json",
           1000: CAR / "expert-v3/expert-cap60-s1000.json",
@@ -41,14 +41,6 @@ RUNS = {
     ("backprop", 2): (CAR / "backprop-random80-fine-s2",
                       {s: HERE / f"drive-backprop-{s}.json" for s in TRACKS}),
 }
-
-
-def describe(path):
-    eps = episodes(path)
-    r = np.array([e["return"] for e in eps])
-    return (f"{r.mean():5.1f} +- {sem(r):3.1f} (laps {sum(e['lap'] for e in eps)}, "
-            f"below 900 {np.sum(r < 900)}, off road {sum(e['off_road_steps'] > 0 for e in eps)}, "
-            f"min {r.min():5.1f})")
 
 
 def paired(a, b):
