@@ -1,12 +1,12 @@
 """Plan N's numbers (output results.txt): each network's frames (metrics.json) and its drive of the
 validation tracks 3000-3099 paired with the expert and with the same p-SIREN seed on the plain
 fine frames. Run from this folder: python results.py."""
-import json
 from pathlib import Path
 
 import numpy as np
 
-from minisense.car import paired
+from minisense.car import paired, summarize
+from minisense.runlogs import read_json
 
 HERE = Path(__file__).resolve().parent
 CAR = HERE.parents[1]
@@ -22,18 +22,17 @@ def runs(paths):
     """The episodes of one driver over 3000-3099, in seed order, from its drive files."""
     out = []
     for p in paths:
-        data = json.loads(Path(p).read_text())
+        data = read_json(Path(p))
         out += data.get("three_class", data)["episodes"]
     assert [r["seed"] for r in out] == list(range(3000, 3100)), paths
     return out
 
 
 def drove(mine):
-    """Mean +- SE over the tracks, laps, tracks where it left the road, top speed."""
-    r = np.array([x["return"] for x in mine])
-    return (f"{r.mean():.1f} +- {r.std(ddof=1) / np.sqrt(len(r)):.1f} (laps "
-            f"{sum(x['lap'] for x in mine)}, off the road {sum(x['off_road_steps'] > 0 for x in mine)}"
-            f", top speed {max(x['top_speed'] for x in mine):.1f})")
+    """Mean +- SE over the tracks, laps, tracks where it left the road, top speed (car.summarize)."""
+    s = summarize(mine)
+    return (f"{s['mean_return']:.1f} +- {s['sem_return']:.1f} (laps {s['laps']}, off the road "
+            f"{s['off_road_episodes']}, top speed {s['top_speed']:.1f})")
 
 
 def line(name, d):
@@ -51,7 +50,7 @@ for seed, plain_paths in PLAIN.items():
     print("  " + line("against the expert", p))
     for variant in ("oracle", "oracle-allowed", "fovea"):
         folder = HERE / f"{variant}-s{seed}"
-        m = json.loads((folder / "metrics.json").read_text())
+        m = read_json(folder / "metrics.json")
         drive = folder / "val3000-3099.json"
         head = (f"{variant}, seed {seed}: validation frames {100 * m['accuracy']['validation']:.2f}%, test "
                 f"{100 * m['accuracy']['test']:.2f}%")
@@ -74,7 +73,7 @@ for h, mine in horizons.items():
 near = [x["return"] for x in horizons[6]]
 for seed, plain_paths in PLAIN.items():
     folder = HERE / f"h6-s{seed}"
-    m = json.loads((folder / "metrics.json").read_text())
+    m = read_json(folder / "metrics.json")
     head = (f"horizon-6 recording, seed {seed}: validation frames "
             f"{100 * m['accuracy']['validation']:.2f}%, test {100 * m['accuracy']['test']:.2f}%")
     drive = folder / "val3000-3099.json"
